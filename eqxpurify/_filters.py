@@ -1,0 +1,107 @@
+"""Split a model into its trainable latents and everything else, and back."""
+
+from typing import Any, NamedTuple, TypeVar
+
+import equinox as eqx
+import jax
+from jaxtyping import PyTree
+
+from ._paths import find_path
+from ._wrappers import Param, build, is_param
+
+__all__ = ["ParamNodes", "combine", "param_nodes", "partition", "replace_latents"]
+
+_M = TypeVar("_M")
+
+
+class ParamNodes(NamedTuple):
+    """A model flattened down to its Param nodes (everything else kept whole)."""
+
+    nodes: list[Any]
+    treedef: Any
+    indices: list[int]  # positions in `nodes` that hold a Param
+
+    @property
+    def params(self) -> list[Param]:
+        return [self.nodes[i] for i in self.indices]
+
+    def path(self, model: Any, k: int) -> str:
+        """The path, in `model`, of the `k`-th Param."""
+        return find_path(model, self.indices[k], is_param)
+
+
+def param_nodes(model: Any) -> ParamNodes:
+    """Flatten `model` with Params as leaves, in deterministic path order."""
+    nodes, treedef = jax.tree.flatten(model, is_leaf=is_param)
+    indices = [i for i, node in enumerate(nodes) if isinstance(node, Param)]
+    return ParamNodes(nodes, treedef, indices)
+
+
+def replace_latents(flat: ParamNodes, latents: list[Any]) -> Any:
+    """Rebuild the model of `flat` with each Param's latent replaced, in order."""
+    nodes = list(flat.nodes)
+    for i, latent in zip(flat.indices, latents, strict=True):
+        nodes[i] = build(Param, latent=latent, prior=nodes[i].prior)
+    return jax.tree.unflatten(flat.treedef, nodes)
+
+
+def _none_like(tree: Any) -> Any:
+    return jax.tree.map(lambda _: None, tree)
+
+
+def partition(model: _M) -> tuple[PyTree, PyTree]:
+    """Split a model into its trainable latents and everything else.
+
+    Arguments:
+        model: any pytree (usually an `eqx.Module`) containing `ep.Param`s.
+
+    Returns:
+        `(params, rest)`. `params` has the model's structure with every Param
+        latent kept and `None` everywhere else (Fixed data, prior
+        hyperparameters, plain arrays, static fields); `rest` is the complement.
+        `ep.combine(params, rest)` rebuilds the model. Pass `params` to
+        `eqx.filter_grad`, `optax` and `eqx.apply_updates`: nothing in `rest`,
+        Fixed data included, is ever differentiated or updated.
+
+    !!! example
+
+        ```python
+        params, rest = ep.partition(model)
+        grads = eqx.filter_grad(lambda p: loss(ep.combine(p, rest)))(params)
+        ```
+    """
+    flat = param_nodes(model)
+    params_nodes: list[Any] = [None] * len(flat.nodes)
+    rest_nodes = list(flat.nodes)
+    empty_priors: dict[int, Any] = {}  # priors are often shared: map each once
+    for i in flat.indices:
+        node = flat.nodes[i]
+        key = id(node.prior)
+        if key not in empty_priors:
+            empty_priors[key] = _none_like(node.prior)
+        params_nodes[i] = build(Param, latent=node.latent, prior=empty_priors[key])
+        rest_nodes[i] = build(Param, latent=None, prior=node.prior)
+    return (
+        jax.tree.unflatten(flat.treedef, params_nodes),
+        jax.tree.unflatten(flat.treedef, rest_nodes),
+    )
+
+
+def combine(params: PyTree, rest: PyTree) -> PyTree:
+    """Rebuild a model from the two halves returned by `ep.partition`.
+
+    Arguments:
+        params: the trainable half (possibly updated by an optimizer).
+        rest: the other half.
+
+    Returns:
+        The model, with each Param's latent taken from `params`.
+    """
+    try:
+        return eqx.combine(params, rest)
+    except ValueError as e:
+        raise ValueError(
+            "`ep.combine(params, rest)` got two trees of different structure. Both "
+            "must come from the same `ep.partition(model)` call (an optimizer update "
+            "keeps the structure of `params`)."
+        ) from e

@@ -1,0 +1,293 @@
+"""The wrappers that tag a model's fields: `Param` and `Fixed`."""
+
+import abc
+import functools
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Shaped
+
+from ._priors import AbstractPrior, Normal
+
+__all__ = ["AbstractWrapper", "Fixed", "Param", "is_fixed", "is_param", "is_wrapper"]
+
+_W = TypeVar("_W", bound="AbstractWrapper")
+
+_INIT_HINT = "Initialise it with `ep.normal(model, key=key)` or `ep.zeros(model)`."
+
+
+def build(cls: type[_W], **fields: Any) -> _W:
+    """Make a wrapper from already-validated fields, skipping `__init__`.
+
+    This is what `jax.tree.unflatten` does for every `eqx.Module`; the library uses
+    it on its fast paths (partition, init, ravel) where the fields are known good.
+    """
+    obj = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+@functools.cache
+def standard_normal() -> Normal:
+    """The default prior, shared by every Param that names none."""
+    return Normal(0.0, 1.0)
+
+
+def _default_float() -> np.dtype:
+    return jax.dtypes.canonicalize_dtype(float)
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class AbstractWrapper(eqx.Module):
+    """A tagged field of a model. `ep.unwrap` replaces each wrapper by `.value`."""
+
+    @property
+    @abc.abstractmethod
+    def value(self) -> Array:
+        """The plain array that model code computes with."""
+
+    @property
+    @abc.abstractmethod
+    def is_abstract(self) -> bool:
+        """Whether this wrapper holds only a shape and dtype, no values yet."""
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """The shape of `.value`."""
+
+    @property
+    @abc.abstractmethod
+    def dtype(self) -> np.dtype:
+        """The dtype of `.value`."""
+
+
+class Param(AbstractWrapper):
+    """A trainable quantity, stored as a whitened latent pushed through a prior.
+
+    The latent `z` is standard normal under the prior; the physical value is
+    `prior.forward(z)`. Optimisers, samplers and `ep.ravel` see only `z`; prior
+    hyperparameters are never trained.
+
+    Construct it in one of three ways:
+
+    - abstract, by shape only: `ep.Param(shape=(n,))` or
+      `ep.Param(prior=ep.LogNormal(3.0, 0.1))` (the shape defaults to the prior's
+      hyperparameter shape, `()` for scalars). Fill it with `ep.normal`/`ep.zeros`.
+    - from a physical value: `ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))` stores
+      `z = prior.inverse(2.5)`.
+    - from a latent: `ep.Param.from_latent(z, prior=...)`.
+
+    Arguments:
+        value: the physical value (array-like), or None for an abstract Param.
+        prior: an `ep.AbstractPrior`; default `ep.Normal(0, 1)`.
+        shape: the shape; inferred from `value` or the prior when omitted. A scalar
+            `value` is broadcast to `shape`.
+        dtype: a floating dtype; default the value's floating dtype, else JAX's
+            default float (float32, or float64 under `jax_enable_x64`).
+        latent: the latent instead of `value` (what `from_latent` uses).
+    """
+
+    latent: Float[Array, "..."] | jax.ShapeDtypeStruct
+    prior: AbstractPrior
+
+    def __init__(
+        self,
+        value: ArrayLike | None = None,
+        *,
+        prior: AbstractPrior | None = None,
+        shape: tuple[int, ...] | None = None,
+        dtype: Any = None,
+        latent: ArrayLike | None = None,
+    ):
+        if prior is None:
+            prior = standard_normal()
+        elif not isinstance(prior, AbstractPrior):
+            raise TypeError(
+                "`prior` must be an `ep.AbstractPrior` such as `ep.Normal(0, 1)`, "
+                f"got {type(prior).__name__}."
+            )
+        if value is not None and latent is not None:
+            raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
+        if shape is not None:
+            shape = tuple(int(d) for d in shape)
+        given = value if latent is None else latent
+        if given is None:
+            dtype = _default_float() if dtype is None else np.dtype(dtype)
+            _check_float(dtype)
+            if shape is None:
+                shape = prior.batch_shape
+            _check_broadcast(prior, shape)
+            self.latent = jax.ShapeDtypeStruct(shape, dtype)
+        else:
+            arr = jnp.asarray(given)
+            if dtype is None:
+                is_float = jnp.issubdtype(arr.dtype, jnp.floating)
+                dtype = arr.dtype if is_float else _default_float()
+            dtype = np.dtype(dtype)
+            _check_float(dtype)
+            if shape is None:
+                shape = jnp.broadcast_shapes(arr.shape, prior.batch_shape)
+            elif jnp.broadcast_shapes(arr.shape, shape) != shape:
+                raise ValueError(
+                    f"`ep.Param` got a value of shape {_shape_str(arr.shape)} that "
+                    f"does not broadcast to `shape={_shape_str(shape)}`."
+                )
+            _check_broadcast(prior, shape)
+            arr = jnp.broadcast_to(arr, shape)
+            if latent is None:
+                ct = jnp.promote_types(dtype, jnp.float32)
+                arr = prior.inverse(arr.astype(ct))
+                _check_finite(arr, prior)
+            self.latent = arr.astype(dtype)
+        self.prior = prior
+
+    @classmethod
+    def from_latent(
+        cls, latent: ArrayLike, *, prior: AbstractPrior | None = None, dtype: Any = None
+    ) -> "Param":
+        """A Param whose latent is `latent` (its value is `prior.forward(latent)`)."""
+        return cls(latent=latent, prior=prior, dtype=dtype)
+
+    @property
+    def is_abstract(self) -> bool:
+        return isinstance(self.latent, jax.ShapeDtypeStruct)
+
+    @property
+    def value(self) -> Array:
+        """The physical value `prior.forward(latent)`."""
+        if self.is_abstract:
+            raise ValueError(
+                f"This Param (shape {_shape_str(self.shape)}) is abstract: it has a "
+                f"shape but no value yet. {_INIT_HINT}"
+            )
+        assert not isinstance(self.latent, jax.ShapeDtypeStruct)
+        return self.prior.forward(self.latent)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.latent.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.latent.dtype)
+
+
+def _check_float(dtype: np.dtype) -> None:
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"`ep.Param` needs a floating dtype, got {dtype}. Integer and boolean "
+            "data is never trained: store it as `ep.Fixed(...)` or a plain field."
+        )
+
+
+def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
+    batch = prior.batch_shape
+    try:
+        ok = jnp.broadcast_shapes(batch, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"The prior's hyperparameters have shape {_shape_str(batch)}, which does "
+            f"not broadcast to the Param's shape {_shape_str(shape)}. Give the Param "
+            "a matching `shape=` or hyperparameters of a broadcastable shape."
+        )
+
+
+def _check_finite(latent: Array, prior: AbstractPrior) -> None:
+    if isinstance(latent, jax.core.Tracer):
+        return
+    if not np.all(np.isfinite(np.asarray(latent))):
+        raise ValueError(
+            f"`ep.Param` got a value outside the support of its prior {prior!r}: "
+            "`prior.inverse(value)` is not finite. Pass a value inside the prior's "
+            "support (e.g. positive for LogNormal, strictly inside (low, high) for "
+            "Uniform)."
+        )
+
+
+class Fixed(AbstractWrapper):
+    """Data that is part of the model but never trained.
+
+    `ep.partition` puts Fixed arrays in the non-trainable half, so no optimizer
+    (weight decay and momentum included) ever updates them, and `.value` is
+    `stop_gradient` of the array.
+
+    Arguments:
+        value: the array (any dtype), or None for an abstract Fixed filled later
+            with `eqx.tree_at` or `ep.set_value`.
+        shape: the shape of an abstract Fixed.
+        dtype: the dtype (default JAX's default float for an abstract Fixed).
+    """
+
+    array: Shaped[Array, "..."] | jax.ShapeDtypeStruct
+
+    def __init__(
+        self,
+        value: ArrayLike | None = None,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtype: Any = None,
+    ):
+        if value is None:
+            if shape is None:
+                raise ValueError(
+                    "`ep.Fixed` needs a `value`, or a `shape=` for an abstract Fixed."
+                )
+            dtype = _default_float() if dtype is None else np.dtype(dtype)
+            self.array = jax.ShapeDtypeStruct(tuple(int(d) for d in shape), dtype)
+        else:
+            arr = jnp.asarray(value) if dtype is None else jnp.asarray(value, dtype)
+            if shape is not None and arr.shape != tuple(shape):
+                raise ValueError(
+                    f"`ep.Fixed` got a value of shape {_shape_str(arr.shape)} but "
+                    f"`shape={_shape_str(tuple(shape))}`."
+                )
+            self.array = arr
+
+    @property
+    def is_abstract(self) -> bool:
+        return isinstance(self.array, jax.ShapeDtypeStruct)
+
+    @property
+    def value(self) -> Array:
+        """The array, behind `stop_gradient`."""
+        if self.is_abstract:
+            raise ValueError(
+                f"This Fixed (shape {_shape_str(self.shape)}) is abstract: fill it "
+                "with `ep.set_value(model, where, array)` or "
+                "`eqx.tree_at(where, model, ep.Fixed(array))` before use."
+            )
+        assert not isinstance(self.array, jax.ShapeDtypeStruct)
+        return jax.lax.stop_gradient(self.array)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.array.dtype)
+
+
+def is_param(node: Any) -> bool:
+    """Whether `node` is an `ep.Param` (usable as `is_leaf` with JAX and Equinox)."""
+    return isinstance(node, Param)
+
+
+def is_fixed(node: Any) -> bool:
+    """Whether `node` is an `ep.Fixed` (usable as `is_leaf` with JAX and Equinox)."""
+    return isinstance(node, Fixed)
+
+
+def is_wrapper(node: Any) -> bool:
+    """Whether `node` is an `ep.Param` or `ep.Fixed`."""
+    return isinstance(node, AbstractWrapper)
