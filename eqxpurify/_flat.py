@@ -16,16 +16,30 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-__all__ = ["common_dtype", "concat", "is_traced", "split"]
+__all__ = ["common_dtype", "compute_dtype", "concat", "is_traced", "split"]
 
 
 def is_traced(*arrays: object) -> bool:
     return any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
-def common_dtype(dtypes: Sequence[np.dtype]) -> np.dtype:
-    """The dtype that holds every latent exactly: at least float32."""
-    return np.dtype(jnp.result_type(jnp.float32, *dtypes))
+def compute_dtype(dtype: Any) -> np.dtype:
+    """The dtype to compute in: low-precision floats are promoted to float32.
+
+    Written out rather than via `jnp.promote_types`, which obeys (and under strict
+    promotion refuses) the user's promotion mode.
+    """
+    dtype = np.dtype(dtype)
+    return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+
+
+def common_dtype(dtypes: Sequence[Any]) -> np.dtype:
+    """The dtype that holds every latent exactly: the widest, at least float32."""
+    return max(
+        (compute_dtype(d) for d in dtypes),
+        key=lambda d: d.itemsize,
+        default=np.dtype(np.float32),
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -15,6 +15,8 @@ import numpy as np
 from jax.scipy.special import ndtr, ndtri
 from jaxtyping import Array, ArrayLike, Float
 
+from ._flat import compute_dtype
+
 __all__ = ["AbstractPrior", "LogNormal", "Normal", "Uniform"]
 
 
@@ -53,7 +55,8 @@ def _positive(arr: Array, name: str, owner: str) -> Array:
 def _show(arr: Array) -> str:
     if isinstance(arr, jax.core.Tracer):
         return "a traced value"
-    return np.array2string(np.asarray(arr), threshold=6)
+    host = np.asarray(arr)
+    return str(host.tolist()) if host.size <= 8 else f"an array of shape {host.shape}"
 
 
 class AbstractPrior(eqx.Module):
@@ -95,11 +98,6 @@ class AbstractPrior(eqx.Module):
         return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
 
 
-def _compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
-    """Low-precision latents are transformed in float32 and cast back."""
-    return jnp.promote_types(dtype, jnp.float32)
-
-
 class Normal(AbstractPrior):
     """Normal prior: `x = mean + sigma * z`.
 
@@ -117,12 +115,12 @@ class Normal(AbstractPrior):
         self.sigma = _positive(_hyper(sigma, "sigma", "Normal"), "sigma", "Normal")
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = _compute_dtype(z.dtype)
+        ct = compute_dtype(z.dtype)
         x = self.mean.astype(ct) + self.sigma.astype(ct) * z.astype(ct)
         return x.astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = _compute_dtype(x.dtype)
+        ct = compute_dtype(x.dtype)
         z = (x.astype(ct) - self.mean.astype(ct)) / self.sigma.astype(ct)
         return z.astype(x.dtype)
 
@@ -153,12 +151,12 @@ class LogNormal(AbstractPrior):
         return jnp.log(mean) - 0.5 * var, jnp.sqrt(var)
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = _compute_dtype(z.dtype)
+        ct = compute_dtype(z.dtype)
         mu, s = self._log_params(ct)
         return jnp.exp(mu + s * z.astype(ct)).astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = _compute_dtype(x.dtype)
+        ct = compute_dtype(x.dtype)
         mu, s = self._log_params(ct)
         return ((jnp.log(x.astype(ct)) - mu) / s).astype(x.dtype)
 
@@ -189,7 +187,7 @@ class Uniform(AbstractPrior):
         )
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = _compute_dtype(z.dtype)
+        ct = compute_dtype(z.dtype)
         low, high = self.low.astype(ct), self.high.astype(ct)
         zc = z.astype(ct)
         width = high - low
@@ -197,7 +195,7 @@ class Uniform(AbstractPrior):
         return x.astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = _compute_dtype(x.dtype)
+        ct = compute_dtype(x.dtype)
         low, high = self.low.astype(ct), self.high.astype(ct)
         xc = x.astype(ct)
         width = high - low

@@ -30,7 +30,12 @@ class Unravel(eqx.Module):
     dtypes: tuple[np.dtype, ...] = eqx.field(static=True)
     size: int = eqx.field(static=True)
 
-    def __call__(self, flat: Float[Array, " n"]) -> PyTree:
+    # Identity hashing, so that `jax.jit(unravel)` works like jitting any function
+    # (field-wise hashing would fail on the array leaves of `rest`).
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+    def __call__(self, flat: Array) -> PyTree:
         shape = tuple(jnp.shape(flat))
         if shape != (self.size,):
             hint = (
@@ -42,10 +47,9 @@ class Unravel(eqx.Module):
                 f"`unravel` expects a 1-d vector of length {self.size} (the number of "
                 f"latent elements in the model), got shape {shape}.{hint}"
             )
-        if not jnp.issubdtype(jnp.result_type(flat), jnp.floating):
-            raise TypeError(
-                f"`unravel` expects a floating vector, got dtype {jnp.result_type(flat)}."
-            )
+        dtype = jnp.result_type(flat)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"`unravel` expects a floating vector, got dtype {dtype}.")
         latents = split(jnp.asarray(flat), self.shapes, self.dtypes)
         return replace_latents(
             ParamNodes(self.rest, self.treedef, list(self.indices)), latents

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
+from ._flat import compute_dtype
 from ._priors import AbstractPrior, Normal
 
 __all__ = ["AbstractWrapper", "Fixed", "Param", "is_fixed", "is_param", "is_wrapper"]
@@ -42,7 +43,9 @@ def _default_float() -> np.dtype:
 
 
 def _shape_str(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    )
 
 
 class AbstractWrapper(eqx.Module):
@@ -134,8 +137,11 @@ class Param(AbstractWrapper):
             dtype = np.dtype(dtype)
             _check_float(dtype)
             if shape is None:
-                shape = jnp.broadcast_shapes(arr.shape, prior.batch_shape)
-            elif jnp.broadcast_shapes(arr.shape, shape) != shape:
+                shape = _broadcast(arr.shape, prior.batch_shape)
+                if shape is None:
+                    _check_broadcast(prior, arr.shape)  # raises, naming both shapes
+                    raise AssertionError  # pragma: no cover
+            if _broadcast(arr.shape, shape) != shape:
                 raise ValueError(
                     f"`ep.Param` got a value of shape {_shape_str(arr.shape)} that "
                     f"does not broadcast to `shape={_shape_str(shape)}`."
@@ -143,7 +149,7 @@ class Param(AbstractWrapper):
             _check_broadcast(prior, shape)
             arr = jnp.broadcast_to(arr, shape)
             if latent is None:
-                ct = jnp.promote_types(dtype, jnp.float32)
+                ct = compute_dtype(dtype)
                 arr = prior.inverse(arr.astype(ct))
                 _check_finite(arr, prior)
             self.latent = arr.astype(dtype)
@@ -188,13 +194,17 @@ def _check_float(dtype: np.dtype) -> None:
         )
 
 
+def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The broadcast shape, or None where the shapes do not broadcast."""
+    try:
+        return tuple(jnp.broadcast_shapes(*shapes))
+    except ValueError:
+        return None
+
+
 def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
     batch = prior.batch_shape
-    try:
-        ok = jnp.broadcast_shapes(batch, shape) == shape
-    except ValueError:
-        ok = False
-    if not ok:
+    if _broadcast(batch, shape) != shape:
         raise ValueError(
             f"The prior's hyperparameters have shape {_shape_str(batch)}, which does "
             f"not broadcast to the Param's shape {_shape_str(shape)}. Give the Param "
@@ -226,9 +236,13 @@ class Fixed(AbstractWrapper):
             with `eqx.tree_at` or `ep.set_value`.
         shape: the shape of an abstract Fixed.
         dtype: the dtype (default JAX's default float for an abstract Fixed).
+        prior: the prior of the Param this Fixed was frozen from. `ep.freeze` sets
+            it so that `ep.unfreeze` restores the Param; it is never used otherwise
+            (a Fixed is not transformed) and is not trained.
     """
 
     array: Shaped[Array, "..."] | jax.ShapeDtypeStruct
+    prior: AbstractPrior | None = eqx.field(default=None, repr=False)
 
     def __init__(
         self,
@@ -236,7 +250,14 @@ class Fixed(AbstractWrapper):
         *,
         shape: tuple[int, ...] | None = None,
         dtype: Any = None,
+        prior: AbstractPrior | None = None,
     ):
+        if prior is not None and not isinstance(prior, AbstractPrior):
+            raise TypeError(
+                "`prior` must be an `ep.AbstractPrior` or None, got "
+                f"{type(prior).__name__}."
+            )
+        self.prior = prior
         if value is None:
             if shape is None:
                 raise ValueError(

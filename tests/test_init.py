@@ -1,0 +1,180 @@
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqxpurify as ep
+
+from .conftest import tree_allclose
+
+
+class Net(eqx.Module):
+    layers: list
+    scale: ep.Param
+    data: ep.Fixed
+    counts: jax.Array
+    key: jax.Array
+    tag: str = eqx.field(static=True)
+
+
+def make_net(dtype=jnp.float32):
+    return Net(
+        layers=[
+            {"w": ep.Param(shape=(3, 2), dtype=dtype), "b": ep.Param(shape=(2,))},
+            {"w": ep.Param(shape=(2, 1), prior=ep.Normal(0.0, 1 / math.sqrt(2)))},
+        ],
+        scale=ep.Param(prior=ep.LogNormal(1.0, 0.2)),
+        data=ep.Fixed(jnp.arange(4.0)),
+        counts=jnp.arange(5),
+        key=jax.random.key(7),
+        tag="net",
+    )
+
+
+def test_shapes():
+    model = ep.normal(make_net(), key=jax.random.key(0))
+    abstract = ep.shapes(model)
+    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct((3, 2), jnp.float32)
+    assert abstract.data.array is model.data.array
+    assert tree_allclose(ep.shapes(make_net()), abstract)
+
+
+def test_zeros(float_dtype):
+    model = ep.zeros(make_net(float_dtype))
+    assert model.layers[0]["w"].latent.dtype == float_dtype
+    np.testing.assert_array_equal(model.layers[0]["w"].latent, np.zeros((3, 2)))
+    np.testing.assert_allclose(model.layers[1]["w"].value, 0.0)
+    np.testing.assert_array_equal(model.data.array, np.arange(4.0))
+
+
+def test_normal_fills_every_latent_with_distinct_values(getkey):
+    model = ep.normal(make_net(), key=getkey())
+    params = jax.tree.leaves(ep.partition(model)[0])
+    assert len(params) == 4
+    values = np.concatenate([np.ravel(p) for p in params])
+    assert len(np.unique(values)) == values.size  # no two leaves share draws
+
+
+def test_normal_is_deterministic_per_key():
+    a = ep.normal(make_net(), key=jax.random.key(1))
+    b = ep.normal(make_net(), key=jax.random.key(1))
+    c = ep.normal(make_net(), key=jax.random.key(2))
+    assert tree_allclose(a, b, rtol=0, atol=0)
+    assert not tree_allclose(a, c)
+
+
+def test_normal_accepts_raw_uint32_keys():
+    model = ep.normal(make_net(), key=jax.random.PRNGKey(0))
+    assert not model.scale.is_abstract
+
+
+def test_normal_never_touches_non_params(getkey):
+    template = make_net()
+    model = ep.normal(template, key=getkey())
+    assert model.data.array is template.data.array
+    assert model.counts is template.counts
+    assert model.key is template.key
+    assert model.tag == "net"
+    assert model.scale.prior is template.scale.prior
+
+
+def test_normal_is_standard_normal(getkey):
+    model = ep.normal({"z": ep.Param(shape=(20000,))}, key=getkey())
+    z = model["z"].latent
+    assert abs(float(jnp.mean(z))) < 0.03 and abs(float(jnp.std(z)) - 1) < 0.03
+
+
+def test_normal_same_under_jit():
+    key = jax.random.key(3)
+    eager = ep.normal(make_net(), key=key)
+    jitted = eqx.filter_jit(lambda k: ep.normal(make_net(), key=k))(key)
+    assert tree_allclose(eager, jitted, rtol=0, atol=0)
+
+
+def test_normal_ensemble_member_equals_single_call():
+    keys = jax.random.split(jax.random.key(4), 5)
+    template = make_net()
+    ensemble = eqx.filter_vmap(lambda k: ep.normal(template, key=k))(keys)
+    assert ensemble.layers[0]["w"].latent.shape == (5, 3, 2)
+    for i in (0, 3):
+        member = jax.tree.map(
+            lambda x: x[i] if eqx.is_array(x) and x.ndim and x.shape[0] == 5 else x,
+            ensemble,
+        )
+        single = ep.normal(template, key=keys[i])
+        np.testing.assert_array_equal(
+            member.layers[0]["w"].latent, single.layers[0]["w"].latent
+        )
+        np.testing.assert_array_equal(member.scale.latent, single.scale.latent)
+
+
+def test_normal_nested_vmap_invariance():
+    """Building under nested filter_vmap agrees with building directly."""
+    keys = jax.random.split(jax.random.key(5), 6).reshape(2, 3)
+    template = {"w": ep.Param(shape=(4,))}
+    nested = eqx.filter_vmap(eqx.filter_vmap(lambda k: ep.normal(template, key=k)))(
+        keys
+    )
+    direct = ep.normal(template, key=keys[1, 2])
+    np.testing.assert_array_equal(nested["w"].latent[1, 2], direct["w"].latent)
+
+
+def test_normal_mixed_dtypes():
+    model = {
+        "a": ep.Param(shape=(3,), dtype=jnp.bfloat16),
+        "b": ep.Param(shape=(2,), dtype=jnp.float16),
+        "c": ep.Param(shape=(2,)),
+    }
+    out = ep.normal(model, key=jax.random.key(0))
+    assert out["a"].latent.dtype == jnp.bfloat16
+    assert out["b"].latent.dtype == jnp.float16
+    assert out["c"].latent.dtype == jnp.float32
+
+
+def test_normal_float64():
+    with jax.enable_x64(True):
+        out = ep.normal(
+            {"a": ep.Param(shape=(3,), dtype=jnp.float64)}, key=jax.random.key(0)
+        )
+        assert out["a"].latent.dtype == jnp.float64
+
+
+def test_normal_grad_flows_through_nothing(getkey):
+    # `normal` only draws; it is not a function of the model's values.
+    template = make_net()
+    model = ep.normal(template, key=getkey())
+    assert ep.shapes(model).layers[0]["b"].latent.shape == (2,)
+
+
+def test_log_prior(getkey):
+    model = ep.normal(make_net(), key=getkey())
+    latents = jnp.concatenate(
+        [jnp.ravel(x) for x in jax.tree.leaves(ep.partition(model)[0])]
+    )
+    expected = jnp.sum(jax.scipy.stats.norm.logpdf(latents))
+    np.testing.assert_allclose(ep.log_prior(model), expected, rtol=1e-6)
+    params, rest = ep.partition(model)
+    grad = eqx.filter_grad(lambda p: ep.log_prior(ep.combine(p, rest)))(params)
+    np.testing.assert_allclose(grad.scale.latent, -model.scale.latent, rtol=1e-6)
+    jitted = eqx.filter_jit(ep.log_prior)(model)
+    np.testing.assert_allclose(jitted, expected, rtol=1e-6)
+    keys = jax.random.split(getkey(), 3)
+    ensemble = eqx.filter_vmap(lambda k: ep.normal(make_net(), key=k))(keys)
+    batched = eqx.filter_vmap(ep.log_prior)(ensemble)
+    assert batched.shape == (3,)
+
+
+def test_log_prior_dtype():
+    model = ep.zeros({"a": ep.Param(shape=(3,), dtype=jnp.bfloat16)})
+    lp = ep.log_prior(model)
+    assert lp.dtype == jnp.float32
+    np.testing.assert_allclose(lp, 3 * -0.5 * math.log(2 * math.pi), rtol=1e-6)
+    assert ep.log_prior({"no": jnp.ones(2)}) == 0.0
+
+
+def test_log_prior_abstract_error():
+    with pytest.raises(ValueError, match=r"Param at `\['scale'\]` is abstract"):
+        ep.log_prior({"scale": ep.Param(shape=())})

@@ -1,0 +1,173 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqxpurify as ep
+
+from .conftest import tree_allclose
+
+
+class Model(eqx.Module):
+    w: ep.Param
+    b: ep.Param
+    h: ep.Param
+    x: ep.Fixed
+    n: jax.Array
+    act: str = eqx.field(static=True)
+
+    @ep.unwrapped
+    def __call__(self):
+        y = jnp.tanh(self.x @ self.w.astype(jnp.float32) + self.b)
+        return jnp.sum(y**2) + jnp.sum(self.h.astype(jnp.float32))
+
+
+def make(key):
+    model = Model(
+        w=ep.Param(shape=(3, 2), dtype=jnp.bfloat16),
+        b=ep.Param(shape=(2,), prior=ep.Normal(jnp.array([0.0, 1.0]), 0.5)),
+        h=ep.Param(shape=(4,), dtype=jnp.float16, prior=ep.LogNormal(1.0, 0.3)),
+        x=ep.Fixed(jnp.ones((5, 3))),
+        n=jnp.arange(3),
+        act="tanh",
+    )
+    return ep.normal(model, key=key)
+
+
+def test_ravel_order_and_dtype(getkey):
+    model = make(getkey())
+    flat, _ = ep.ravel(model)
+    assert flat.shape == (6 + 2 + 4,)
+    assert flat.dtype == jnp.float32
+    expected = jnp.concatenate(
+        [
+            jnp.ravel(x).astype(jnp.float32)
+            for x in jax.tree.leaves(ep.partition(model)[0])
+        ]
+    )
+    np.testing.assert_array_equal(flat, expected)
+
+
+def test_unravel_ravel_round_trip_restores_dtypes(getkey):
+    model = make(getkey())
+    flat, unravel = ep.ravel(model)
+    back = unravel(flat)
+    assert tree_allclose(back, model, rtol=0, atol=0)
+    assert back.w.latent.dtype == jnp.bfloat16
+    assert back.h.latent.dtype == jnp.float16
+    assert back.x.array is model.x.array
+    assert back.act == "tanh"
+
+
+def test_unravel_under_jit_grad_vmap_hessian(getkey):
+    model = make(getkey())
+    flat, unravel = ep.ravel(model)
+
+    def loss(v):
+        return unravel(v)()
+
+    eager = loss(flat)
+    np.testing.assert_allclose(jax.jit(loss)(flat), eager, rtol=1e-5)
+    g = jax.grad(loss)(flat)
+    assert g.shape == flat.shape and jnp.all(jnp.isfinite(g))
+    # Compare with the gradient through partition/combine.
+    params, rest = ep.partition(model)
+    pg = eqx.filter_grad(lambda p: ep.combine(p, rest)())(params)
+    np.testing.assert_allclose(g[6:8], pg.b.latent, rtol=1e-5)
+    batch = jnp.stack([flat, flat * 0.5, flat * 0.0])
+    np.testing.assert_allclose(jax.vmap(loss)(batch)[0], eager, rtol=1e-5)
+    h = jax.hessian(loss)(flat)
+    assert h.shape == (12, 12)
+    np.testing.assert_allclose(h, h.T, atol=1e-3)
+
+
+def test_hessian_of_quadratic_is_exact():
+    with jax.enable_x64(True):
+        model = ep.normal(
+            {
+                "a": ep.Param(shape=(2,), dtype=jnp.float64),
+                "b": ep.Param(shape=(), dtype=jnp.float64),
+            },
+            key=jax.random.key(0),
+        )
+        flat, unravel = ep.ravel(model)
+        assert flat.dtype == jnp.float64
+
+        def f(v):
+            m = ep.unwrap(unravel(v))
+            return 1.5 * jnp.sum(m["a"] ** 2) + 2.0 * m["a"][0] * m["b"]
+
+        h = jax.hessian(f)(flat)
+        np.testing.assert_allclose(
+            h, [[3.0, 0.0, 2.0], [0.0, 3.0, 0.0], [2.0, 0.0, 0.0]]
+        )
+
+
+def test_ravel_under_vmap(getkey):
+    keys = jax.random.split(getkey(), 3)
+    template = make(getkey())
+    ensemble = eqx.filter_vmap(lambda k: ep.normal(template, key=k))(keys)
+    flats = eqx.filter_vmap(lambda m: ep.ravel(m)[0])(ensemble)
+    assert flats.shape == (3, 12)
+    single = eqx.filter_vmap(lambda k: ep.ravel(ep.normal(template, key=k))[0])(keys)
+    np.testing.assert_array_equal(flats, single)
+
+
+def test_ravel_with_scipy_optimize():
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    with jax.enable_x64(True):
+        model = ep.zeros(
+            {"mu": ep.Param(shape=(3,), dtype=jnp.float64, prior=ep.Normal(1.0, 2.0))}
+        )
+        flat, unravel = ep.ravel(model)
+        target = jnp.array([0.5, -1.0, 4.0])
+
+        def objective(v):
+            return jnp.sum((ep.unwrap(unravel(v))["mu"] - target) ** 2)
+
+        value_and_grad = jax.jit(jax.value_and_grad(objective))
+        result = scipy_optimize.minimize(
+            lambda v: tuple(np.asarray(a) for a in value_and_grad(jnp.asarray(v))),
+            np.asarray(flat),
+            jac=True,
+            method="BFGS",
+        )
+        np.testing.assert_allclose(
+            ep.unwrap(unravel(jnp.asarray(result.x)))["mu"], target, atol=1e-5
+        )
+
+
+def test_empty_model():
+    flat, unravel = ep.ravel({"x": jnp.ones(2)})
+    assert flat.shape == (0,)
+    assert tree_allclose(unravel(flat), {"x": jnp.ones(2)})
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (jnp.zeros(11), r"1-d vector of length 12 .* got shape \(11,\)"),
+        (jnp.zeros(13), r"length 12"),
+        (jnp.zeros((2, 12)), r"got shape \(2, 12\)\. For a batch of vectors, map"),
+        (jnp.zeros(()), r"got shape \(\)"),
+        (jnp.zeros(12, jnp.int32), r"floating vector"),
+    ],
+)
+def test_unravel_bad_vector(getkey, bad, match):
+    _, unravel = ep.ravel(make(getkey()))
+    with pytest.raises((ValueError, TypeError), match=match):
+        unravel(bad)
+
+
+def test_unravel_bad_vector_under_jit(getkey):
+    _, unravel = ep.ravel(make(getkey()))
+    with pytest.raises(ValueError, match="length 12"):
+        jax.jit(unravel)(jnp.zeros(10))
+
+
+def test_ravel_abstract_error():
+    with pytest.raises(
+        ValueError, match=r"`ep.ravel` needs concrete Params.*`\['b'\]`"
+    ):
+        ep.ravel({"a": ep.Param(1.0), "b": ep.Param(shape=(2,))})

@@ -1,0 +1,167 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqxpurify as ep
+
+
+def test_abstract_param_by_shape():
+    p = ep.Param(shape=(3,))
+    assert p.is_abstract
+    assert p.shape == (3,)
+    assert p.dtype == jnp.float32 or p.dtype == jnp.float64
+    assert isinstance(p.latent, jax.ShapeDtypeStruct)
+    assert isinstance(p.prior, ep.Normal)
+
+
+def test_abstract_scalar_param_from_prior():
+    p = ep.Param(prior=ep.LogNormal(3.0, 0.1))
+    assert p.is_abstract and p.shape == ()
+
+
+def test_abstract_param_shape_from_array_hyperparameters():
+    p = ep.Param(prior=ep.Normal(jnp.arange(4.0), 1.0))
+    assert p.shape == (4,)
+
+
+def test_param_from_value_stores_inverse(float_dtype):
+    prior = ep.LogNormal(3.0, 0.1)
+    p = ep.Param(jnp.asarray(2.5, float_dtype), prior=prior)
+    assert p.dtype == float_dtype
+    np.testing.assert_allclose(p.latent, prior.inverse(jnp.asarray(2.5, float_dtype)))
+    np.testing.assert_allclose(p.value, 2.5, rtol=1e-6)
+
+
+def test_param_from_python_float():
+    p = ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))
+    np.testing.assert_allclose(p.value, 2.5, rtol=1e-6)
+    assert not p.is_abstract
+
+
+def test_param_value_broadcasts_to_shape_and_prior():
+    p = ep.Param(0.5, shape=(2, 3))
+    assert p.shape == (2, 3)
+    q = ep.Param(1.0, prior=ep.Normal(jnp.array([0.0, 1.0, 2.0]), 1.0))
+    assert q.shape == (3,)
+    np.testing.assert_allclose(q.latent, [1.0, 0.0, -1.0])
+
+
+def test_param_from_latent():
+    z = jnp.array([0.0, 1.0])
+    p = ep.Param.from_latent(z, prior=ep.Normal(1.0, 2.0))
+    np.testing.assert_allclose(p.latent, z)
+    np.testing.assert_allclose(p.value, [1.0, 3.0])
+
+
+def test_param_int_value_gets_float_dtype():
+    p = ep.Param(3, prior=ep.Normal(0.0, 1.0))
+    assert jnp.issubdtype(p.dtype, jnp.floating)
+
+
+def test_param_bfloat16():
+    p = ep.Param(jnp.array([1.0, 2.0]), dtype=jnp.bfloat16)
+    assert p.latent.dtype == jnp.bfloat16
+    assert p.value.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(p.value, np.float32), [1.0, 2.0])
+
+
+def test_param_under_jit_and_vmap():
+    prior = ep.LogNormal(3.0, 0.1)
+
+    @jax.jit
+    def roundtrip(x):
+        return ep.Param(x, prior=prior).value
+
+    np.testing.assert_allclose(roundtrip(2.9), 2.9, rtol=1e-6)
+    xs = jnp.array([2.8, 3.0, 3.2])
+    np.testing.assert_allclose(
+        jax.vmap(lambda x: ep.Param(x, prior=prior).value)(xs), xs, rtol=1e-6
+    )
+    g = jax.grad(lambda z: ep.Param.from_latent(z, prior=prior).value)(0.0)
+    assert jnp.isfinite(g) and g > 0
+
+
+def test_fixed_value_is_stop_gradient():
+    x = jnp.array([1.0, 2.0])
+    g = jax.grad(lambda a: jnp.sum(ep.Fixed(a).value ** 2))(x)
+    np.testing.assert_array_equal(g, [0.0, 0.0])
+
+
+def test_fixed_keeps_dtype():
+    assert ep.Fixed(jnp.arange(3)).dtype == jnp.int32
+    assert ep.Fixed(jnp.zeros(2, jnp.bfloat16)).value.dtype == jnp.bfloat16
+
+
+def test_abstract_fixed():
+    f = ep.Fixed(shape=(3,))
+    assert f.is_abstract and f.shape == (3,)
+    with pytest.raises(ValueError, match=r"This Fixed \(shape \(3,\)\) is abstract"):
+        f.value
+
+
+def test_abstract_param_value_error():
+    with pytest.raises(ValueError, match=r"is abstract.*ep\.normal\(model, key=key\)"):
+        ep.Param(shape=(2,)).value
+
+
+def test_predicates():
+    p, f = ep.Param(1.0), ep.Fixed(jnp.zeros(2))
+    assert ep.is_param(p) and not ep.is_param(f) and not ep.is_param(jnp.zeros(2))
+    assert ep.is_fixed(f) and not ep.is_fixed(p)
+    assert ep.is_wrapper(p) and ep.is_wrapper(f) and not ep.is_wrapper(1.0)
+
+
+def test_predicates_as_is_leaf():
+    tree = {"a": ep.Param(1.0), "b": [ep.Fixed(jnp.zeros(2)), jnp.ones(3)]}
+    leaves = jax.tree.leaves(tree, is_leaf=ep.is_wrapper)
+    assert [type(x).__name__ for x in leaves] == ["Param", "Fixed", "ArrayImpl"]
+    params = eqx.filter(tree, ep.is_param, is_leaf=ep.is_param)
+    assert isinstance(params["a"], ep.Param)
+    assert params["b"][0].array is None and params["b"][1] is None
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: ep.Param(shape=(2,), dtype=jnp.int32), TypeError, "floating dtype"),
+        (
+            lambda: ep.Param(shape=(2,), prior=ep.Normal(jnp.zeros(3))),
+            ValueError,
+            r"shape \(3,\), which does not broadcast to the Param's shape \(2,\)",
+        ),
+        (
+            lambda: ep.Param(jnp.zeros(3), shape=(2,)),
+            ValueError,
+            r"value of shape \(3,\) that does not broadcast to `shape=\(2,\)`",
+        ),
+        (
+            lambda: ep.Param(-1.0, prior=ep.LogNormal(3.0, 0.1)),
+            ValueError,
+            "outside the support of its prior",
+        ),
+        (
+            lambda: ep.Param(5.0, prior=ep.Uniform(0.0, 1.0)),
+            ValueError,
+            "outside the support",
+        ),
+        (
+            lambda: ep.Param(1.0, latent=1.0),
+            ValueError,
+            "at most one of `value` and `latent`",
+        ),
+        (lambda: ep.Param(1.0, prior="normal"), TypeError, "prior"),
+        (lambda: ep.Fixed(), ValueError, r"needs a `value`, or a `shape=`"),
+        (lambda: ep.Fixed(jnp.zeros(3), shape=(2,)), ValueError, r"shape \(3,\)"),
+    ],
+)
+def test_construction_errors(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_print_is_short():
+    p = ep.Param(jnp.zeros(1000), prior=ep.Normal(0.0, 1.0))
+    text = repr(p)
+    assert "f32[1000]" in text and len(text) < 120
