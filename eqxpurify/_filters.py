@@ -1,17 +1,15 @@
 """Split a model into its trainable latents and everything else, and back."""
 
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, cast
 
 import equinox as eqx
 import jax
-from jaxtyping import PyTree
+from jaxtyping import Array, PyTree
 
 from ._paths import find_path
 from ._wrappers import Param, build, is_param
 
 __all__ = ["ParamNodes", "combine", "param_nodes", "partition", "replace_latents"]
-
-_M = TypeVar("_M")
 
 
 class ParamNodes(NamedTuple):
@@ -24,6 +22,10 @@ class ParamNodes(NamedTuple):
     @property
     def params(self) -> list[Param]:
         return [self.nodes[i] for i in self.indices]
+
+    def latents(self) -> list[Array]:
+        """The latents, for callers that have checked every Param is concrete."""
+        return [cast(Array, self.nodes[i].latent) for i in self.indices]
 
     def path(self, model: Any, k: int) -> str:
         """The path, in `model`, of the `k`-th Param."""
@@ -49,7 +51,7 @@ def _none_like(tree: Any) -> Any:
     return jax.tree.map(lambda _: None, tree)
 
 
-def partition(model: _M) -> tuple[PyTree, PyTree]:
+def partition(model: PyTree) -> tuple[PyTree, PyTree]:
     """Split a model into its trainable latents and everything else.
 
     Arguments:

@@ -14,13 +14,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array
 
 __all__ = ["common_dtype", "compute_dtype", "concat", "is_traced", "split"]
 
 
 def is_traced(*arrays: object) -> bool:
-    return any(isinstance(a, jax.core.Tracer) for a in arrays)
+    return any(isinstance(a, Tracer) for a in arrays)
 
 
 def compute_dtype(dtype: Any) -> np.dtype:

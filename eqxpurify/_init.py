@@ -5,7 +5,6 @@ from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._filters import ParamNodes, param_nodes, replace_latents
@@ -96,6 +95,6 @@ def log_prior(model: object) -> Float[Array, ""]:
     if not params:
         return jnp.zeros((), dtype)
     count = sum(math.prod(p.shape) for p in params)
-    total = sum(jnp.sum(jnp.square(p.latent.astype(dtype))) for p in params)
-    const = np.asarray(count * standard_normal_logpdf_constant(), dtype)
+    total = sum(jnp.sum(jnp.square(z.astype(dtype))) for z in flat.latents())
+    const = jnp.asarray(count * standard_normal_logpdf_constant(), dtype)
     return -0.5 * total + const

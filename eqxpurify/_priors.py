@@ -15,7 +15,7 @@ import numpy as np
 from jax.scipy.special import ndtr, ndtri
 from jaxtyping import Array, ArrayLike, Float
 
-from ._flat import compute_dtype
+from ._flat import compute_dtype, is_traced
 
 __all__ = ["AbstractPrior", "LogNormal", "Normal", "Uniform"]
 
@@ -36,7 +36,7 @@ def _hyper(value: ArrayLike, name: str, owner: str) -> Array:
 
 def _check(arr: Array, bad: ArrayLike, message: str) -> Array:
     """Raise `message` where `bad` holds: at once if concrete, at run time if traced."""
-    if isinstance(bad, jax.core.Tracer):
+    if is_traced(bad):
         return eqx.error_if(arr, bad, message)
     if np.any(np.asarray(bad)):
         raise ValueError(message)
@@ -53,7 +53,7 @@ def _positive(arr: Array, name: str, owner: str) -> Array:
 
 
 def _show(arr: Array) -> str:
-    if isinstance(arr, jax.core.Tracer):
+    if is_traced(arr):
         return "a traced value"
     host = np.asarray(arr)
     return str(host.tolist()) if host.size <= 8 else f"an array of shape {host.shape}"

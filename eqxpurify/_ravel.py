@@ -81,7 +81,7 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
     require_concrete(model, flat, "ep.ravel")
     params = flat.params
     dtypes = tuple(p.dtype for p in params)
-    vector = concat([p.latent for p in params], common_dtype(dtypes))
+    vector = concat(flat.latents(), common_dtype(dtypes))
     rest = list(flat.nodes)
     for i in flat.indices:
         rest[i] = build(Param, latent=None, prior=rest[i].prior)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
-from ._flat import compute_dtype
+from ._flat import compute_dtype, is_traced
 from ._priors import AbstractPrior, Normal
 
 __all__ = ["AbstractWrapper", "Fixed", "Param", "is_fixed", "is_param", "is_wrapper"]
@@ -213,7 +213,7 @@ def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
 
 
 def _check_finite(latent: Array, prior: AbstractPrior) -> None:
-    if isinstance(latent, jax.core.Tracer):
+    if is_traced(latent):
         return
     if not np.all(np.isfinite(np.asarray(latent))):
         raise ValueError(
