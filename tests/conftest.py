@@ -18,6 +18,7 @@ jax.config.update("jax_enable_x64", X64)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 FLOAT_DTYPES = [jnp.float32, jnp.float64] if X64 else [jnp.float32]
+DEFAULT_FLOAT = jnp.float64 if X64 else jnp.float32
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):

@@ -8,7 +8,7 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import tree_allclose
+from .conftest import DEFAULT_FLOAT, tree_allclose
 
 
 class Net(eqx.Module):
@@ -20,7 +20,7 @@ class Net(eqx.Module):
     tag: str = eqx.field(static=True)
 
 
-def make_net(dtype=jnp.float32):
+def make_net(dtype=None):
     return Net(
         layers=[
             {"w": ep.Param(shape=(3, 2), dtype=dtype), "b": ep.Param(shape=(2,))},
@@ -37,7 +37,7 @@ def make_net(dtype=jnp.float32):
 def test_shapes():
     model = ep.normal(make_net(), key=jax.random.key(0))
     abstract = ep.shapes(model)
-    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct((3, 2), jnp.float32)
+    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct((3, 2), DEFAULT_FLOAT)
     assert abstract.data.array is model.data.array
     assert tree_allclose(ep.shapes(make_net()), abstract)
 
@@ -131,7 +131,7 @@ def test_normal_mixed_dtypes():
     out = ep.normal(model, key=jax.random.key(0))
     assert out["a"].latent.dtype == jnp.bfloat16
     assert out["b"].latent.dtype == jnp.float16
-    assert out["c"].latent.dtype == jnp.float32
+    assert out["c"].latent.dtype == DEFAULT_FLOAT
 
 
 def test_normal_float64():
