@@ -9,6 +9,12 @@ from ._init import (
     shapes as shapes,
     zeros as zeros,
 )
+from ._intermediates import (
+    Intermediate as Intermediate,
+    intermediate as intermediate,
+    intermediates as intermediates,
+    is_intermediate as is_intermediate,
+)
 from ._priors import (
     AbstractPrior as AbstractPrior,
     LogNormal as LogNormal,
@@ -32,12 +38,16 @@ __all__ = [
     "AbstractPrior",
     "AbstractWrapper",
     "Fixed",
+    "Intermediate",
     "LogNormal",
     "Normal",
     "Param",
     "Uniform",
     "Unravel",
     "combine",
+    "intermediate",
+    "intermediates",
+    "is_intermediate",
     "is_fixed",
     "is_param",
     "is_wrapper",
