@@ -34,8 +34,13 @@ def build(cls: type[_W], **fields: Any) -> _W:
 
 @functools.cache
 def standard_normal() -> Normal:
-    """The default prior, shared by every Param that names none."""
-    return Normal(0.0, 1.0)
+    """The default prior, shared by every Param that names none.
+
+    Built concretely even when first asked for inside `jax.jit`, so the cached
+    instance never holds a tracer.
+    """
+    with jax.ensure_compile_time_eval():
+        return Normal(0.0, 1.0)
 
 
 def _default_float() -> np.dtype:

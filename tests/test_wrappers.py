@@ -167,3 +167,18 @@ def test_print_is_short():
     p = ep.Param(jnp.zeros(1000), prior=ep.Normal(0.0, 1.0))
     text = repr(p)
     assert re.search(r"f(32|64)\[1000\]", text) and len(text) < 120
+
+
+def test_default_prior_first_built_under_jit_does_not_leak(monkeypatch):
+    from eqxpurify import _wrappers
+
+    monkeypatch.setattr(
+        _wrappers, "standard_normal", _wrappers.standard_normal.__wrapped__
+    )
+    cached = _wrappers.functools.cache(_wrappers.standard_normal)
+    monkeypatch.setattr(_wrappers, "standard_normal", cached)
+    out = jax.jit(lambda x: ep.Param(shape=(3,)).shape[0] * x)(1.0)
+    assert out == 3.0
+    # The cached default prior is concrete: later Params can use it eagerly.
+    np.testing.assert_array_equal(ep.unwrap(ep.zeros(ep.Param(shape=(3,)))), 0.0)
+    assert not isinstance(cached().sigma, jax.core.Tracer)
