@@ -1,0 +1,260 @@
+"""Define a network once: Stax-style combinators with abstract Params.
+
+Stax builds networks from `serial` and `parallel` combinators and returns an
+`init_fun` that computes output and parameter shapes before any weights exist.
+The "define once" proposal asked for the same without the separate init
+function. In eqxpurify that is just an Equinox module whose Params are declared
+by shape: the network *is* its own shape specification.
+
+- `Serial`, `Parallel`, `FanOut`, `FanInSum`/`FanInConcat` and `Activation` are
+  small `eqx.Module`s that compose any callables, as in Stax.
+- `Repeat` applies one block several times: the block is stored once, so its
+  parameters are shared and its gradient is the sum of every use's contribution.
+  (Putting the *same instance* twice into a `Serial` does not share anything:
+  a pytree holds two copies, which the first optimizer step tells apart.)
+- Weight scales live in priors: `ep.Normal(0, 1/sqrt(fan_in))` makes
+  `ep.normal` a LeCun initialisation.
+- `ep.shapes(model)` gives every parameter's shape and `eqx.filter_eval_shape`
+  the output's, without a value existing or a FLOP being run.
+- An ensemble of 8 members is `eqx.filter_vmap` over `ep.normal` with 8 keys,
+  and its prediction one `eqx.filter_vmap` over the stacked models.
+
+Run `python examples/combinators.py` (or with `--quick`; both are fast).
+"""
+
+import argparse
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+import eqxpurify as ep
+
+# --- the combinators -------------------------------------------------------------
+
+
+class Dense(eqx.Module):
+    """`weight @ x + bias`, declared by shape; LeCun-scaled weight prior."""
+
+    weight: ep.Param
+    bias: ep.Param
+
+    def __init__(self, in_dim: int, out_dim: int):
+        self.weight = ep.Param(
+            prior=ep.Normal(0.0, 1 / math.sqrt(in_dim)), shape=(out_dim, in_dim)
+        )
+        self.bias = ep.Param(prior=ep.Normal(0.0, 0.1), shape=(out_dim,))
+
+    @ep.unwrapped
+    def __call__(self, x: Float[Array, " in_dim"]) -> Float[Array, " out_dim"]:
+        return self.weight @ x + self.bias
+
+
+class Activation(eqx.Module):
+    """An elementwise function (a module-level function, so nothing recompiles)."""
+
+    fn: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __call__(self, x: Array) -> Array:
+        return self.fn(x)
+
+
+class Serial(eqx.Module):
+    """Apply layers one after the other (Stax's `serial`)."""
+
+    layers: tuple[Callable, ...]
+
+    def __init__(self, *layers: Callable):
+        self.layers = layers
+
+    def __call__(self, x: PyTree) -> PyTree:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Parallel(eqx.Module):
+    """Apply the i-th layer to the i-th input of a tuple (Stax's `parallel`)."""
+
+    layers: tuple[Callable, ...]
+
+    def __init__(self, *layers: Callable):
+        self.layers = layers
+
+    def __call__(self, xs: tuple) -> tuple:
+        return tuple(layer(x) for layer, x in zip(self.layers, xs, strict=True))
+
+
+class FanOut(eqx.Module):
+    """Copy the input `n` times (Stax's `FanOut`)."""
+
+    n: int = eqx.field(static=True)
+
+    def __call__(self, x: PyTree) -> tuple:
+        return (x,) * self.n
+
+
+class FanInSum(eqx.Module):
+    """Sum a tuple of inputs (Stax's `FanInSum`)."""
+
+    def __call__(self, xs: tuple) -> Array:
+        return sum(xs[1:], xs[0])
+
+
+class FanInConcat(eqx.Module):
+    """Concatenate a tuple of inputs (Stax's `FanInConcat`)."""
+
+    def __call__(self, xs: tuple) -> Array:
+        return jnp.concatenate(xs, axis=-1)
+
+
+class Repeat(eqx.Module):
+    """Apply one block `times` times. The block's parameters are shared."""
+
+    block: Callable
+    times: int = eqx.field(static=True)
+
+    def __call__(self, x: PyTree) -> PyTree:
+        for _ in range(self.times):
+            x = self.block(x)
+        return x
+
+
+def make_model(in_dim: int = 4, hidden: int = 16, out_dim: int = 3) -> Serial:
+    """The network, defined once (all Params abstract: shapes, no values).
+
+    input -> Dense -> tanh -> [shared Dense -> tanh] x 2 -> two heads, concatenated:
+    a residual head (Dense -> tanh -> Dense, plus a linear skip) and a linear head.
+    """
+    tanh = Activation(jnp.tanh)
+    shared = Serial(Dense(hidden, hidden), tanh)
+    residual_head = Serial(
+        FanOut(2),
+        Parallel(
+            Serial(Dense(hidden, hidden), tanh, Dense(hidden, out_dim)),
+            Dense(hidden, out_dim),
+        ),
+        FanInSum(),
+    )
+    return Serial(
+        Dense(in_dim, hidden),
+        tanh,
+        Repeat(shared, times=2),
+        FanOut(2),
+        Parallel(residual_head, Dense(hidden, out_dim)),
+        FanInConcat(),
+    )
+
+
+# --- what the example shows ------------------------------------------------------
+
+
+def param_shapes(model: PyTree) -> dict[str, tuple[int, ...]]:
+    """Path -> shape of every Param, from `ep.shapes` (no compute)."""
+    leaves = jtu.tree_flatten_with_path(ep.shapes(model), is_leaf=ep.is_param)[0]
+    return {
+        jtu.keystr(path).lstrip("."): tuple(node.latent.shape)
+        for path, node in leaves
+        if ep.is_param(node)
+    }
+
+
+def output_shape(model: PyTree, x: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
+    """The output's shape and dtype, traced abstractly: no values, no FLOPs.
+
+    The Params are filled with `ep.zeros` *inside* `filter_eval_shape`, so even
+    the zeros are only shapes.
+    """
+    return eqx.filter_eval_shape(lambda m, x: ep.zeros(m)(x), model, x)
+
+
+def untie(model: Serial) -> Serial:
+    """The same network with the shared block replaced by two independent copies."""
+    repeat = model.layers[2]
+    block = repeat.block
+    untied = Serial(*([block] * repeat.times))  # a pytree holds two copies
+    return eqx.tree_at(lambda m: m.layers[2], model, untied)
+
+
+def shared_gradient_check(model: Serial, x: Array) -> dict:
+    """Gradient of the shared block vs. the sum of both copies' gradients."""
+
+    def loss(params, rest):
+        return jnp.sum(ep.combine(params, rest)(x) ** 2)
+
+    grads = eqx.filter_grad(loss)(*ep.partition(model))
+    untied_grads = eqx.filter_grad(loss)(*ep.partition(untie(model)))
+    shared = grads.layers[2].block
+    first, second = untied_grads.layers[2].layers
+    summed = jax.tree.map(jnp.add, first, second)
+    err = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(summed), strict=True)
+    )
+    return {"shared": shared, "first_use": first, "second_use": second, "err": err}
+
+
+def make_ensemble(model: PyTree, n: int, *, key: PRNGKeyArray) -> PyTree:
+    """`n` independently initialised members, stacked along a leading axis."""
+    keys = jax.random.split(key, n)
+    return eqx.filter_vmap(lambda k: ep.normal(model, key=k))(keys)
+
+
+@eqx.filter_jit
+def ensemble_predict(ensemble: PyTree, x: Array) -> Array:
+    return eqx.filter_vmap(lambda m: m(x))(ensemble)
+
+
+def main(quick: bool = False, seed: int = 0) -> dict:
+    del quick  # the full run is already fast
+    in_dim = 4
+    model = make_model(in_dim=in_dim)
+
+    print("Parameter shapes (ep.shapes, no values exist yet):")
+    shapes = param_shapes(model)
+    width = max(map(len, shapes))
+    for path, shape in shapes.items():
+        print(f"  {path:{width}s} {shape}")
+    n_params = sum(math.prod(s) for s in shapes.values())
+    print(f"  {len(shapes)} Params, {n_params} numbers")
+    x_struct = jax.ShapeDtypeStruct((in_dim,), jnp.zeros(()).dtype)
+    out = output_shape(model, x_struct)
+    print(f"Output (eqx.filter_eval_shape, no FLOPs): {out.shape} {out.dtype}")
+
+    key_init, key_x, key_ens = jax.random.split(jax.random.key(seed), 3)
+    x = jax.random.normal(key_x, (in_dim,))
+    model = ep.normal(model, key=key_init)
+    check = shared_gradient_check(model, x)
+    print(
+        "Shared block: |grad - (grad of use 1 + grad of use 2)|_max = "
+        f"{check['err']:.2e}"
+    )
+
+    ensemble = make_ensemble(make_model(in_dim=in_dim), 8, key=key_ens)
+    preds = ensemble_predict(ensemble, x)
+    print("Ensemble of 8 (eqx.filter_vmap over ep.normal), predictions:")
+    for i, p in enumerate(preds):
+        print(f"  member {i}: " + " ".join(f"{v:+.3f}" for v in p))
+    spread = " ".join(f"{v:.3f}" for v in jnp.std(preds, axis=0))
+    print(f"  sd across members, per output: {spread}")
+    return {
+        "shapes": shapes,
+        "out": out,
+        "model": model,
+        "x": x,
+        "gradient_check": check,
+        "ensemble": ensemble,
+        "predictions": preds,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="same as the full run")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    main(quick=args.quick, seed=args.seed)
