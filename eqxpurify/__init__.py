@@ -15,6 +15,11 @@ from ._intermediates import (
     intermediates as intermediates,
     is_intermediate as is_intermediate,
 )
+from ._paths import (
+    load_values as load_values,
+    named_params as named_params,
+    values as values,
+)
 from ._priors import (
     AbstractPrior as AbstractPrior,
     LogNormal as LogNormal,
@@ -22,6 +27,13 @@ from ._priors import (
     Uniform as Uniform,
 )
 from ._ravel import Unravel as Unravel, ravel as ravel
+from ._summary import summary as summary
+from ._surgery import (
+    freeze as freeze,
+    set_value as set_value,
+    unfreeze as unfreeze,
+    wrap as wrap,
+)
 from ._unwrap import unwrap as unwrap, unwrapped as unwrapped
 from ._wrappers import (
     AbstractWrapper as AbstractWrapper,
@@ -45,18 +57,26 @@ __all__ = [
     "Uniform",
     "Unravel",
     "combine",
+    "freeze",
     "intermediate",
     "intermediates",
-    "is_intermediate",
     "is_fixed",
+    "is_intermediate",
     "is_param",
     "is_wrapper",
+    "load_values",
     "log_prior",
+    "named_params",
     "normal",
     "partition",
     "ravel",
+    "set_value",
     "shapes",
+    "summary",
+    "unfreeze",
     "unwrap",
     "unwrapped",
+    "values",
+    "wrap",
     "zeros",
 ]

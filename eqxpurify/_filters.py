@@ -7,7 +7,7 @@ import jax
 from jaxtyping import Array, PyTree
 
 from ._paths import find_path
-from ._wrappers import Param, build, is_param
+from ._wrappers import Param, build, check_model, is_param
 
 __all__ = ["ParamNodes", "combine", "param_nodes", "partition", "replace_latents"]
 
@@ -34,6 +34,7 @@ class ParamNodes(NamedTuple):
 
 def param_nodes(model: Any) -> ParamNodes:
     """Flatten `model` with Params as leaves, in deterministic path order."""
+    check_model(model)
     nodes, treedef = jax.tree.flatten(model, is_leaf=is_param)
     indices = [i for i, node in enumerate(nodes) if isinstance(node, Param)]
     return ParamNodes(nodes, treedef, indices)

@@ -43,6 +43,19 @@ def _check(arr: Array, bad: ArrayLike, message: str) -> Array:
     return arr
 
 
+def _broadcastable(owner: str, **arrays: Array) -> None:
+    """Hyperparameters must broadcast against each other."""
+    shapes = {name: jnp.shape(a) for name, a in arrays.items()}
+    try:
+        jnp.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(
+            f"`{owner}` hyperparameters of shapes {listed} do not broadcast together. "
+            "Give them the same shape, or make one a scalar."
+        ) from None
+
+
 def _positive(arr: Array, name: str, owner: str) -> Array:
     return _check(
         arr,
@@ -113,6 +126,7 @@ class Normal(AbstractPrior):
     def __init__(self, mean: ArrayLike = 0.0, sigma: ArrayLike = 1.0):
         self.mean = _hyper(mean, "mean", "Normal")
         self.sigma = _positive(_hyper(sigma, "sigma", "Normal"), "sigma", "Normal")
+        _broadcastable("Normal", mean=self.mean, sigma=self.sigma)
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct = compute_dtype(z.dtype)
@@ -144,6 +158,7 @@ class LogNormal(AbstractPrior):
         self.sigma = _positive(
             _hyper(sigma, "sigma", "LogNormal"), "sigma", "LogNormal"
         )
+        _broadcastable("LogNormal", mean=self.mean, sigma=self.sigma)
 
     def _log_params(self, dtype: jnp.dtype) -> tuple[Array, Array]:
         mean = self.mean.astype(dtype)
@@ -178,6 +193,7 @@ class Uniform(AbstractPrior):
     def __init__(self, low: ArrayLike, high: ArrayLike):
         low_ = _hyper(low, "low", "Uniform")
         high_ = _hyper(high, "high", "Uniform")
+        _broadcastable("Uniform", low=low_, high=high_)
         self.low = low_
         self.high = _check(
             high_,

@@ -1,5 +1,6 @@
 """Replace wrappers by plain arrays, so model code computes on values."""
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -8,7 +9,7 @@ import jax
 
 from ._flat import is_traced
 from ._paths import find_path
-from ._wrappers import AbstractWrapper, Param, is_wrapper
+from ._wrappers import AbstractWrapper, Fixed, Param, check_model, is_wrapper
 
 __all__ = ["unwrap", "unwrapped"]
 
@@ -21,6 +22,17 @@ _R = TypeVar("_R")
 def _param_value(param: Param) -> Any:
     # Eagerly, one compiled call per Param is cheaper than the prior's 3-4 ops.
     return param.value
+
+
+def _is_half(node: AbstractWrapper) -> bool:
+    """Whether `node` comes from one half of `ep.partition` (fields set to None)."""
+    if isinstance(node, Fixed):
+        return node.array is None
+    if isinstance(node, Param):
+        return node.latent is None or any(
+            getattr(node.prior, f.name) is None for f in dataclasses.fields(node.prior)
+        )
+    return False
 
 
 def _value(node: AbstractWrapper) -> Any:
@@ -42,11 +54,20 @@ def unwrap(model: _M) -> _M:
         ValueError: if a Param or Fixed is still abstract; the message names its
             path in the model and how to initialise it.
     """
+    check_model(model)
     nodes, treedef = jax.tree.flatten(model, is_leaf=is_wrapper)
     out = list(nodes)
     for i, node in enumerate(nodes):
         if not isinstance(node, AbstractWrapper):
             continue
+        if _is_half(node):
+            path = find_path(model, i, is_wrapper)
+            raise ValueError(
+                f"The {type(node).__name__} at `{path}` has fields set to None: this "
+                "is one half of `ep.partition`, not a model. Rebuild the model with "
+                "`ep.combine(params, rest)` before using it (e.g. inside the loss: "
+                "`loss(ep.combine(params, rest))`)."
+            )
         if node.is_abstract:
             path = find_path(model, i, is_wrapper)
             kind = type(node).__name__

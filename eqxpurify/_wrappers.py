@@ -2,6 +2,7 @@
 
 import abc
 import functools
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import equinox as eqx
@@ -111,7 +112,7 @@ class Param(AbstractWrapper):
         value: ArrayLike | None = None,
         *,
         prior: AbstractPrior | None = None,
-        shape: tuple[int, ...] | None = None,
+        shape: int | Sequence[int] | None = None,
         dtype: Any = None,
         latent: ArrayLike | None = None,
     ):
@@ -125,7 +126,7 @@ class Param(AbstractWrapper):
         if value is not None and latent is not None:
             raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
         if shape is not None:
-            shape = tuple(int(d) for d in shape)
+            shape = _static_shape(shape, "ep.Param")
         given = value if latent is None else latent
         if given is None:
             dtype = _default_float() if dtype is None else np.dtype(dtype)
@@ -155,8 +156,20 @@ class Param(AbstractWrapper):
             arr = jnp.broadcast_to(arr, shape)
             if latent is None:
                 ct = compute_dtype(dtype)
-                arr = prior.inverse(arr.astype(ct))
-                _check_finite(arr, prior)
+                arr = _check_finite(
+                    prior.inverse(arr.astype(ct)),
+                    f"`ep.Param` got a value outside the support of its prior "
+                    f"{type(prior).__name__}: `prior.inverse(value)` is not finite. "
+                    "Pass a value inside the prior's support (e.g. positive for "
+                    "LogNormal, strictly inside (low, high) for Uniform).",
+                )
+            else:
+                arr = _check_finite(
+                    arr,
+                    "`ep.Param.from_latent` got a latent that is not finite (NaN or "
+                    "inf). Pass finite latents; the physical value is "
+                    "`prior.forward(latent)`.",
+                )
             self.latent = arr.astype(dtype)
         self.prior = prior
 
@@ -217,16 +230,37 @@ def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
         )
 
 
-def _check_finite(latent: Array, prior: AbstractPrior) -> None:
+def _check_finite(latent: Array, message: str) -> Array:
+    """Raise `message` unless `latent` is finite: now if concrete, at run time if
+    traced (with `eqx.error_if`, so a jitted constructor cannot yield NaN)."""
     if is_traced(latent):
-        return
+        return eqx.error_if(latent, ~jnp.all(jnp.isfinite(latent)), message)
     if not np.all(np.isfinite(np.asarray(latent))):
-        raise ValueError(
-            f"`ep.Param` got a value outside the support of its prior {prior!r}: "
-            "`prior.inverse(value)` is not finite. Pass a value inside the prior's "
-            "support (e.g. positive for LogNormal, strictly inside (low, high) for "
-            "Uniform)."
+        raise ValueError(message)
+    return latent
+
+
+def _static_shape(shape: Any, owner: str) -> tuple[int, ...]:
+    """Validate a `shape=` argument: static, non-negative Python ints."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims
+    ):
+        raise TypeError(
+            f"`{owner}`: `shape` must be a tuple of static Python ints, got "
+            f"{shape!r}. Shapes cannot be traced values: pass them as Python ints "
+            "(e.g. mark them static in `jax.jit`)."
         )
+    if any(d < 0 for d in dims):
+        raise ValueError(
+            f"`{owner}`: `shape` must have non-negative dimensions, got {dims}."
+        )
+    return tuple(int(d) for d in dims)
 
 
 class Fixed(AbstractWrapper):
@@ -253,7 +287,7 @@ class Fixed(AbstractWrapper):
         self,
         value: ArrayLike | None = None,
         *,
-        shape: tuple[int, ...] | None = None,
+        shape: int | Sequence[int] | None = None,
         dtype: Any = None,
         prior: AbstractPrior | None = None,
     ):
@@ -263,19 +297,21 @@ class Fixed(AbstractWrapper):
                 f"{type(prior).__name__}."
             )
         self.prior = prior
+        if shape is not None:
+            shape = _static_shape(shape, "ep.Fixed")
         if value is None:
             if shape is None:
                 raise ValueError(
                     "`ep.Fixed` needs a `value`, or a `shape=` for an abstract Fixed."
                 )
             dtype = _default_float() if dtype is None else np.dtype(dtype)
-            self.array = jax.ShapeDtypeStruct(tuple(int(d) for d in shape), dtype)
+            self.array = jax.ShapeDtypeStruct(shape, dtype)
         else:
             arr = jnp.asarray(value) if dtype is None else jnp.asarray(value, dtype)
-            if shape is not None and arr.shape != tuple(shape):
+            if shape is not None and arr.shape != shape:
                 raise ValueError(
                     f"`ep.Fixed` got a value of shape {_shape_str(arr.shape)} but "
-                    f"`shape={_shape_str(tuple(shape))}`."
+                    f"`shape={_shape_str(shape)}`."
                 )
             self.array = arr
 
@@ -302,6 +338,15 @@ class Fixed(AbstractWrapper):
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.array.dtype)
+
+
+def check_model(model: Any) -> None:
+    """Refuse a class where a model instance is expected."""
+    if isinstance(model, type):
+        raise TypeError(
+            f"`model` must be a model instance, but got the class `{model.__name__}` "
+            f"itself. Construct it first, e.g. `{model.__name__}(...)`."
+        )
 
 
 def is_param(node: Any) -> bool:

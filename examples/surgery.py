@@ -34,7 +34,6 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 import eqxpurify as ep
-from eqxpurify._surgery import freeze, set_value
 
 N_TARGETS = 8
 DT = 0.05
@@ -194,8 +193,8 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
 
     # 2. Surgery: add the payload to the fitted mass, three equivalent ways.
     new_mass = physics(fitted)["mass"] + PAYLOAD
-    by_path = set_value(fitted, "plant.mass", new_mass)
-    by_lambda = set_value(fitted, lambda m: m.plant.mass, new_mass)
+    by_path = ep.set_value(fitted, "plant.mass", new_mass)
+    by_lambda = ep.set_value(fitted, lambda m: m.plant.mass, new_mass)
     prior = fitted.plant.mass.prior
     by_tree_at = eqx.tree_at(
         lambda m: m.plant.mass, fitted, ep.Param(new_mass, prior=prior)
@@ -210,7 +209,7 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
     )
 
     # 3. Freeze the arm, keep training the controller.
-    frozen = freeze(loaded, "plant")
+    frozen = ep.freeze(loaded, "plant")
     params, _ = ep.partition(frozen)
     n_trainable = sum(x.size for x in jax.tree.leaves(params))
     adapted, _ = train(frozen, targets, steps // 2, 3e-3)

@@ -1,0 +1,136 @@
+"""A readable table of a model's Params, Fixed arrays, Intermediate slots and arrays."""
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+
+from ._flat import is_traced
+from ._intermediates import is_intermediate
+from ._paths import path_str, prior_str
+from ._unwrap import _value
+from ._wrappers import AbstractWrapper, Fixed, Param, is_wrapper
+
+__all__ = ["summary"]
+
+_HEADER = ("path", "kind", "shape", "dtype", "prior", "mean", "std", "min", "max")
+_NUMERIC = frozenset({"mean", "std", "min", "max"})
+_NONE = "-"
+
+
+def _is_node(x: Any) -> bool:
+    return is_wrapper(x) or is_intermediate(x)
+
+
+def _stats(x: Any) -> list[str]:
+    """Mean, std, min and max of a concrete real or integer array, else dashes."""
+    if x is None or is_traced(x) or math.prod(jnp.shape(x)) == 0:
+        return [_NONE] * 4
+    dtype = np.dtype(x.dtype)
+    if not (jnp.issubdtype(dtype, jnp.floating) or dtype.kind in "iub"):
+        return [_NONE] * 4
+    host = np.asarray(x).astype(np.float64)
+    return [f"{v:.4g}" for v in (host.mean(), host.std(), host.min(), host.max())]
+
+
+def _row(path: str, node: Any) -> tuple[str, ...] | None:
+    if is_intermediate(node):
+        return (path, "Intermediate", _NONE, _NONE, _NONE, *(_NONE,) * 4)
+    if isinstance(node, AbstractWrapper):
+        kind = type(node).__name__
+        if isinstance(node, Param):
+            prior = prior_str(node.prior)
+        elif isinstance(node, Fixed) and node.prior is not None:
+            prior = f"{prior_str(node.prior)} (frozen)"
+        else:
+            prior = _NONE
+        value = None if node.is_abstract else _value(node)
+        shape, dtype = node.shape, node.dtype
+    elif eqx.is_array(node):
+        if jax.dtypes.issubdtype(node.dtype, jax.dtypes.prng_key):
+            kind, prior, value = "array", _NONE, None
+        else:
+            kind, prior, value = "array", _NONE, node
+        shape, dtype = tuple(node.shape), node.dtype
+    else:
+        return None  # functions, Python scalars and the like are not listed
+    return (path, kind, str(tuple(shape)), str(dtype), prior, *_stats(value))
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1 or word == "Fixed":
+        return f"{n} {word}"
+    return f"{n} {word}s"
+
+
+def summary(model: Any) -> str:
+    """A table of every `ep.Param`, `ep.Fixed`, `ep.Intermediate` slot and plain
+    array of a model, with totals.
+
+    One row per node, in path order, with its path, kind (`Param`, `Fixed`,
+    `Intermediate`, or `array` for a plain array field), shape, dtype, prior (a
+    Fixed made by `ep.freeze` shows the prior it remembers), and the mean,
+    standard deviation, minimum and maximum of its physical value (`-` where there
+    is no concrete value: abstract wrappers, slots, keys, traced values). The last
+    line counts the nodes of each kind and their elements.
+
+    `summary` computes the values eagerly and returns the table; it prints
+    nothing. `print(model)` stays the short Equinox form.
+
+    Arguments:
+        model: any pytree, usually an `eqx.Module`.
+
+    Returns:
+        The table, as a string.
+
+    !!! example
+
+        ```python
+        print(ep.summary(model))
+        ```
+        ```
+        path     kind   shape   dtype    prior              mean   std    min    max
+        -------  -----  ------  -------  -----------------  -----  -----  -----  -----
+        alpha    Param  ()      float32  LogNormal(3, 0.1)    2.5      0    2.5    2.5
+        x_obs    Fixed  (3,)    float32  -                      1 0.8165      0      2
+        Total: 1 Param (1 element), 1 Fixed (3 elements)
+        ```
+    """
+    with_paths, _ = jtu.tree_flatten_with_path(model, is_leaf=_is_node)
+    rows = []
+    counts: dict[str, list[int]] = {}
+    for keypath, node in with_paths:
+        row = _row(path_str(keypath), node)
+        if row is None:
+            continue
+        rows.append(row)
+        size = 0 if is_intermediate(node) else math.prod(node.shape)
+        count = counts.setdefault(row[1], [0, 0])
+        count[0] += 1
+        count[1] += size
+    widths = [max(len(r[c]) for r in [_HEADER, *rows]) for c in range(len(_HEADER))]
+
+    def fmt(cells: tuple[str, ...]) -> str:
+        parts = [
+            cell.rjust(w) if name in _NUMERIC else cell.ljust(w)
+            for name, cell, w in zip(_HEADER, cells, widths)
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines = [fmt(_HEADER), "  ".join("-" * w for w in widths)]
+    lines.extend(fmt(r) for r in rows)
+    totals = []
+    for kind in ("Param", "Fixed", "Intermediate", "array"):
+        if kind not in counts and kind not in ("Param", "Fixed"):
+            continue
+        n, size = counts.get(kind, [0, 0])
+        text = _plural(n, kind)
+        if kind != "Intermediate":
+            text += f" ({size:,} element{'' if size == 1 else 's'})"
+        totals.append(text)
+    lines.append("Total: " + ", ".join(totals))
+    return "\n".join(lines)

@@ -1,0 +1,316 @@
+"""Model surgery: set a physical value, freeze and unfreeze, wrap Equinox modules."""
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from ._paths import Nodes, Where, named_nodes, select, select_one, with_value
+from ._priors import AbstractPrior, Normal
+from ._unwrap import _value
+from ._wrappers import Fixed, Param, is_wrapper, standard_normal
+
+__all__ = ["freeze", "set_value", "unfreeze", "wrap"]
+
+_M = TypeVar("_M")
+
+
+def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) -> _M:
+    """Set the physical value of one `ep.Param` or `ep.Fixed` of a model.
+
+    For a Param the latent becomes `prior.inverse(value)`, so `.value` reads back
+    `value` (up to rounding) and the prior is kept. For a Fixed the array is
+    replaced (an abstract Fixed is filled). Shape and dtype are checked: a typed
+    array must have exactly the wrapper's shape and dtype (nothing is cast
+    silently); a Python scalar takes the wrapper's dtype.
+
+    Arguments:
+        model: the model (a fitted one, or one with abstract Params).
+        where: the node to set, as a path (`"encoder.layers[0].weight"`, see
+            `ep.named_params`) or an `eqx.tree_at`-style callable returning it
+            (`lambda m: m.encoder.layers[0].weight`).
+        value: the new physical value. May be traced: `set_value` works under
+            `jax.jit`, `jax.grad` and `jax.vmap`.
+
+    Returns:
+        The model with the new value.
+
+    Raises:
+        ValueError: for an unknown path (listing the closest existing paths), a
+            wrong shape, or a value outside the prior's support (each naming the
+            path).
+        TypeError: for a wrong dtype (naming the path).
+
+    !!! example
+
+        ```python
+        model = ep.set_value(model, lambda m: m.alpha, 2.0)
+        model = ep.set_value(model, "encoder.weight", jnp.zeros((3, 2)))
+        ```
+    """
+    nodes = named_nodes(model)
+    i = select_one(nodes, where, "ep.set_value")
+    out = list(nodes.nodes)
+    out[i] = with_value(out[i], value, nodes.paths[i], "ep.set_value")
+    return nodes.unflatten(out)
+
+
+def _check_selects_wrappers(nodes: Nodes, indices: list[int], caller: str) -> None:
+    if not any(is_wrapper(nodes.nodes[i]) for i in indices):
+        shown = ", ".join(f"`{nodes.paths[i]}`" for i in indices[:3])
+        raise ValueError(
+            f"`{caller}`: `where` selects no `ep.Param` or `ep.Fixed` (it selects "
+            f"{shown}). Select a Param, a Fixed or a submodule holding them."
+        )
+
+
+def freeze(model: _M, where: Where) -> _M:
+    """Turn the `ep.Param`s at `where` into `ep.Fixed`s at their current values.
+
+    A frozen Param keeps no latent: it becomes a Fixed holding its physical value
+    (so it is no longer in `ep.partition(model)[0]`, and no optimizer, weight decay
+    included, can move it) that remembers the Param's prior, so that `ep.unfreeze`
+    gives the Param back. Fixed nodes in the selection stay as they are.
+
+    After freezing, re-partition the model and re-initialise the optimizer state
+    on the new `params` (its structure changed):
+
+    ```python
+    model = ep.freeze(model, lambda m: m.encoder)
+    params, rest = ep.partition(model)
+    opt_state = optim.init(params)
+    ```
+
+    Arguments:
+        model: the model.
+        where: what to freeze: a path (`"encoder"`, `"encoder.layers[0].weight"`),
+            a sequence of paths, or an `eqx.tree_at`-style callable returning one
+            or several nodes (`lambda m: (m.encoder, m.alpha)`). Every Param at or
+            under a selected node is frozen.
+
+    Returns:
+        The model with those Params frozen. Abstract Params become abstract Fixed.
+
+    Raises:
+        ValueError: for an unknown path (listing the closest existing paths), or a
+            selection that holds no Param or Fixed.
+    """
+    nodes = named_nodes(model)
+    indices = select(nodes, where, "ep.freeze")
+    _check_selects_wrappers(nodes, indices, "ep.freeze")
+    out = list(nodes.nodes)
+    for i in indices:
+        node = out[i]
+        if not isinstance(node, Param):
+            continue
+        if node.is_abstract:
+            out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=node.prior)
+        else:
+            out[i] = Fixed(_value(node), prior=node.prior)
+    return nodes.unflatten(out)
+
+
+def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> _M:
+    """Turn the `ep.Fixed`s at `where` back into trainable `ep.Param`s.
+
+    Each Fixed becomes a Param with the same physical value (latent
+    `prior.inverse(value)`), shape and dtype. A Fixed made by `ep.freeze` gets
+    back the prior it was frozen with, so `unfreeze(freeze(model, w), w)` equals
+    `model` up to the rounding of `prior.inverse(prior.forward(z))`. Params in the
+    selection stay as they are.
+
+    Arguments:
+        model: the model.
+        where: what to unfreeze, as for `ep.freeze`.
+        prior: the prior for selected Fixed arrays that were not made by
+            `ep.freeze` (plain data has no prior to restore). Without it such an
+            array is an error, so data is never made trainable by accident.
+
+    Returns:
+        The model with those Fixed arrays trainable again. Re-partition it and
+        re-initialise the optimizer state on the new `params`.
+
+    Raises:
+        ValueError: for an unknown path, a selection without Param or Fixed, a
+            Fixed without a prior to restore (when `prior` is not given), or a value
+            outside the prior's support (each naming the path).
+        TypeError: for a Fixed of non-floating dtype (only floats are trained).
+
+    !!! example
+
+        ```python
+        model = ep.unfreeze(model, lambda m: m.encoder)
+        params, rest = ep.partition(model)
+        opt_state = optim.init(params)
+        ```
+    """
+    nodes = named_nodes(model)
+    indices = select(nodes, where, "ep.unfreeze")
+    _check_selects_wrappers(nodes, indices, "ep.unfreeze")
+    out = list(nodes.nodes)
+    for i in indices:
+        node = out[i]
+        if not isinstance(node, Fixed):
+            continue
+        path = nodes.paths[i]
+        p = node.prior if node.prior is not None else prior
+        if p is None:
+            raise ValueError(
+                f"`ep.unfreeze`: the Fixed at `{path}` was not made by `ep.freeze`, "
+                "so it has no prior to restore. Pass `prior=` (e.g. "
+                "`prior=ep.Normal(0, 1)`) to make it a Param, or leave it out of "
+                "`where`."
+            )
+        if not jnp.issubdtype(node.dtype, jnp.floating):
+            raise TypeError(
+                f"`ep.unfreeze`: the Fixed at `{path}` has dtype {node.dtype}; only "
+                "floating arrays can become Params. Leave it out of `where`."
+            )
+        value = None if isinstance(node.array, jax.ShapeDtypeStruct) else node.array
+        out[i] = _new_param(value, node.shape, node.dtype, p, path, "ep.unfreeze")
+    return nodes.unflatten(out)
+
+
+def _new_param(
+    value: Array | None,
+    shape: tuple[int, ...],
+    dtype: Any,
+    prior: AbstractPrior,
+    path: str,
+    caller: str,
+) -> Param:
+    """A Param of `shape` and `dtype` holding `value` (abstract if None).
+
+    The abstract Param validates prior and shape without computing; the latent is
+    then one compiled `prior.inverse` call per distinct prior and shape, not one per
+    operation of the prior.
+    """
+    try:
+        param = Param(shape=shape, dtype=dtype, prior=prior)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"`{caller}`: the array at `{path}`: {e}") from e
+    if value is None:
+        return param
+    return with_value(param, value, path, caller)
+
+
+# --------------------------------------------------------------------------------
+# Wrapping existing Equinox modules.
+
+
+def _scaled_normal(fan_in: int, cache: dict[int, Normal]) -> Normal:
+    if fan_in not in cache:
+        cache[fan_in] = Normal(0.0, 1.0 / math.sqrt(fan_in))
+    return cache[fan_in]
+
+
+def _default_prior(x: Array, cache: dict[int, Normal]) -> AbstractPrior:
+    """LeCun scale for weights laid out `(out, in, *kernel)`, N(0, 1) otherwise."""
+    if x.ndim >= 2:
+        fan_in = math.prod(x.shape[1:])
+        if fan_in > 0:
+            return _scaled_normal(fan_in, cache)
+    return standard_normal()
+
+
+def _is_key(x: Any) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def wrap(
+    module: _M,
+    fixed: Where | None = None,
+    *,
+    prior: AbstractPrior | Callable[[Array], AbstractPrior] | None = None,
+) -> _M:
+    """Turn the arrays of an existing Equinox module into `ep.Param`s and `ep.Fixed`s.
+
+    Every floating array of `module` (`eqx.nn.Linear`, `eqx.nn.MLP`,
+    `eqx.nn.LSTMCell`, your own modules) becomes an `ep.Param` that keeps its
+    current value, and the arrays selected by `fixed` become `ep.Fixed` instead.
+    Integer, boolean and PRNG-key arrays not selected by `fixed` stay plain arrays
+    (they are never trained anyway), and existing wrappers are kept, so `wrap` is
+    idempotent. `ep.unwrap(ep.wrap(module))` gives back `module`'s arrays (to a
+    rounding of the prior's inverse), so the wrapped module runs as
+    `ep.unwrap(wrapped)(x)`.
+
+    The default prior is scale-aware, so that `ep.normal(wrapped, key=key)`
+    re-initialises a network sensibly and the optimizer sees latents of order 1:
+    an array with two or more dimensions is taken to be a weight laid out
+    `(out, in, *kernel)`, as in `eqx.nn`, and gets the LeCun prior
+    `ep.Normal(0, 1 / sqrt(fan_in))` with `fan_in = prod(shape[1:])`; any other
+    array (biases, scalars, vectors) gets `ep.Normal(0, 1)`, the default of
+    `ep.Param`. Pass `prior=ep.Normal(0, 1)` to make latents equal the weights.
+
+    Arguments:
+        module: any pytree, usually an `eqx.Module`.
+        fixed: which arrays become `ep.Fixed` rather than `ep.Param` (any numeric
+            dtype): a path, a sequence of paths, or an `eqx.tree_at`-style
+            callable (`lambda m: m.layers[-1]`). Default: none.
+        prior: the prior of every new Param, or a function from the array to its
+            prior. Default: the scale-aware rule above.
+
+    Returns:
+        `module` with its arrays wrapped.
+
+    Raises:
+        ValueError: for an unknown path in `fixed`, a `fixed` that selects no array,
+            or a value outside the chosen prior's support (naming the path).
+        TypeError: for a complex array not selected by `fixed` (a Param must be
+            real), or a `prior` function that returns no prior (naming the path).
+
+    !!! example
+
+        ```python
+        mlp = eqx.nn.MLP(2, 1, 32, 2, key=key)
+        model = ep.wrap(mlp, fixed=lambda m: m.layers[0])  # first layer frozen
+        y = ep.unwrap(model)(x)
+        ```
+    """
+    nodes = named_nodes(module)
+    fixed_idx: set[int] = set()
+    if fixed is not None:
+        fixed_idx = set(select(nodes, fixed, "ep.wrap"))
+        if not any(
+            eqx.is_array(nodes.nodes[i]) and not is_wrapper(nodes.nodes[i])
+            for i in fixed_idx
+        ):
+            raise ValueError(
+                "`ep.wrap`: `fixed` selects no plain array of the module. Select "
+                "arrays or submodules holding them, e.g. `lambda m: m.layers[0]`."
+            )
+    cache: dict[int, Normal] = {}
+    out = list(nodes.nodes)
+    for i, leaf in enumerate(nodes.nodes):
+        if is_wrapper(leaf) or not eqx.is_array(leaf) or _is_key(leaf):
+            continue
+        path = nodes.paths[i]
+        if i in fixed_idx:
+            out[i] = Fixed(leaf)
+            continue
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            continue
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"`ep.wrap`: the array at `{path}` has dtype {leaf.dtype}; a Param "
+                "must be real floating. Select it in `fixed=` to keep it as data."
+            )
+        arr = jnp.asarray(leaf) if isinstance(leaf, np.ndarray) else leaf
+        if prior is None:
+            p = _default_prior(arr, cache)
+        elif isinstance(prior, AbstractPrior):
+            p = prior
+        else:
+            p = prior(arr)
+            if not isinstance(p, AbstractPrior):
+                raise TypeError(
+                    f"`ep.wrap`: `prior` returned a {type(p).__name__} for the array "
+                    f"at `{path}`; it must return an `ep.AbstractPrior`."
+                )
+        out[i] = _new_param(arr, arr.shape, arr.dtype, p, path, "ep.wrap")
+    return nodes.unflatten(out)

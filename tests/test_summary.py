@@ -1,0 +1,150 @@
+"""`summary`: the table of a model's nodes."""
+
+import re
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import pytest
+
+import eqxpurify as ep
+from eqxpurify import freeze, summary, wrap
+
+
+class Model(eqx.Module):
+    """The README's example."""
+
+    alpha: ep.Param
+    offset: ep.Param
+    x_obs: ep.Fixed
+    encoder: eqx.nn.Linear
+    field: ep.Intermediate
+    counts: jax.Array
+
+
+def make_model():
+    f32 = jnp.float32
+    linear = eqx.nn.Linear(2, 3, key=jax.random.key(0), dtype=f32)
+    linear = eqx.tree_at(
+        lambda m: (m.weight, m.bias),
+        linear,
+        (jnp.array([[1.0, -1.0], [2.0, 0.0], [0.0, 0.5]], f32), jnp.zeros(3, f32)),
+    )
+    return Model(
+        alpha=ep.Param(jnp.asarray(2.5, f32), prior=ep.LogNormal(3.0, 0.1)),
+        offset=ep.Param(
+            shape=(4,), dtype=f32, prior=ep.Normal(jnp.arange(4.0, dtype=f32), 0.5)
+        ),
+        x_obs=ep.Fixed(jnp.array([0.0, 1.0, 2.0], f32)),
+        encoder=wrap(linear),
+        field=ep.Intermediate(),
+        counts=jnp.array([1, 2, 3, 4], jnp.int32),
+    )
+
+
+def _rows(text):
+    return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()]
+
+
+def test_rows():
+    text = summary(make_model())
+    rows = _rows(text)
+    assert rows[0] == [
+        "path", "kind", "shape", "dtype", "prior", "mean", "std", "min", "max"
+    ]  # fmt: skip
+    assert set(text.splitlines()[1]) == {"-", " "}
+    body = {row[0]: row[1:] for row in rows[2:-1]}
+    assert list(body) == [
+        "alpha", "offset", "x_obs", "encoder.weight", "encoder.bias", "field", "counts"
+    ]  # fmt: skip
+    assert body["alpha"] == [
+        "Param", "()", "float32", "LogNormal(3, 0.1)", "2.5", "0", "2.5", "2.5"
+    ]  # fmt: skip
+    assert body["offset"] == [
+        "Param", "(4,)", "float32", "Normal(f32[4], 0.5)", "-", "-", "-", "-"
+    ]  # fmt: skip
+    assert body["x_obs"] == [
+        "Fixed", "(3,)", "float32", "-", "1", "0.8165", "0", "2"
+    ]  # fmt: skip
+    assert body["encoder.weight"] == [
+        "Param", "(3, 2)", "float32", "Normal(0, 0.7071)", "0.4167", "0.9317", "-1", "2"
+    ]  # fmt: skip
+    assert body["encoder.bias"] == [
+        "Param", "(3,)", "float32", "Normal(0, 1)", "0", "0", "0", "0"
+    ]  # fmt: skip
+    assert body["field"] == ["Intermediate", "-", "-", "-", "-", "-", "-", "-"]
+    assert body["counts"] == ["array", "(4,)", "int32", "-", "2.5", "1.118", "1", "4"]
+    assert rows[-1] == [
+        "Total: 4 Params (14 elements), 1 Fixed (3 elements), 1 Intermediate, "
+        "1 array (4 elements)"
+    ]
+
+
+def test_frozen_and_keys():
+    model = freeze(make_model(), "encoder")
+    model = eqx.tree_at(lambda m: m.counts, model, jax.random.key(0))
+    body = {row[0]: row[1:] for row in _rows(summary(model))[2:-1]}
+    assert body["encoder.weight"][:4] == [
+        "Fixed", "(3, 2)", "float32", "Normal(0, 0.7071) (frozen)"
+    ]  # fmt: skip
+    assert body["counts"] == ["array", "()", "key<fry>", "-", "-", "-", "-", "-"]
+    last = summary(model).splitlines()[-1]
+    assert last.startswith("Total: 2 Params (5 elements), 3 Fixed (12 elements)")
+
+
+def test_empty_and_plain():
+    assert (
+        summary({}).splitlines()[-1]
+        == "Total: 0 Params (0 elements), 0 Fixed (0 elements)"
+    )
+    text = summary(eqx.nn.Linear(3, 4, key=jax.random.key(0)))
+    assert text.splitlines()[-1] == (
+        "Total: 0 Params (0 elements), 0 Fixed (0 elements), 2 arrays (16 elements)"
+    )
+
+
+def test_under_jit_values_are_dashes():
+    model = make_model()
+    texts = []
+
+    @jax.jit
+    def f(m):
+        texts.append(summary(m))
+        return ep.unwrap(m).alpha
+
+    f(model)
+    body = {row[0]: row[1:] for row in _rows(texts[0])[2:-1]}
+    prior = "LogNormal(traced, traced)"  # hyperparameters are traced too
+    assert body["alpha"] == ["Param", "()", "float32", prior] + ["-"] * 4
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_low_precision(dtype):
+    param = ep.Param(jnp.array([1.0, 3.0], dtype))
+    rows = _rows(summary({"p": param}))
+    assert rows[2] == [
+        "['p']",
+        "Param",
+        "(2,)",
+        jnp.dtype(dtype).name,
+        "Normal(0, 1)",
+        "2",
+        "1",
+        "1",
+        "3",
+    ]
+
+
+def test_print_model_stays_short():
+    text = str(make_model())
+    assert len(text.splitlines()) <= 20
+    assert "alpha=Param(latent=f32[], prior=LogNormal(mean=f" in text
+
+
+def test_documented_output():
+    """The table shown in the README is exactly what `summary` prints."""
+    root = Path(__file__).parent.parent
+    docs = [root / "README.md", root / "notes" / "names_surgery.md"]
+    text = summary(make_model())
+    assert any(text in p.read_text() for p in docs if p.exists())

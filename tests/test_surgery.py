@@ -1,0 +1,349 @@
+"""`set_value`, `eqx.tree_at` on wrappers, `freeze` and `unfreeze`."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import eqxpurify as ep
+from eqxpurify import freeze, set_value, unfreeze, values, wrap
+
+from .conftest import FLOAT_DTYPES, tree_allclose
+
+
+class Decay(eqx.Module):
+    amplitude: ep.Param
+    rate: ep.Param
+    t: ep.Fixed
+
+    @ep.unwrapped
+    def __call__(self):
+        return self.amplitude * jnp.exp(-self.rate * self.t)
+
+
+def make_decay(dtype=jnp.float32):
+    return Decay(
+        amplitude=ep.Param(
+            jnp.array([1.0, 2.0], dtype), prior=ep.Normal(jnp.array([1.0, 2.0]), 0.5)
+        ),
+        rate=ep.Param(jnp.asarray(3.0, dtype), prior=ep.LogNormal(3.0, 0.1)),
+        t=ep.Fixed(jnp.array([[0.0], [1.0]], dtype)),
+    )
+
+
+@pytest.fixture(scope="module", params=FLOAT_DTYPES, ids=lambda d: jnp.dtype(d).name)
+def decay(request):
+    return make_decay(request.param)
+
+
+# ---------------------------------------------------------------------------
+# set_value
+
+
+def test_set_value_stores_prior_inverse(decay):
+    dtype = decay.rate.dtype
+    new = set_value(decay, lambda m: m.rate, 2.5)
+    prior = decay.rate.prior
+    expected = prior.inverse(jnp.asarray(2.5, dtype))
+    np.testing.assert_array_equal(new.rate.latent, expected)
+    np.testing.assert_allclose(new.rate.value, 2.5, rtol=1e-6)
+    assert new.rate.dtype == dtype and new.rate.prior is prior
+    # The same through a path string, and for a per-element prior.
+    amp = jnp.array([0.5, 3.0], dtype)
+    new = set_value(new, "amplitude", amp)
+    np.testing.assert_allclose(new.amplitude.latent, [-1.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(new.amplitude.value, amp, rtol=1e-6)
+    np.testing.assert_allclose(new.rate.value, 2.5, rtol=1e-6)  # untouched
+    # Still runnable, same structure (no recompilation).
+    assert jax.tree.structure(new) == jax.tree.structure(decay)
+    np.testing.assert_allclose(new()[0], amp, rtol=1e-6)
+
+
+def test_set_value_fixed_and_abstract(decay):
+    t = jnp.array([[2.0], [3.0]], decay.t.dtype)
+    new = set_value(decay, "t", t)
+    np.testing.assert_array_equal(new.t.value, t)
+    abstract = eqx.tree_at(lambda m: m.t, decay, ep.Fixed(shape=(2, 1), dtype=t.dtype))
+    with pytest.raises(ValueError, match=r"The Fixed at `t` is abstract"):
+        abstract()
+    filled = set_value(abstract, lambda m: m.t, t)
+    assert tree_allclose(filled, new, rtol=0, atol=0)
+    # An abstract Param is filled too.
+    shapes = ep.shapes(decay)
+    filled = set_value(shapes, "rate", 2.5)
+    np.testing.assert_allclose(filled.rate.value, 2.5, rtol=1e-6)
+
+
+def test_set_value_shape_error_names_path(decay):
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.set_value`: the Param at `amplitude` has shape \(2,\), but the "
+        r"value has shape \(3,\)\. Pass a value of shape \(2,\)\.",
+    ):
+        set_value(decay, "amplitude", jnp.ones(3, decay.amplitude.dtype))
+    with pytest.raises(ValueError, match=r"Fixed at `t` has shape \(2, 1\)"):
+        set_value(decay, lambda m: m.t, jnp.ones(2, decay.t.dtype))
+
+
+def test_set_value_dtype_error_names_path(decay):
+    other = jnp.float16
+    with pytest.raises(
+        TypeError,
+        match=r"Param at `rate` has dtype float(32|64), but the value has dtype "
+        r"float16\. Cast it first",
+    ):
+        set_value(decay, "rate", jnp.asarray(2.0, other))
+    with pytest.raises(TypeError, match=r"Param at `rate` has dtype .* int32"):
+        set_value(decay, "rate", np.int32(2))
+    counts = ep.Fixed(jnp.asarray(3, jnp.int32))
+    with pytest.raises(TypeError, match=r"Fixed at `<model>` has dtype int32, but the"):
+        set_value(counts, lambda f: f, 1.5)
+    assert set_value(counts, lambda f: f, 4).value.dtype == jnp.int32
+    # Caught by the annotation check when jaxtyping's import hook is on.
+    not_array = r"must be an array or a Python scalar|parameter 'value'"
+    with pytest.raises(TypeError, match=not_array):
+        set_value(decay, "rate", "2.0")  # pyright: ignore[reportArgumentType]
+
+
+def test_set_value_out_of_support(decay):
+    with pytest.raises(ValueError, match=r"Param at `rate` is outside the support of"):
+        set_value(decay, "rate", -1.0)
+    jitted = jax.jit(lambda m, v: set_value(m, "rate", v).rate.latent)
+    with pytest.raises(Exception, match=r"Param at `rate` is outside the support"):
+        jitted(decay, -1.0).block_until_ready()
+
+
+def test_set_value_bad_where(decay):
+    with pytest.raises(ValueError, match=r"no `ep.Param` or `ep.Fixed` at `rat`\. "):
+        set_value(decay, "rat", 1.0)
+    with pytest.raises(ValueError, match=r"Closest existing paths: `rate`"):
+        set_value(decay, "rat", 1.0)
+    with pytest.raises(
+        ValueError, match=r"must select exactly one .* selected a tuple"
+    ):
+        set_value(decay, lambda m: (m.rate, m.t), 1.0)
+    with pytest.raises(ValueError, match=r"select a Param itself, not its `.value`"):
+        set_value(decay, lambda m: m.rate.value, 1.0)
+
+
+def test_set_value_jit_grad_vmap(decay):
+    dtype = decay.rate.dtype
+    jitted = jax.jit(lambda m, v: set_value(m, lambda m: m.rate, v))(decay, 2.5)
+    eager = set_value(decay, "rate", 2.5)
+    assert tree_allclose(jitted, eager, rtol=1e-6, atol=1e-7)
+    # d value / d value = 1 through the inverse and forward transforms.
+    grad = jax.grad(lambda v: set_value(decay, "rate", v).rate.value)(
+        jnp.asarray(2.5, dtype)
+    )
+    np.testing.assert_allclose(grad, 1.0, rtol=1e-4)
+    vs = jnp.array([1.0, 2.0, 4.0], dtype)
+    latents = jax.vmap(lambda v: set_value(decay, "rate", v).rate.latent)(vs)
+    np.testing.assert_allclose(latents, decay.rate.prior.inverse(vs), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# eqx.tree_at works on wrappers directly
+
+
+def test_tree_at_replaces_param(decay):
+    prior = ep.LogNormal(2.0, 0.2)
+    two = jnp.asarray(2.0, decay.rate.dtype)
+    new = eqx.tree_at(lambda m: m.rate, decay, ep.Param(two, prior=prior))
+    np.testing.assert_allclose(new.rate.value, 2.0, rtol=1e-6)
+    assert tree_allclose(new.rate.prior, prior, rtol=0, atol=0)
+    np.testing.assert_allclose(
+        new()[1], decay.amplitude.value * jnp.exp(-2.0), rtol=1e-6
+    )
+    # Still trainable: the new latent is in `params` and gets a gradient.
+    params, rest = ep.partition(new)
+    grads = eqx.filter_grad(lambda p: jnp.sum(ep.combine(p, rest)()))(params)
+    assert grads.rate.latent.shape == () and grads.rate.latent != 0
+    # Replacing a latent or a Fixed directly works as well.
+    z = jnp.zeros((), decay.rate.dtype)
+    new = eqx.tree_at(lambda m: m.rate.latent, decay, z)
+    np.testing.assert_allclose(new.rate.value, decay.rate.prior.forward(z))
+    new = eqx.tree_at(lambda m: m.t, decay, ep.Fixed(jnp.zeros((2, 1), z.dtype)))
+    np.testing.assert_allclose(new(), decay.amplitude.value[None, :].repeat(2, 0))
+
+
+# ---------------------------------------------------------------------------
+# freeze / unfreeze
+
+
+class Encoder(eqx.Module):
+    weight: ep.Param
+    bias: ep.Param
+
+
+class TwoPart(eqx.Module):
+    encoder: Encoder
+    head: ep.Param
+    scale: ep.Param
+
+    @ep.unwrapped
+    def __call__(self, x):
+        h = jnp.tanh(self.encoder.weight @ x + self.encoder.bias)
+        return self.scale * (self.head @ h)
+
+
+def make_two_part(key):
+    model = TwoPart(
+        encoder=Encoder(
+            ep.Param(shape=(4, 2), prior=ep.Normal(0, 2**-0.5)), ep.Param(shape=(4,))
+        ),
+        head=ep.Param(shape=(4,), prior=ep.Normal(0, 0.5)),
+        scale=ep.Param(prior=ep.LogNormal(1.0, 0.5)),
+    )
+    return ep.normal(model, key=key)
+
+
+def test_freeze_semantics(getkey):
+    model = make_two_part(getkey())
+    frozen = freeze(model, lambda m: m.encoder)
+    for name in ("weight", "bias"):
+        before, after = getattr(model.encoder, name), getattr(frozen.encoder, name)
+        assert isinstance(after, ep.Fixed)
+        assert tree_allclose(
+            after.prior, before.prior, rtol=0, atol=0
+        )  # remembered for unfreeze
+        np.testing.assert_array_equal(after.value, before.value)
+    assert isinstance(frozen.head, ep.Param) and isinstance(frozen.scale, ep.Param)
+    params, _ = ep.partition(frozen)
+    assert params.encoder.weight.array is None and params.encoder.bias.array is None
+    assert "prior" not in repr(frozen.encoder.weight)  # print(model) stays short
+    # Paths, sequences of paths and several nodes at once.
+    by_path = freeze(model, "encoder")
+    assert tree_allclose(by_path, frozen, rtol=0, atol=0)
+    both = freeze(model, ["encoder.weight", "scale"])
+    assert isinstance(both.encoder.weight, ep.Fixed)
+    assert isinstance(both.encoder.bias, ep.Param)
+    assert isinstance(both.scale, ep.Fixed)
+    assert tree_allclose(freeze(model, lambda m: (m.encoder.weight, m.scale)), both)
+    # Freezing again is a no-op; abstract Params become abstract Fixed.
+    assert tree_allclose(freeze(frozen, "encoder"), frozen, rtol=0, atol=0)
+    abstract = freeze(ep.shapes(model), "scale")
+    assert abstract.scale.is_abstract and abstract.scale.shape == ()
+    assert isinstance(abstract.scale, ep.Fixed)
+
+
+def test_freeze_errors(getkey):
+    model = make_two_part(getkey())
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.freeze`: the model has no node at `encoder.wieght`\. Closest "
+        r"existing paths: `encoder.weight`",
+    ):
+        freeze(model, "encoder.wieght")
+    with pytest.raises(ValueError, match=r"Closest existing paths: `encoder`"):
+        freeze(model, "encodr")
+    model = eqx.tree_at(lambda m: m.head, model, jnp.ones(4))
+    with pytest.raises(ValueError, match=r"selects no `ep.Param` or `ep.Fixed`"):
+        freeze(model, lambda m: m.head)
+    with pytest.raises(ValueError, match=r"selected something that is not part of"):
+        freeze(model, lambda m: None)
+
+
+def test_unfreeze(getkey):
+    model = make_two_part(getkey())
+    frozen = freeze(model, "encoder")
+    back = unfreeze(frozen, lambda m: m.encoder)
+    assert jax.tree.structure(back) == jax.tree.structure(model)
+    assert tree_allclose(
+        back.encoder.weight.prior, model.encoder.weight.prior, rtol=0, atol=0
+    )
+    assert tree_allclose(back, model, rtol=1e-5, atol=1e-6)
+    # Data never made by `freeze` needs an explicit prior.
+    with_data = TwoPart(
+        encoder=Encoder(ep.Fixed(jnp.ones((4, 2))), frozen.encoder.bias),
+        head=model.head,
+        scale=model.scale,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"the Fixed at `encoder.weight` was not made by `ep.freeze`, so it has "
+        r"no prior to restore\. Pass `prior=`",
+    ):
+        unfreeze(with_data, "encoder")
+    prior = ep.Normal(1.0, 2.0)
+    back = unfreeze(with_data, "encoder", prior=prior)
+    assert tree_allclose(
+        back.encoder.weight.prior, prior, rtol=0, atol=0
+    )  # the one given
+    assert tree_allclose(
+        back.encoder.bias.prior, model.encoder.bias.prior, rtol=0, atol=0
+    )  # the remembered one
+    np.testing.assert_allclose(back.encoder.weight.latent, 0.0)
+    # Integer data cannot become a Param.
+    counts = eqx.tree_at(lambda m: m.head, model, ep.Fixed(jnp.arange(4)))
+    with pytest.raises(TypeError, match=r"Fixed at `head` has dtype int"):
+        unfreeze(counts, "head", prior=prior)
+    # A value outside the support of the given prior names the path.
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.unfreeze`: the value for the Param at `encoder.weight` is outside",
+    ):
+        unfreeze(with_data, "encoder", prior=ep.Uniform(2.0, 3.0))
+    # Abstract round trip.
+    abstract = unfreeze(freeze(ep.shapes(model), "scale"), "scale")
+    assert abstract.scale.is_abstract
+    assert tree_allclose(abstract.scale.prior, model.scale.prior, rtol=0, atol=0)
+
+
+def test_train_freeze_train_unfreeze(getkey, standard_promotion):
+    """Done-when 3: the README's recipe, step for step."""
+    key_model, key_data = jax.random.split(getkey())
+    model = make_two_part(key_model)
+    xs = jax.random.normal(key_data, (16, 2))
+    ys = jnp.sin(xs[:, 0]) - 0.5 * xs[:, 1]
+
+    def loss(model):
+        preds = jax.vmap(model)(xs)
+        return jnp.mean(jnp.square(preds - ys))
+
+    optim = optax.adamw(1e-2, weight_decay=1e-2)
+
+    @eqx.filter_jit
+    def step(params, rest, opt_state):
+        grads = eqx.filter_grad(lambda p: loss(ep.combine(p, rest)))(params)
+        updates, opt_state = optim.update(grads, opt_state, params)
+        return eqx.apply_updates(params, updates), opt_state
+
+    def train(model, n):
+        params, rest = ep.partition(model)
+        opt_state = optim.init(params)  # re-initialised for the current partition
+        for _ in range(n):
+            params, opt_state = step(params, rest, opt_state)
+        return ep.combine(params, rest)
+
+    model = train(model, 20)
+    fitted = values(model)
+    model = freeze(model, lambda m: m.encoder)
+    frozen_values = values(model, ep.is_fixed)
+    assert list(frozen_values) == ["encoder.weight", "encoder.bias"]
+    for path, value in frozen_values.items():
+        np.testing.assert_array_equal(value, fitted[path])  # frozen where it stood
+    before = values(model)
+    model = train(model, 20)
+    after = values(model, ep.is_fixed)
+    for path, value in frozen_values.items():
+        np.testing.assert_array_equal(after[path], value)  # bit for bit
+    for path, value in values(model).items():
+        assert not np.allclose(value, before[path]), path  # the rest moved
+    # Unfreezing makes the encoder trainable again.
+    model = unfreeze(model, "encoder")
+    assert list(values(model)) == ["encoder.weight", "encoder.bias", "head", "scale"]
+    model = train(model, 5)
+    moved = values(model)
+    for path, value in frozen_values.items():
+        assert not np.allclose(moved[path], value), path
+
+
+def test_wrap_then_freeze_mlp(getkey):
+    mlp = wrap(eqx.nn.MLP(3, 2, 4, 2, key=getkey()))
+    frozen = freeze(mlp, "layers[0]")
+    assert isinstance(frozen.layers[0].weight, ep.Fixed)
+    assert isinstance(frozen.layers[1].weight, ep.Param)
+    x = jnp.ones(3)
+    np.testing.assert_array_equal(ep.unwrap(frozen)(x), ep.unwrap(mlp)(x))
