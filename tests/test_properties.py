@@ -405,7 +405,7 @@ def test_serialise_round_trip_is_exact(model):
 @given(models(abstract=False))
 def test_serialise_round_trip_with_typed_keys(model):
     # Equinox's default filter spec cannot save typed keys (numpy refuses them);
-    # this spec stores their key data instead (see notes/reliability.md).
+    # this spec stores their key data instead (see the README's "Saving and loading").
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, model, filter_spec=key_aware_serialise)
     buffer.seek(0)
