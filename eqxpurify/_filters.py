@@ -66,12 +66,20 @@ def partition(model: PyTree) -> tuple[PyTree, PyTree]:
         `eqx.filter_grad`, `optax` and `eqx.apply_updates`: nothing in `rest`,
         Fixed data included, is ever differentiated or updated.
 
-    !!! example
-
-        ```python
-        params, rest = ep.partition(model)
-        grads = eqx.filter_grad(lambda p: loss(ep.combine(p, rest)))(params)
-        ```
+    Example:
+        >>> import equinox as eqx, jax, jax.numpy as jnp
+        >>> import eqxpurify as ep
+        >>> model = {"rate": ep.Param(0.5, prior=ep.LogNormal(1.0, 0.5)),
+        ...          "t": ep.Fixed(jnp.linspace(0.0, 1.0, 4))}
+        >>> params, rest = ep.partition(model)
+        >>> params["t"].array is None, rest["rate"].latent is None
+        (True, True)
+        >>> def loss(p):
+        ...     m = ep.unwrap(ep.combine(p, rest))
+        ...     return jnp.sum(jnp.exp(-m["rate"] * m["t"]))
+        >>> grads = eqx.filter_grad(loss)(params)
+        >>> grads["t"].array is None  # Fixed data gets no gradient at all
+        True
     """
     flat = param_nodes(model)
     params_nodes: list[Any] = [None] * len(flat.nodes)
@@ -99,6 +107,12 @@ def combine(params: PyTree, rest: PyTree) -> PyTree:
 
     Returns:
         The model, with each Param's latent taken from `params`.
+
+    Example:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"a": ep.Param(1.0), "b": ep.Fixed(jnp.array([1.0, 2.0]))}
+        >>> bool(eqx.tree_equal(ep.combine(*ep.partition(model)), model))
+        True
     """
     try:
         return eqx.combine(params, rest)

@@ -33,6 +33,11 @@ def shapes(model: _M) -> _M:
 
     Useful to inspect a model's parameter shapes, or to make an abstract copy of a
     fitted model (e.g. as a template for deserialisation). Nothing is computed.
+
+    Example:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> ep.shapes({"w": ep.Param(jnp.zeros((2, 3)))})["w"].latent
+        ShapeDtypeStruct(shape=(2, 3), dtype=float32)
     """
     flat = param_nodes(model)
     structs = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in flat.params]
@@ -44,6 +49,11 @@ def zeros(model: _M) -> _M:
 
     With zero latents every Param sits at its prior's median (e.g. the mean of an
     `ep.Normal`).
+
+    Example:
+        >>> import eqxpurify as ep
+        >>> float(ep.zeros(ep.Param(prior=ep.Normal(5.0, 2.0))).value)
+        5.0
     """
     flat = param_nodes(model)
     latents = [jnp.zeros(p.shape, p.dtype) for p in flat.params]
@@ -70,6 +80,14 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
     Returns:
         The model with new latents; everything that is not a Param latent (Fixed
         data, integer arrays, keys, prior hyperparameters) is untouched.
+
+    Example:
+        >>> import jax, eqxpurify as ep
+        >>> model = {"w": ep.Param(shape=(3, 2)),
+        ...          "alpha": ep.Param(prior=ep.LogNormal(3.0, 0.1))}
+        >>> model = ep.normal(model, key=jax.random.key(0))
+        >>> model["w"].latent.shape, bool(model["alpha"].value > 0)
+        ((3, 2), True)
     """
     flat = param_nodes(model)
     params = flat.params
@@ -87,6 +105,11 @@ def log_prior(model: object) -> Float[Array, ""]:
     In whitened space this is the log prior density of the model (up to the
     Jacobian of the prior transforms, which whitening absorbs). The result has the
     widest latent dtype (at least float32).
+
+    Example:
+        >>> import eqxpurify as ep
+        >>> round(float(ep.log_prior(ep.zeros({"z": ep.Param(shape=(2,))}))), 4)
+        -1.8379
     """
     flat = param_nodes(model)
     require_concrete(model, flat, "ep.log_prior")

@@ -70,12 +70,20 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
         `jax.jit`, `jax.grad`, `jax.vmap` and `jax.hessian`; `unravel` raises a
         clear error for a vector of the wrong length or rank.
 
-    !!! example
-
-        ```python
-        flat, unravel = ep.ravel(model)
-        hessian = jax.hessian(lambda v: neg_log_posterior(unravel(v)))(flat)
-        ```
+    Example:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"a": ep.Param(jnp.ones(2)), "b": ep.Param(3.0),
+        ...          "x": ep.Fixed(2.0)}
+        >>> flat, unravel = ep.ravel(model)
+        >>> flat
+        Array([1., 1., 3.], dtype=float32)
+        >>> def energy(v):
+        ...     m = ep.unwrap(unravel(v))
+        ...     return m["x"] * jnp.sum(m["a"] ** 2) + m["b"] ** 2
+        >>> jax.hessian(energy)(flat)
+        Array([[4., 0., 0.],
+               [0., 4., 0.],
+               [0., 0., 2.]], dtype=float32)
     """
     flat = param_nodes(model)
     require_concrete(model, flat, "ep.ravel")

@@ -53,6 +53,18 @@ def unwrap(model: _M) -> _M:
     Raises:
         ValueError: if a Param or Fixed is still abstract; the message names its
             path in the model and how to initialise it.
+
+    Example:
+        >>> import eqxpurify as ep
+        >>> model = {"alpha": ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1)),
+        ...          "x": ep.Fixed(1.0)}
+        >>> plain = ep.unwrap(model)
+        >>> round(float(plain["alpha"]), 4), float(plain["x"])
+        (2.5, 1.0)
+        >>> ep.unwrap({"w": ep.Param(shape=(3,))})
+        Traceback (most recent call last):
+        ...
+        ValueError: The Param at `['w']` is abstract (shape (3,), no value yet). ...
     """
     check_model(model)
     nodes, treedef = jax.tree.flatten(model, is_leaf=is_wrapper)

@@ -102,6 +102,14 @@ class Param(AbstractWrapper):
         dtype: a floating dtype; default the value's floating dtype, else JAX's
             default float (float32, or float64 under `jax_enable_x64`).
         latent: the latent instead of `value` (what `from_latent` uses).
+
+    Example:
+        >>> import eqxpurify as ep
+        >>> p = ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))
+        >>> round(float(p.value), 4), p.shape
+        (2.5, ())
+        >>> ep.Param(shape=(3,)).is_abstract
+        True
     """
 
     latent: Float[Array, "..."] | jax.ShapeDtypeStruct
