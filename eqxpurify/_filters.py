@@ -48,10 +48,6 @@ def replace_latents(flat: ParamNodes, latents: list[Any]) -> Any:
     return jax.tree.unflatten(flat.treedef, nodes)
 
 
-def _none_like(tree: Any) -> Any:
-    return jax.tree.map(lambda _: None, tree)
-
-
 def partition(model: PyTree) -> tuple[PyTree, PyTree]:
     """Split a model into its trainable latents and everything else.
 
@@ -60,11 +56,12 @@ def partition(model: PyTree) -> tuple[PyTree, PyTree]:
 
     Returns:
         `(params, rest)`. `params` has the model's structure with every Param
-        latent kept and `None` everywhere else (Fixed data, prior
-        hyperparameters, plain arrays, static fields); `rest` is the complement.
-        `ep.combine(params, rest)` rebuilds the model. Pass `params` to
-        `eqx.filter_grad`, `optax` and `eqx.apply_updates`: nothing in `rest`,
-        Fixed data included, is ever differentiated or updated.
+        latent kept and `None` everywhere else (Fixed data, plain arrays, and each
+        Param's `prior`); `rest` is the complement (its Params have
+        `latent=None`). `ep.combine(params, rest)` rebuilds the model. Pass
+        `params` to `eqx.filter_grad`, `optax` and `eqx.apply_updates`: nothing
+        in `rest`, Fixed data included, is ever differentiated or updated.
+        Keeping `params` this small keeps the per-call cost of a jitted step low.
 
     Example:
         >>> import equinox as eqx, jax, jax.numpy as jnp
@@ -84,13 +81,9 @@ def partition(model: PyTree) -> tuple[PyTree, PyTree]:
     flat = param_nodes(model)
     params_nodes: list[Any] = [None] * len(flat.nodes)
     rest_nodes = list(flat.nodes)
-    empty_priors: dict[int, Any] = {}  # priors are often shared: map each once
     for i in flat.indices:
         node = flat.nodes[i]
-        key = id(node.prior)
-        if key not in empty_priors:
-            empty_priors[key] = _none_like(node.prior)
-        params_nodes[i] = build(Param, latent=node.latent, prior=empty_priors[key])
+        params_nodes[i] = build(Param, latent=node.latent, prior=None)
         rest_nodes[i] = build(Param, latent=None, prior=node.prior)
     return (
         jax.tree.unflatten(flat.treedef, params_nodes),

@@ -1,6 +1,5 @@
 """Replace wrappers by plain arrays, so model code computes on values."""
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -29,9 +28,7 @@ def _is_half(node: AbstractWrapper) -> bool:
     if isinstance(node, Fixed):
         return node.array is None
     if isinstance(node, Param):
-        return node.latent is None or any(
-            getattr(node.prior, f.name) is None for f in dataclasses.fields(node.prior)
-        )
+        return node.latent is None or node.prior is None
     return False
 
 
