@@ -26,7 +26,13 @@ from ._priors import (
     Normal as Normal,
     Uniform as Uniform,
 )
-from ._ravel import Unravel as Unravel, ravel as ravel
+from ._ravel import (
+    AbstractRebuild as AbstractRebuild,
+    Unflatten as Unflatten,
+    Unravel as Unravel,
+    flatten as flatten,
+    ravel as ravel,
+)
 from ._summary import summary as summary
 from ._surgery import (
     freeze as freeze,
@@ -48,15 +54,18 @@ __version__ = importlib.metadata.version("eqxpurify")
 
 __all__ = [
     "AbstractPrior",
+    "AbstractRebuild",
     "AbstractWrapper",
     "Fixed",
     "Intermediate",
     "LogNormal",
     "Normal",
     "Param",
+    "Unflatten",
     "Uniform",
     "Unravel",
     "combine",
+    "flatten",
     "freeze",
     "intermediate",
     "intermediates",

@@ -1,6 +1,7 @@
-"""One 1-d vector of all latents, for samplers, Hessians and scipy."""
+"""The latents as one 1-d vector (`ravel`) or one list (`flatten`), and back."""
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
@@ -11,16 +12,19 @@ from jaxtyping import Array, Float, PyTree
 from ._filters import ParamNodes, param_nodes, replace_latents
 from ._flat import common_dtype, concat, split
 from ._init import require_concrete
-from ._wrappers import Param, build
+from ._paths import find_path
+from ._wrappers import Param, build, is_param
 
-__all__ = ["Unravel", "ravel"]
+__all__ = ["AbstractRebuild", "Unflatten", "Unravel", "flatten", "ravel"]
 
 
-class Unravel(eqx.Module):
-    """Maps a 1-d latent vector back to the full model (returned by `ep.ravel`).
+class AbstractRebuild(eqx.Module):
+    """Rebuilds a model from its latents (the base of `Unravel` and `Unflatten`).
 
-    It is an `eqx.Module` holding the non-trainable part of the model, so it can be
-    closed over or passed through `eqx.filter_jit` like any other model.
+    An `eqx.Module` holding the non-trainable part of the model, so it can be
+    closed over (its arrays become constants of the compiled program) or passed
+    through `eqx.filter_jit` as an argument. It hashes by identity, so that
+    `jax.jit(unravel)` works like jitting any function.
     """
 
     rest: list[Any]
@@ -28,12 +32,20 @@ class Unravel(eqx.Module):
     indices: tuple[int, ...] = eqx.field(static=True)
     shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
     dtypes: tuple[np.dtype, ...] = eqx.field(static=True)
-    size: int = eqx.field(static=True)
 
-    # Identity hashing, so that `jax.jit(unravel)` works like jitting any function
-    # (field-wise hashing would fail on the array leaves of `rest`).
     __hash__ = object.__hash__
     __eq__ = object.__eq__
+
+    def rebuild(self, latents: list[Any]) -> PyTree:
+        """The model with these latents (already of the right shapes and dtypes)."""
+        flat = ParamNodes(self.rest, self.treedef, list(self.indices))
+        return replace_latents(flat, latents)
+
+
+class Unravel(AbstractRebuild):
+    """Maps a 1-d latent vector back to the full model (returned by `ep.ravel`)."""
+
+    size: int = eqx.field(static=True)
 
     def __call__(self, flat: Array) -> PyTree:
         shape = tuple(jnp.shape(flat))
@@ -50,10 +62,90 @@ class Unravel(eqx.Module):
         dtype = jnp.result_type(flat)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"`unravel` expects a floating vector, got dtype {dtype}.")
-        latents = split(jnp.asarray(flat), self.shapes, self.dtypes)
-        return replace_latents(
-            ParamNodes(self.rest, self.treedef, list(self.indices)), latents
-        )
+        return self.rebuild(split(jnp.asarray(flat), self.shapes, self.dtypes))
+
+
+class Unflatten(AbstractRebuild):
+    """Maps a list of latents back to the full model (returned by `ep.flatten`)."""
+
+    def __call__(self, latents: Sequence[Array]) -> PyTree:
+        if not isinstance(latents, (list, tuple)):
+            raise TypeError(
+                "`unflatten` expects the list of latents that `ep.flatten` returned "
+                f"(or an update of it), got {type(latents).__name__}."
+            )
+        if len(latents) != len(self.shapes):
+            raise ValueError(
+                f"`unflatten` expects {len(self.shapes)} latents (one per Param), got "
+                f"{len(latents)}."
+            )
+        for k, (z, shape, dtype) in enumerate(
+            zip(latents, self.shapes, self.dtypes, strict=True)
+        ):
+            if tuple(jnp.shape(z)) != shape or jnp.result_type(z) != dtype:
+                path = find_path(self.rebuild(list(latents)), self.indices[k], is_param)
+                raise ValueError(
+                    f"`unflatten`: latent {k} (the Param at `{path}`) must have shape "
+                    f"{shape} and dtype {dtype}, got shape {tuple(jnp.shape(z))} and "
+                    f"dtype {jnp.result_type(z)}. For a batch of latent lists, map "
+                    "over it with `jax.vmap(unflatten)`."
+                )
+        return self.rebuild(list(latents))
+
+
+def _rebuild_fields(flat: ParamNodes) -> dict[str, Any]:
+    rest = list(flat.nodes)
+    for i in flat.indices:
+        rest[i] = build(Param, latent=None, prior=rest[i].prior)
+    return dict(
+        rest=rest,
+        treedef=flat.treedef,
+        indices=tuple(flat.indices),
+        shapes=tuple(p.shape for p in flat.params),
+        dtypes=tuple(p.dtype for p in flat.params),
+    )
+
+
+def flatten(model: PyTree) -> tuple[list[Array], Unflatten]:
+    """The list of every Param latent, and the function that puts them back.
+
+    Like `ep.ravel` without the concatenation: one array per Param, in path order
+    (the order of `ep.named_params`). A jitted training step over this list is
+    the program you would write by hand over a dict of arrays, and dispatches as
+    fast, since JAX flattens a list of arrays in C++; optimizers that act per
+    tensor (masks, LARS/LAMB, adafactor) see each Param as its own tensor.
+
+    Arguments:
+        model: a model whose Params are all concrete.
+
+    Returns:
+        `(latents, unflatten)`: `latents` is a list of arrays, and
+        `unflatten(latents)` returns the full model (Fixed data, priors and static
+        parts kept). `unflatten` checks the number, shapes and dtypes of the
+        latents.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(3)), "x": ep.Fixed(jnp.arange(3.0))}
+        >>> latents, unflatten = ep.flatten(model)
+        >>> [z.shape for z in latents]
+        [(3,)]
+        >>> def loss(latents):
+        ...     m = ep.unwrap(unflatten(latents))
+        ...     return jnp.sum((m["w"] - m["x"]) ** 2)
+        >>> optim = optax.sgd(0.25)
+        >>> @jax.jit
+        ... def step(latents, opt_state):
+        ...     grads = jax.grad(loss)(latents)
+        ...     updates, opt_state = optim.update(grads, opt_state)
+        ...     return optax.apply_updates(latents, updates), opt_state
+        >>> latents, opt_state = step(latents, optim.init(latents))
+        >>> ep.unwrap(unflatten(latents))["w"]
+        Array([0.5, 1. , 1.5], dtype=float32)
+    """
+    flat = param_nodes(model)
+    require_concrete(model, flat, "ep.flatten")
+    return flat.latents(), Unflatten(**_rebuild_fields(flat))
 
 
 def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
@@ -90,15 +182,5 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
     params = flat.params
     dtypes = tuple(p.dtype for p in params)
     vector = concat(flat.latents(), common_dtype(dtypes))
-    rest = list(flat.nodes)
-    for i in flat.indices:
-        rest[i] = build(Param, latent=None, prior=rest[i].prior)
-    unravel = Unravel(
-        rest=rest,
-        treedef=flat.treedef,
-        indices=tuple(flat.indices),
-        shapes=tuple(p.shape for p in params),
-        dtypes=dtypes,
-        size=sum(math.prod(p.shape) for p in params),
-    )
-    return vector, unravel
+    size = sum(math.prod(p.shape) for p in params)
+    return vector, Unravel(**_rebuild_fields(flat), size=size)

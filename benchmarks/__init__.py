@@ -1,0 +1,1 @@
+"""eqxpurify's benchmarks: `python -m benchmarks [--quick] [--out FILE]`."""
