@@ -152,6 +152,16 @@ def build_eqxpurify(d: dict[str, Any]) -> tuple[Callable, tuple]:
     return jax.jit(lambda p: vg(p, rest, y)), (params,)
 
 
+def build_eqxpurify_flatten(d: dict[str, Any]) -> tuple[Callable, tuple]:
+    """`latents, unflatten = ep.flatten(model)`; `unflatten` and the data closed
+    over: the jitted value-and-grad takes the list of latents (the recommended
+    pattern)."""
+    latents, unflatten = ep.flatten(ep_model(d))
+    y = d["y"]
+    vg = jax.value_and_grad(lambda zs: ep_loss(unflatten(zs), y))
+    return jax.jit(vg), (latents,)
+
+
 def build_eqxpurify_ravel(d: dict[str, Any]) -> tuple[Callable, tuple]:
     """`flat, unravel = ep.ravel(model)`; `unravel` and the data closed over."""
     flat, unravel = ep.ravel(ep_model(d))
@@ -303,7 +313,10 @@ def build_nnx(d: dict[str, Any]) -> tuple[Callable, tuple]:
 BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[Callable, tuple]]] = {
     "hand-written jax.jit": build_reference,
     "hand-written jax.jit (A/A copy)": build_reference,
-    "eqxpurify: ravel, unravel closed over": build_eqxpurify_ravel,
+    "eqxpurify: flatten (recommended)": build_eqxpurify_flatten,
+    "eqxpurify: ravel, unravel closed over (samplers, Hessians, scipy)": (
+        build_eqxpurify_ravel
+    ),
     "eqxpurify: partition, rest closed over": build_eqxpurify,
     "eqxpurify: partition, rest as argument": build_eqxpurify_rest_arg,
     "eqxpurify model, eqx.filter_jit": build_eqxpurify_filter_jit,

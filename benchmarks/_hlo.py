@@ -1,6 +1,7 @@
 """Compare compiled programs: optimized HLO text, canonicalised, and op counts."""
 
 import collections
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ _INSTR = re.compile(r"^\s*(ROOT\s+)?%[\w.\-]+\s*=\s*(.+?)\s+([a-z][\w\-]*)\(")
 _TABLES = {"FileNames", "FunctionNames", "FileLocations", "StackFrames"}
 _FRAME = re.compile(r",?\s*stack_frame_id=\d+")
 _PARAM_NAME = re.compile(r"[\w.\-]+: ")
+_DEF = re.compile(r"^(ROOT\s+)?(%[\w.\-]+)\s*=\s*(.*)$")
 _ATTRS = re.compile(r",?\s*(frontend_attributes|origin|backend_config)=\{[^}]*\}")
 
 
@@ -65,6 +67,41 @@ def op_counts(text: str) -> collections.Counter:
     return counts
 
 
+def _structure_hash(lines: list[str]) -> str:
+    """A hash of the ENTRY computation's dataflow graph: every instruction hashed
+    with its operands (and called computations) replaced by their own hashes, and
+    every computation hashed as the sorted multiset of its instructions' hashes
+    plus its root's. Equal hashes mean the same instructions computing the same
+    values from the same parameters, whatever order they are declared in."""
+    hashes: dict[str, str] = {}
+    digest = lambda text: hashlib.sha1(text.encode()).hexdigest()  # noqa: E731
+    sub = lambda text: _NAME.sub(lambda m: hashes.get(m.group(0), "?"), text)  # noqa: E731
+    name, is_entry, body, root, entry = None, False, [], "", ""
+    for line in lines:
+        m = _DEF.match(line)
+        if m:
+            h = digest(sub(m.group(3)))
+            hashes[m.group(2)] = h
+            body.append(h)
+            if m.group(1):
+                root = h
+        elif line.endswith("{"):  # a computation's header
+            head = line.split("(")[0].split()
+            name, is_entry, body, root = head[-1], head[0] == "ENTRY", [], ""
+        elif line == "}" and name is not None:
+            hashes[name] = digest(root + "|" + ",".join(sorted(body)))
+            if is_entry:
+                entry = hashes[name]
+            name = None
+    return entry
+
+
+def same_up_to_order(ca: list[str], cb: list[str]) -> bool:
+    """Whether two canonical texts are the same dataflow graph, declared perhaps
+    in another order (which renumbers every name after the first difference)."""
+    return _structure_hash(ca) == _structure_hash(cb) != ""
+
+
 def compare(a: str, b: str) -> dict[str, Any]:
     """Whether two optimized HLO texts are the same program, and if not, how not."""
     ca, cb = canonical(a), canonical(b)
@@ -74,6 +111,7 @@ def compare(a: str, b: str) -> dict[str, Any]:
     fmt = lambda c: {f"{op} {shape}": n for (op, shape), n in sorted(c.items())}  # noqa: E731
     return {
         "identical_text": ca == cb,
+        "same_up_to_order": same_up_to_order(ca, cb),
         "same_op_counts": oa == ob,
         "ops_a": sum(oa.values()),
         "ops_b": sum(ob.values()),

@@ -23,6 +23,7 @@ LR = 0.1
 
 OPS = [
     "whitened init",
+    "flatten + unflatten",
     "ravel + unravel",
     "partition + combine",
     "unwrap",
@@ -30,6 +31,7 @@ OPS = [
     "jitted step: per call",
 ]
 COMPILED = OPS[-2:]
+PYTHON_OPS = OPS[:-2]
 
 
 def names(leaves: int) -> list[str]:
@@ -77,7 +79,15 @@ def reference(leaves: int, *, key: jax.Array, ravel: bool) -> dict[str, Callable
         grads = jax.grad(loss)(p)
         return jax.tree.map(lambda z, g: z - LR * g, p, grads)
 
-    ops = {"whitened init": init, "unwrap": unwrap}
+    def flatten_unflatten() -> dict[str, jax.Array]:
+        leaves_, treedef = jax.tree.flatten(params)
+        return jax.tree.unflatten(treedef, leaves_)
+
+    ops = {
+        "whitened init": init,
+        "flatten + unflatten": flatten_unflatten,
+        "unwrap": unwrap,
+    }
     if ravel:
 
         def ravel_unravel() -> Any:
@@ -108,9 +118,13 @@ def ep_loss(model: Many) -> jax.Array:
     return _loss_of_values(values, [p.latent for p in model.params])
 
 
-def eqxpurify(leaves: int, *, key: jax.Array, pattern: str) -> dict[str, Callable]:
-    """`pattern` is the jitted step's: "ravel" (a flat vector, `unravel` closed
-    over) or "partition" (`params` argument, `rest` closed over)."""
+def eqxpurify(
+    leaves: int, *, key: jax.Array, pattern: str, python_ops: bool = True
+) -> dict[str, Callable]:
+    """`pattern` is the jitted step's: "flatten" (the list of latents, `unflatten`
+    closed over), "ravel" (a flat vector, `unravel` closed over) or "partition"
+    (`params` argument, `rest` closed over). `python_ops=False` leaves out the
+    Python-side operations (they do not depend on the pattern)."""
     abstract = ep_model(leaves)
     model = ep.normal(abstract, key=key)
     flat, unravel = ep.ravel(model)
@@ -119,22 +133,38 @@ def eqxpurify(leaves: int, *, key: jax.Array, pattern: str) -> dict[str, Callabl
         vec, unr = ep.ravel(model)
         return unr(vec)
 
+    def flatten_unflatten() -> Any:
+        zs, unf = ep.flatten(model)
+        return unf(zs)
+
     def partition_combine() -> Any:
         return ep.combine(*ep.partition(model))
 
-    ops: dict[str, Callable] = {
-        "whitened init": lambda: ep.normal(abstract, key=key),
-        "ravel + unravel": ravel_unravel,
-        "partition + combine": partition_combine,
-        "unwrap": lambda: ep.unwrap(model),
-    }
-    if pattern == "ravel":
+    ops: dict[str, Callable] = {}
+    if python_ops:
+        ops = {
+            "whitened init": lambda: ep.normal(abstract, key=key),
+            "flatten + unflatten": flatten_unflatten,
+            "ravel + unravel": ravel_unravel,
+            "partition + combine": partition_combine,
+            "unwrap": lambda: ep.unwrap(model),
+        }
+    if pattern == "flatten":
+        latents, unflatten = ep.flatten(model)
+
+        @jax.jit
+        def step(zs: list[jax.Array]) -> list[jax.Array]:
+            grads = jax.grad(lambda u: ep_loss(unflatten(u)))(zs)
+            return [z - LR * g for z, g in zip(zs, grads, strict=True)]
+
+        state: Any = latents
+    elif pattern == "ravel":
 
         @jax.jit
         def step(v: jax.Array) -> jax.Array:
             return v - LR * jax.grad(lambda u: ep_loss(unravel(u)))(v)
 
-        state: Any = flat
+        state = flat
     else:
         params, rest = ep.partition(model)
 

@@ -113,6 +113,12 @@ def build_eqxpurify(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
     return jax.jit(vg), (params,)
 
 
+def build_eqxpurify_flatten(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
+    latents, unflatten = ep.flatten(ep_model(key))
+    vg = jax.value_and_grad(lambda zs: ep_loss(unflatten(zs), d))
+    return jax.jit(vg), (latents,)
+
+
 def build_eqxpurify_ravel(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
     flat, unravel = ep.ravel(ep_model(key))
     return jax.jit(jax.value_and_grad(lambda v: ep_loss(unravel(v), d))), (flat,)

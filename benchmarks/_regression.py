@@ -170,6 +170,46 @@ def build_ep_partition_closed(d: dict) -> Callable[[int], Any]:
     return _chain(step, (params, OPT.init(params)))
 
 
+def _flatten_step(latents: list, opt_state: Any, unflatten: Any, y: jax.Array) -> tuple:
+    grads = jax.grad(lambda zs: ep_loss(unflatten(zs), y))(latents)
+    updates, opt_state = OPT.update(grads, opt_state, latents)
+    return optax.apply_updates(latents, updates), opt_state
+
+
+def build_ep_flatten_closed(d: dict) -> Callable[[int], Any]:
+    """The recommended step: `latents, unflatten = ep.flatten(model)`;
+    `jax.jit(step)(latents, opt_state)`, `unflatten` and the data closed over."""
+    latents, unflatten = ep.flatten(ep_model(d))
+    step = jax.jit(functools.partial(_flatten_step, unflatten=unflatten, y=d["y"]))
+    return _chain(step, (latents, OPT.init(latents)))
+
+
+def hlo_reference(d: dict) -> tuple[Callable, tuple]:
+    """The hand-written step and its arguments, for S4's HLO comparison."""
+    params = {k: jnp.float32(0.0) for k in PRIORS}
+    step = jax.jit(functools.partial(_ref_step, data_=d))
+    return step, (params, OPT.init(params))
+
+
+def hlo_flatten(d: dict) -> tuple[Callable, tuple]:
+    """The recommended `ep.flatten` step and its arguments, for S4."""
+    latents, unflatten = ep.flatten(ep_model(d))
+    step = jax.jit(functools.partial(_flatten_step, unflatten=unflatten, y=d["y"]))
+    return step, (latents, OPT.init(latents))
+
+
+def build_ep_flatten_arg(d: dict) -> Callable[[int], Any]:
+    """`jax.jit(step)(latents, opt, unflatten, y)`: the unflatten module (Fixed data
+    and prior hyperparameters) passed as an argument."""
+    latents, unflatten = ep.flatten(ep_model(d))
+    step = jax.jit(_flatten_step)
+
+    def run(z: Any, o: Any, u: Any, y: Any) -> tuple:
+        return (*step(z, o, u, y), u, y)
+
+    return _chain(run, (latents, OPT.init(latents), unflatten, d["y"]))
+
+
 def _ravel_step(flat: jax.Array, opt_state: Any, unravel: Any, y: jax.Array) -> tuple:
     grads = jax.grad(lambda v: ep_loss(unravel(v), y))(flat)
     updates, opt_state = OPT.update(grads, opt_state, flat)
@@ -355,7 +395,11 @@ def build_nnx(d: dict) -> Callable[[int], Any]:
 BUILDERS: dict[str, Callable[[dict], Callable[[int], Any]]] = {
     "hand-written jax.jit": build_reference,
     "hand-written jax.jit (A/A copy)": build_reference,
-    "eqxpurify: ravel, unravel closed over": build_ep_ravel_closed,
+    "eqxpurify: flatten (recommended)": build_ep_flatten_closed,
+    "eqxpurify: flatten, unflatten as argument": build_ep_flatten_arg,
+    "eqxpurify: ravel, unravel closed over (samplers, Hessians, scipy)": (
+        build_ep_ravel_closed
+    ),
     "eqxpurify: ravel, unravel as argument": build_ep_ravel_arg,
     "eqxpurify: partition, rest closed over": build_ep_partition_closed,
     "eqxpurify: partition, rest as argument": build_ep_partition_arg,

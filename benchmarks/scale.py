@@ -19,7 +19,16 @@ import sys
 import time
 
 FLOOR = "floor"
-OPS = ["normal", "partition+combine", "ravel", "unravel", "unwrap", FLOOR]
+OPS = [
+    "normal",
+    "flatten",
+    "unflatten",
+    "partition+combine",
+    "ravel",
+    "unravel",
+    "unwrap",
+    FLOOR,
+]
 
 
 def _measure(leaves: int, reps: int) -> dict[str, dict[str, float]]:
@@ -38,6 +47,7 @@ def _measure(leaves: int, reps: int) -> dict[str, dict[str, float]]:
     jax.block_until_ready(model)
     flat, unravel = ep.ravel(model)
     jax.block_until_ready(flat)
+    latents, unflatten = ep.flatten(model)
 
     def partition_combine():
         params, rest = ep.partition(model)
@@ -51,6 +61,8 @@ def _measure(leaves: int, reps: int) -> dict[str, dict[str, float]]:
     calls = {
         FLOOR: floor,
         "normal": lambda: ep.normal(abstract, key=key),
+        "flatten": lambda: ep.flatten(model)[0],
+        "unflatten": lambda: unflatten(latents),
         "partition+combine": partition_combine,
         "ravel": lambda: ep.ravel(model)[0],
         "unravel": lambda: unravel(flat),
@@ -114,7 +126,7 @@ def main() -> None:
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name in OPS:
-        row = f"| {'floor: flatten + unflatten' if name == FLOOR else name} |"
+        row = f"| {'floor: jax.tree flatten + unflatten' if name == FLOOR else name} |"
         for n in args.leaves:
             r = results[n][name]
             row += f" {r['cold']:.3f} | {r['median']:.4f} ({r['min']:.4f}) |"
