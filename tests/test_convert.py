@@ -92,7 +92,7 @@ def test_mlp_gradient_matches(getkey):
         _close(layer_got.bias.latent, layer_want.bias)
         # Prior hyperparameters get no gradient worth applying: partition drops them.
     params, _ = ep.partition(wrapped)
-    assert params.layers[0].weight.prior.sigma is None
+    assert params.layers[0].weight.prior is None
 
 
 def test_default_prior_reinitialises_like_lecun(getkey):
