@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -21,7 +20,17 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._flat import compute_dtype, is_traced
-from ._wrappers import AbstractWrapper, Fixed, Param, build, is_param, is_wrapper
+from ._wrappers import (
+    AbstractWrapper,
+    Fixed,
+    Param,
+    build,
+    check_finite,
+    is_param,
+    is_wrapper,
+    shape_str,
+    value_of,
+)
 
 __all__ = [
     "ROOT",
@@ -277,10 +286,6 @@ def prior_str(prior: Any) -> str:
 # Setting a physical value on one wrapper, with shape and dtype checked.
 
 
-def _shape_str(shape: tuple[int, ...]) -> str:
-    return str(tuple(int(d) for d in shape))
-
-
 def checked_array(
     value: Any,
     shape: tuple[int, ...],
@@ -331,18 +336,17 @@ def checked_array(
         arr = jnp.asarray(value)
     if tuple(arr.shape) != tuple(shape):
         raise ValueError(
-            f"`{caller}`: {what} has shape {_shape_str(tuple(shape))}, but the value "
-            f"has shape {_shape_str(tuple(arr.shape))}. Pass a value of shape "
-            f"{_shape_str(tuple(shape))}."
+            f"`{caller}`: {what} has shape {shape_str(tuple(shape))}, but the value "
+            f"has shape {shape_str(tuple(arr.shape))}. Pass a value of shape "
+            f"{shape_str(tuple(shape))}."
         )
     return arr
 
 
 @functools.partial(jax.jit, static_argnums=2)
-def _inverse(prior: Any, value: Array, dtype: np.dtype) -> tuple[Array, Array]:
-    """`prior.inverse(value)` in `dtype` and whether it is finite: one compiled call."""
-    latent = prior.inverse(value.astype(compute_dtype(dtype))).astype(dtype)
-    return latent, jnp.all(jnp.isfinite(latent))
+def _inverse(prior: Any, value: Array, dtype: np.dtype) -> Array:
+    """`prior.inverse(value)` in `dtype`, as one compiled call."""
+    return prior.inverse(value.astype(compute_dtype(dtype))).astype(dtype)
 
 
 def with_value(node: AbstractWrapper, value: Any, path: str, caller: str) -> Any:
@@ -355,16 +359,12 @@ def with_value(node: AbstractWrapper, value: Any, path: str, caller: str) -> Any
     what = f"the {kind} at `{path}`"
     if isinstance(node, Param):
         arr = checked_array(value, node.shape, node.dtype, what=what, caller=caller)
-        latent, finite = _inverse(node.prior, arr, node.dtype)
-        message = (
+        latent = check_finite(
+            _inverse(node.prior, arr, node.dtype),
             f"`{caller}`: the value for the Param at `{path}` is outside the support "
             f"of its prior `{prior_str(node.prior)}` (`prior.inverse(value)` is not "
-            "finite). Pass a value inside the prior's support."
+            "finite). Pass a value inside the prior's support.",
         )
-        if is_traced(latent):
-            latent = eqx.error_if(latent, ~finite, message)
-        elif not bool(finite):
-            raise ValueError(message)
         return build(Param, latent=latent, prior=node.prior)
     if isinstance(node, Fixed):
         arr = checked_array(value, node.shape, node.dtype, what=what, caller=caller)
@@ -377,18 +377,6 @@ def with_value(node: AbstractWrapper, value: Any, path: str, caller: str) -> Any
 
 # --------------------------------------------------------------------------------
 # Public: named_params, values, load_values.
-
-
-@jax.jit
-def _param_value(param: Param) -> Array:
-    # Eagerly, one compiled call per Param is cheaper than the prior's 3-4 ops.
-    return param.value
-
-
-def _physical(node: AbstractWrapper) -> Array:
-    if isinstance(node, Param) and not is_traced(node.latent):
-        return _param_value(node)
-    return node.value
 
 
 def named_params(model: Any) -> dict[str, Param]:
@@ -450,7 +438,7 @@ def values(
                 "(no value yet). Initialise the model first, e.g. with "
                 "`ep.normal(model, key=key)`, or fill it with `ep.set_value`."
             )
-        out[path] = _physical(node)
+        out[path] = value_of(node)
     return out
 
 

@@ -12,8 +12,7 @@ import numpy as np
 from ._flat import is_traced
 from ._intermediates import is_intermediate
 from ._paths import path_str, prior_str
-from ._unwrap import _value
-from ._wrappers import AbstractWrapper, Fixed, Param, is_wrapper
+from ._wrappers import AbstractWrapper, Fixed, Param, is_wrapper, value_of
 
 __all__ = ["summary"]
 
@@ -48,7 +47,7 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
             prior = f"{prior_str(node.prior)} (frozen)"
         else:
             prior = _NONE
-        value = None if node.is_abstract else _value(node)
+        value = None if node.is_abstract else value_of(node)
         shape, dtype = node.shape, node.dtype
     elif eqx.is_array(node):
         if jax.dtypes.issubdtype(node.dtype, jax.dtypes.prng_key):

@@ -12,8 +12,7 @@ from jaxtyping import Array, ArrayLike
 
 from ._paths import Nodes, Where, named_nodes, select, select_one, with_value
 from ._priors import AbstractPrior, Normal
-from ._unwrap import _value
-from ._wrappers import Fixed, Param, is_wrapper, standard_normal
+from ._wrappers import Fixed, Param, is_wrapper, standard_normal, value_of
 
 __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
 
@@ -111,7 +110,7 @@ def freeze(model: _M, where: Where) -> _M:
         if node.is_abstract:
             out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=node.prior)
         else:
-            out[i] = Fixed(_value(node), prior=node.prior)
+            out[i] = Fixed(value_of(node), prior=node.prior)
     return nodes.unflatten(out)
 
 
