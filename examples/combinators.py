@@ -19,12 +19,15 @@ by shape: the network *is* its own shape specification.
 - An ensemble of 8 members is `eqx.filter_vmap` over `ep.normal` with 8 keys,
   and its prediction one `eqx.filter_vmap` over the stacked models.
 
-Run `python examples/combinators.py` (or with `--quick`; both are fast).
+Run `python examples/combinators.py` (or with `--quick`; both are fast). It saves
+`combinators.png` (the ensemble's functions along a line through input space) in
+the folder given by `--out DIR` (default: next to this file).
 """
 
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -209,8 +212,54 @@ def ensemble_predict(ensemble: PyTree, x: Array) -> Array:
     return eqx.filter_vmap(lambda m: m(x))(ensemble)
 
 
-def main(quick: bool = False, seed: int = 0) -> dict:
+def plot_file(out: str | Path, name: str) -> Path:
+    """`out` is a folder (created if missing) for `<name>.png`, or a `.png` path."""
+    out = Path(out)
+    path = out if out.suffix == ".png" else out / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def plot(ensemble: PyTree, x: Array, out_dim: int, path: Path) -> None:
+    """Each member's outputs along the line `t * x / |x|` through input space."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    norm = float(jnp.linalg.norm(x))
+    reach = max(3.0, 1.25 * norm)
+    t = np.linspace(-reach, reach, 121)
+    inputs = jnp.asarray(t)[:, None] * (x / norm)
+    preds = np.asarray(jax.vmap(lambda xi: ensemble_predict(ensemble, xi))(inputs))
+    heads = {"residual head, output 1": 0, "linear head, output 1": out_dim}
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True, layout="constrained")
+    for ax, (title, j) in zip(axes, heads.items(), strict=True):
+        ys = preds[:, :, j]
+        for i in range(ys.shape[1]):
+            ax.plot(t, ys[:, i], c="C0", lw=1, alpha=0.6)
+        ax.plot([], [], c="C0", lw=1, alpha=0.6, label="ensemble members (8)")
+        mean, sd = ys.mean(axis=1), ys.std(axis=1)
+        ax.plot(t, mean, c="k", lw=2, label="ensemble mean")
+        ax.fill_between(t, mean - sd, mean + sd, color="k", alpha=0.12, label="± 1 sd")
+        ax.axvline(norm, c="C3", ls="--", lw=1, label="the printed input x")
+        ax.set(title=title, xlabel="t  (input = t · x / |x|)")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("network output")
+    fig.suptitle(
+        "Untrained 8-member ensemble (eqx.filter_vmap over ep.normal) along a line "
+        "through input space",
+        fontsize=10,
+    )
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> dict:
+    """Print shapes, the shared-gradient check and the ensemble; with `out`, plot."""
     del quick  # the full run is already fast
+    plot_to = out  # (`out` names the output shape below)
     in_dim = 4
     model = make_model(in_dim=in_dim)
 
@@ -241,6 +290,10 @@ def main(quick: bool = False, seed: int = 0) -> dict:
         print(f"  member {i}: " + " ".join(f"{v:+.3f}" for v in p))
     spread = " ".join(f"{v:.3f}" for v in jnp.std(preds, axis=0))
     print(f"  sd across members, per output: {spread}")
+    if plot_to is not None:
+        path = plot_file(plot_to, "combinators")
+        plot(ensemble, x, out_dim=3, path=path)
+        print(f"saved plot to {path}")
     return {
         "shapes": shapes,
         "out": out,
@@ -255,6 +308,11 @@ def main(quick: bool = False, seed: int = 0) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="same as the full run")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent),
+        help="folder for the plot, created if missing (default: next to this file)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    main(quick=args.quick, seed=args.seed)
+    main(quick=args.quick, out=args.out, seed=args.seed)
