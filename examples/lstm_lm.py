@@ -18,11 +18,14 @@ biases U(-1/sqrt(17), 1/sqrt(17)), `c_0 = 0`) from `jax.random.key(seed)`,
 seed 0 by default.
 
 Run `python examples/lstm_lm.py` (full: 101 epochs, a few seconds) or with
-`--quick` (21 epochs, for the tests).
+`--quick` (21 epochs, for the tests). It saves `lstm_lm.png` (the probability of
+each next token before and after training, and the logged losses) in the folder
+given by `--out DIR` (default: next to this file).
 """
 
 import argparse
 import math
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -158,22 +161,91 @@ def train(model: LSTMLM, data: Array, epochs: int, log_every: int = 50):
     return ep.combine(params, rest), losses
 
 
-def main(quick: bool = False, seed: int = 0) -> dict:
+def plot_file(out: str | Path, name: str) -> Path:
+    """`out` is a folder (created if missing) for `<name>.png`, or a `.png` path."""
+    out = Path(out)
+    path = out if out.suffix == ".png" else out / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def next_token_probabilities(model: LSTMLM, data: Array) -> list[float]:
+    """The probability the model gives each token of `data`, from the ones before.
+
+    Read off the model's own summed loss over growing prefixes of `data`.
+    """
+    hc = model.hc_0
+    summed = [0.0] + [float(model(data[: k + 1], hc)[0]) for k in range(len(data))]
+    return [math.exp(a - b) for a, b in zip(summed, summed[1:])]
+
+
+def plot(initial: LSTMLM, trained: LSTMLM, losses: dict, data: Array, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax_p, ax_l) = plt.subplots(
+        1, 2, figsize=(10, 3.8), width_ratios=(3, 2), layout="constrained"
+    )
+    x = np.arange(len(data))
+    for offset, (label, model, colour) in zip(
+        (-0.2, 0.2),
+        (("before training", initial, "0.6"), ("after training", trained, "C0")),
+    ):
+        p = next_token_probabilities(model, data)
+        ax_p.bar(x + offset, p, width=0.4, color=colour, label=label)
+    ax_p.axhline(1 / VOCAB, c="k", ls=":", lw=1, label=f"uniform (1/{VOCAB})")
+    ax_p.set_xticks(x, [str(int(t)) for t in data])
+    ax_p.set(
+        ylim=(0, 1.22),
+        yticks=np.linspace(0, 1, 6),
+        xlabel="token of the sequence (in order)",
+        ylabel="probability given the tokens before",
+        title="Next-token probability of [4, 8, 15, 16, 23, 42]",
+    )
+    ax_p.legend(fontsize=8, loc="upper center", ncol=3)
+    epochs = sorted(losses)
+    ax_l.plot(epochs, [losses[e] for e in epochs], "o-", c="C0", label="training loss")
+    ax_l.set(
+        xlabel="epoch",
+        ylabel="summed cross-entropy (nats)",
+        title="Training loss at the logged epochs",
+        ylim=(0, None),
+    )
+    ax_l.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> dict:
+    """Train and print samples; with `out`, also save the plot there."""
     epochs = 21 if quick else 101
     log_every = 10 if quick else 50
     data = jnp.array(DATA)
     model = LSTMLM(VOCAB, DIM, key=jax.random.key(seed))
+    initial = model
     before = [int(i) for i in model.greedy_argmax()]
     print("sample before:", before)
     model, losses = train(model, data, epochs, log_every)
     after = [int(i) for i in model.greedy_argmax()]
     print("sample after: ", after)
+    if out is not None:
+        path = plot_file(out, "lstm_lm")
+        plot(initial, model, losses, data, path)
+        print(f"saved plot to {path}")
     return {"before": before, "after": after, "losses": losses, "model": model}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="21 epochs, for tests")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent),
+        help="folder for the plot, created if missing (default: next to this file)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    main(quick=args.quick, seed=args.seed)
+    main(quick=args.quick, out=args.out, seed=args.seed)
