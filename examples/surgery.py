@@ -18,8 +18,10 @@ physical mass and damping) driven by a small neural controller, simulated with
    trainable half. The controller adapts to the payload with AdamW (weight decay
    and momentum included), and the arm is bit-for-bit what it was.
 
-Saves a plot of the 8 reaches before the payload, with it, and after adapting.
-Run `python examples/surgery.py` or with `--quick`.
+Saves `surgery.png` (the 8 reaches after the fit, with the payload and after
+adapting, and the distance to target over time) in the folder given by
+`--out DIR` (default: next to this file). Run `python examples/surgery.py` or
+with `--quick`.
 """
 
 import argparse
@@ -158,23 +160,62 @@ def show(model: Reacher) -> str:
     return f"mass {p['mass']:.4f} kg, damping {p['damping']:.4f} N s/m"
 
 
+def plot_file(out: str | Path, name: str) -> Path:
+    """`out` is a folder (created if missing) for `<name>.png`, or a `.png` path."""
+    out = Path(out)
+    path = out if out.suffix == ".png" else out / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def plot(models: dict[str, Reacher], targets, path: Path) -> None:
+    """One panel of reaches per model, and the mean distance to target over time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    n = len(models)
     fig, axes = plt.subplots(
-        1, len(models), figsize=(3.2 * len(models), 3.6), layout="constrained"
+        1, n + 1, figsize=(3.4 * (n + 1), 3.9), layout="constrained"
     )
-    for ax, (title, model) in zip(axes, models.items(), strict=True):
+    time = DT * np.arange(1, N_STEPS + 1)
+    for i, (ax, (title, model)) in enumerate(zip(axes, models.items(), strict=False)):
         positions, _ = jax.vmap(model)(targets)
-        for path_, target in zip(np.asarray(positions), np.asarray(targets)):
-            ax.plot(*np.vstack([[0.0, 0.0], path_]).T, c="C0", lw=1)
-            ax.plot(*target, "o", mfc="none", c="C3")
-        ax.set(title=title, aspect="equal", xlim=(-1.4, 1.4), ylim=(-1.4, 1.4))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        positions = np.asarray(positions)
+        for k, (path_, target) in enumerate(zip(positions, np.asarray(targets))):
+            label = "reach" if k == 0 else None
+            ax.plot(*np.vstack([[0.0, 0.0], path_]).T, c="C0", lw=1, label=label)
+            label = "target" if k == 0 else None
+            ax.plot(*target, "o", mfc="none", c="C3", label=label)
+        ax.plot(0.0, 0.0, "k+", ms=8, label="start")
+        mass = physics(model)["mass"]
+        ax.set(
+            title=f"{title}\n(mass {mass:.2f} kg, task loss "
+            f"{float(task_loss(model, targets)):.4f})",
+            aspect="equal",
+            xlim=(-1.4, 1.4),
+            ylim=(-1.4, 1.4),
+            xlabel="x position (m)",
+        )
+        if i == 0:
+            ax.set_ylabel("y position (m)")
+            handles, labels = ax.get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8)
+        distance = np.linalg.norm(positions - np.asarray(targets)[:, None], axis=-1)
+        axes[-1].plot(time, distance.mean(axis=0), c=f"C{i}", label=title)
+    axes[-1].set(
+        title="Distance to target\n(mean over the 8 reaches)",
+        xlabel="time (s)",
+        ylabel="distance (m)",
+        ylim=(0, None),
+    )
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(
+        "Point-mass arm reaching 8 targets: after the fit, with a payload, and after "
+        "the controller adapts with the arm frozen",
+        fontsize=10,
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -231,19 +272,21 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
         f"{loss_loaded:.4f} -> {loss_adapted:.4f}; controller moved by up to "
         f"{controller_moved:.3f}; arm bit-for-bit unchanged: {unchanged}"
     )
-    out = Path(out) if out is not None else Path(__file__).with_suffix(".png")
-    plot(
-        {
-            "fitted": fitted,
-            f"+{PAYLOAD} kg payload": loaded,
-            "adapted (arm frozen)": adapted,
-        },
-        targets,
-        out,
-    )
-    print(f"saved plot to {out}")
+    path = None
+    if out is not None:
+        path = plot_file(out, "surgery")
+        plot(
+            {
+                "fitted": fitted,
+                f"+{PAYLOAD} kg payload": loaded,
+                "adapted (arm frozen)": adapted,
+            },
+            targets,
+            path,
+        )
+        print(f"saved plot to {path}")
     return {
-        "plot": out,
+        "plot": path,
         "targets": targets,
         "nominal": model,
         "fitted": fitted,
@@ -262,7 +305,11 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run, for tests")
-    parser.add_argument("--out", default=None, help="PNG path (default: next to me)")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent),
+        help="folder for the plot, created if missing (default: next to this file)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     main(quick=args.quick, out=args.out, seed=args.seed)
