@@ -25,7 +25,10 @@ Maximum likelihood is `(mean(x), beta)`. The whitened MAP maximises
 this is the likelihood times the Jacobian `|dtheta/dz|`, so it sits slightly
 off the maximum likelihood, by about `Sigma grad_theta log|dtheta/dz|` (printed).
 
-Run `python examples/regression_inference.py` (full) or with `--quick`.
+Run `python examples/regression_inference.py` (full) or with `--quick`. It saves
+`regression_inference.png` (the data, and each parameter's posterior by all four
+methods against the closed form) in the folder given by `--out DIR` (default:
+next to this file).
 """
 
 import argparse
@@ -288,24 +291,91 @@ def run_vi(model, steps: int, n_mc: int, *, key: PRNGKeyArray):
 # --- the program -----------------------------------------------------------------
 
 
-def plot(x, y, summary, ml, path: Path) -> None:
+def plot_file(out: str | Path, name: str) -> Path:
+    """`out` is a folder (created if missing) for `<name>.png`, or a `.png` path."""
+    out = Path(out)
+    path = out if out.suffix == ".png" else out / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def plot(x, y, exact, ml, map_, mala_samples, vi_draws, path: Path) -> None:
+    """The data and exact posterior line; each parameter's marginal by every method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    grid = np.linspace(x.min() - 0.5, x.max() + 0.5, 2)
-    draws = summary["samples"][:: max(1, len(summary["samples"]) // 60)][:60]
-    for _, a, b in draws:
-        ax.plot(grid, a * grid + b, c="C0", alpha=0.08, lw=1)
-    ax.plot([], [], c="C0", alpha=0.5, label="MALA posterior draws")
-    ax.plot(grid, ml[1] * grid + ml[2], c="C1", label="maximum likelihood")
-    ax.plot(grid, TRUTH["a"] * grid + TRUTH["b"], "k--", lw=1, label="truth")
-    ax.scatter(x, y, s=8, c="k", alpha=0.6, label="data")
-    ax.set(xlabel="x", ylabel="y", title="y ~ N(a x + b, 1)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.9), layout="constrained")
+    ax = axes[0]
+    grid = np.linspace(x.min() - 0.5, x.max() + 0.5, 100)
+    design = np.stack([grid, np.ones_like(grid)], axis=1)
+    line = design @ exact["mean"][1:]
+    band = 1.96 * np.sqrt(
+        np.einsum("ni,ij,nj->n", design, exact["cov"][1:, 1:], design)
+    )
+    ax.scatter(x, y, s=8, c="k", alpha=0.5, label="data")
+    ax.plot(grid, TRUTH["a"] * grid + TRUTH["b"], c="0.4", ls=":", label="truth")
+    ax.plot(grid, line, c="k", lw=1.5, label="exact posterior mean")
+    ax.fill_between(
+        grid, line - band, line + band, color="k", alpha=0.2, label="exact 95% band"
+    )
+    ax.set(
+        xlabel="x",
+        ylabel="y",
+        title="Data, y ~ N(a x + b, 1),\nand the exact posterior line",
+    )
+    ax.legend(fontsize=7, loc="upper left")
+
+    symbols = {"x_mu": "x_μ", "a": "a (slope)", "b": "b (intercept)"}
+    for i, (ax, name) in enumerate(zip(axes[1:], NAMES, strict=True)):
+        mean, sd = exact["mean"][i], exact["sd"][i]
+        t = np.linspace(mean - 4.5 * sd, mean + 4.5 * sd, 200)
+        density = np.exp(-0.5 * ((t - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+        bins = np.linspace(t[0], t[-1], 46)
+        ax.fill_between(t, density, color="k", alpha=0.15, label="exact posterior")
+        ax.hist(
+            mala_samples[:, i],
+            bins,
+            density=True,
+            histtype="step",
+            color="C0",
+            lw=1.5,
+            label="MALA samples",
+        )
+        ax.hist(
+            vi_draws[:, i],
+            bins,
+            density=True,
+            histtype="step",
+            color="C2",
+            lw=1.5,
+            label="VI (mean-field) draws",
+        )
+        ax.axvline(ml[i], c="C1", lw=1.5, label="maximum likelihood (ML)")
+        ax.axvline(map_[i], c="C3", ls="--", lw=1.5, label="whitened MAP")
+        ax.text(
+            0.03,
+            0.97,
+            f"ML   {ml[i]:.3f}\nMAP {map_[i]:.3f}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            family="monospace",
+        )
+        ax.set(
+            xlabel=symbols[name],
+            ylabel="posterior density",
+            title=f"{symbols[name]}\nexact posterior mean {mean:.3f}, sd {sd:.3f}",
+            xlim=(t[0], t[-1]),
+        )
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=8)
+    fig.suptitle(
+        "Regression posterior by four methods (ML, MAP, MALA, mean-field VI) against "
+        "the closed form",
+        fontsize=10,
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -364,9 +434,20 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
         "(a, b) posterior, as the exact mean-field optimum (MF sd) says they should."
     )
 
-    path = Path(out) if out is not None else Path(__file__).with_suffix(".png")
-    plot(np.asarray(x), np.asarray(y), mcmc, ml, path)
-    print(f"saved plot to {path}")
+    path = None
+    if out is not None:
+        path = plot_file(out, "regression_inference")
+        plot(
+            np.asarray(x),
+            np.asarray(y),
+            exact,
+            ml,
+            map_,
+            mcmc["samples"],
+            vi_draws,
+            path,
+        )
+        print(f"saved plot to {path}")
     return {
         "x": np.asarray(x),
         "y": np.asarray(y),
@@ -384,7 +465,11 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run, for tests")
-    parser.add_argument("--out", default=None, help="PNG path (default: next to me)")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent),
+        help="folder for the plot, created if missing (default: next to this file)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     main(quick=args.quick, out=args.out, seed=args.seed)
