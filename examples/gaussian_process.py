@@ -26,7 +26,9 @@ the fit runs in float64, inside `main` under `jax.enable_x64(True)` (importing
 this file changes no global setting), with an L-BFGS memory larger than the
 number of observations.
 
-Run `python examples/gaussian_process.py` or with `--quick`.
+Run `python examples/gaussian_process.py` or with `--quick`. It saves
+`gaussian_process.png` (data, fitted and true field) in the folder given by
+`--out DIR` (default: next to this file).
 """
 
 import argparse
@@ -131,6 +133,14 @@ def simulate(key: PRNGKeyArray, n_obs: int, sigma: float):
     return truth, observe(truth, sigma, key=k_noise)
 
 
+def plot_file(out: str | Path, name: str) -> Path:
+    """`out` is a folder (created if missing) for `<name>.png`, or a `.png` path."""
+    out = Path(out)
+    path = out if out.suffix == ".png" else out / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def plot(truth, f_fit, y, sigma, path: Path) -> None:
     import matplotlib
 
@@ -142,7 +152,9 @@ def plot(truth, f_fit, y, sigma, path: Path) -> None:
     f_true = np.asarray(field(true.xi, true.alpha))
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(grid, f_true, "k--", lw=1, label="true field")
-    ax.plot(grid, np.asarray(f_fit), c="C0", label="fitted field (harvested `f`)")
+    ax.plot(
+        grid, np.asarray(f_fit), c="C0", label='fitted field (the tap "f", harvested)'
+    )
     ax.errorbar(
         np.asarray(true.x_obs),
         np.asarray(y),
@@ -151,16 +163,20 @@ def plot(truth, f_fit, y, sigma, path: Path) -> None:
         c="C3",
         ms=3,
         lw=1,
-        label="data",
+        label=f"data (error bars: noise sd {sigma:g})",
     )
-    ax.set(xlabel="x", ylabel="f", title="Power-law Gaussian process, whitened MAP")
+    ax.set(
+        xlabel="position x (arbitrary units)",
+        ylabel="field f(x) (arbitrary units)",
+        title="Power-law Gaussian-process field: data, truth and whitened MAP fit",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def _main(quick: bool, out: Path, seed: int) -> dict:
+def _main(quick: bool, out: str | Path | None, seed: int) -> dict:
     sigma = NOISE_SIGMA
     n_obs = 15 if quick else N_OBS
     truth, y = simulate(jax.random.key(seed), n_obs, sigma)
@@ -203,8 +219,11 @@ def _main(quick: bool, out: Path, seed: int) -> dict:
         "max |harvested f - field(fitted xi, alpha)| = "
         f"{float(jnp.max(jnp.abs(harvested['f'] - recomputed))):.1e}"
     )
-    plot(truth, harvested["f"], y, sigma, out)
-    print(f"saved plot to {out}")
+    path = None
+    if out is not None:
+        path = plot_file(out, "gaussian_process")
+        plot(truth, harvested["f"], y, sigma, path)
+        print(f"saved plot to {path}")
     return {
         "alpha_true": float(ep.unwrap(truth).alpha),
         "alpha_fit": float(values.alpha),
@@ -219,12 +238,12 @@ def _main(quick: bool, out: Path, seed: int) -> dict:
         "x_obs": np.asarray(values.x_obs),
         "y": np.asarray(y),
         "sigma": sigma,
-        "plot": out,
+        "plot": path,
     }
 
 
 def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> dict:
-    out = Path(out) if out is not None else Path(__file__).with_suffix(".png")
+    """Simulate, fit and print; with `out`, also save the plot there."""
     with jax.enable_x64(True):
         return _main(quick, out, seed)
 
@@ -232,7 +251,11 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run, for tests")
-    parser.add_argument("--out", default=None, help="PNG path (default: next to me)")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent),
+        help="folder for the plot, created if missing (default: next to this file)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     main(quick=args.quick, out=args.out, seed=args.seed)
