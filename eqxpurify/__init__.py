@@ -2,9 +2,16 @@
 
 import importlib.metadata
 
-from ._filters import combine as combine, partition as partition
+from ._abstract_prior import AbstractPrior as AbstractPrior
+from ._filters import (
+    Rest as Rest,
+    combine as combine,
+    is_trainable as is_trainable,
+    partition as partition,
+)
 from ._init import (
     log_prior as log_prior,
+    log_prob as log_prob,
     normal as normal,
     shapes as shapes,
     zeros as zeros,
@@ -15,19 +22,15 @@ from ._intermediates import (
     intermediates as intermediates,
     is_intermediate as is_intermediate,
 )
-from ._paths import (
-    load_values as load_values,
-    named_params as named_params,
-    values as values,
-)
 from ._priors import (
-    AbstractPrior as AbstractPrior,
+    Exponential as Exponential,
+    HalfCauchy as HalfCauchy,
+    HalfNormal as HalfNormal,
     LogNormal as LogNormal,
     Normal as Normal,
     Uniform as Uniform,
 )
 from ._ravel import (
-    AbstractRebuild as AbstractRebuild,
     Unflatten as Unflatten,
     Unravel as Unravel,
     flatten as flatten,
@@ -41,8 +44,12 @@ from ._surgery import (
     wrap as wrap,
 )
 from ._unwrap import unwrap as unwrap, unwrapped as unwrapped
+from ._values import (
+    load_values as load_values,
+    named_params as named_params,
+    values as values,
+)
 from ._wrappers import (
-    AbstractWrapper as AbstractWrapper,
     Fixed as Fixed,
     Param as Param,
     is_fixed as is_fixed,
@@ -54,13 +61,15 @@ __version__ = importlib.metadata.version("eqxpurify")
 
 __all__ = [
     "AbstractPrior",
-    "AbstractRebuild",
-    "AbstractWrapper",
+    "Exponential",
     "Fixed",
+    "HalfCauchy",
+    "HalfNormal",
     "Intermediate",
     "LogNormal",
     "Normal",
     "Param",
+    "Rest",
     "Unflatten",
     "Uniform",
     "Unravel",
@@ -72,9 +81,11 @@ __all__ = [
     "is_fixed",
     "is_intermediate",
     "is_param",
+    "is_trainable",
     "is_wrapper",
     "load_values",
     "log_prior",
+    "log_prob",
     "named_params",
     "normal",
     "partition",

@@ -1,105 +1,219 @@
-"""Split a model into its trainable latents and everything else, and back."""
+"""What trains, and the split of a model into its trainable arrays and the rest.
 
-from typing import Any, NamedTuple, cast
+Trainable means exactly Equinox's `eqx.is_inexact_array`: Param latents (also
+those of Params nested in priors) and plain floating arrays outside wrappers.
+Fixed data and constant hyperparameters are stored so that they are not
+floating arrays (see `_storage`), so every tool agrees with this definition.
+"""
+
+from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
+import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, PyTree
 
-from ._paths import find_path
-from ._wrappers import Param, build, check_model, is_param
+from ._nodes import check_fields, path_str
+from ._storage import is_array
+from ._wrappers import Param, check_model
 
-__all__ = ["ParamNodes", "combine", "param_nodes", "partition", "replace_latents"]
-
-
-class ParamNodes(NamedTuple):
-    """A model flattened down to its Param nodes (everything else kept whole)."""
-
-    nodes: list[Any]
-    treedef: Any
-    indices: list[int]  # positions in `nodes` that hold a Param
-
-    @property
-    def params(self) -> list[Param]:
-        return [self.nodes[i] for i in self.indices]
-
-    def latents(self) -> list[Array]:
-        """The latents, for callers that have checked every Param is concrete."""
-        return [cast(Array, self.nodes[i].latent) for i in self.indices]
-
-    def path(self, model: Any, k: int) -> str:
-        """The path, in `model`, of the `k`-th Param."""
-        return find_path(model, self.indices[k], is_param)
+__all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
 
 
-def param_nodes(model: Any) -> ParamNodes:
-    """Flatten `model` with Params as leaves, in deterministic path order."""
+def is_trainable(leaf: Any) -> bool:
+    """Whether a leaf of a model trains: a floating (or complex) array."""
+    return eqx.is_inexact_array(leaf)
+
+
+class _Layout:
+    """Where each leaf of a model goes (static; hashed once, compared by identity
+    first, so a jitted function taking `rest` pays nothing per call for it)."""
+
+    __slots__ = (
+        "arrays",
+        "dtypes",
+        "hash",
+        "names",
+        "shapes",
+        "statics",
+        "static_pos",
+        "train_pos",
+        "treedef",
+    )
+
+    def __init__(self, treedef, names, train_pos, shapes, dtypes, arrays, statics):
+        self.treedef = treedef
+        self.names: tuple[str, ...] = names
+        self.train_pos: tuple[int, ...] = train_pos
+        self.shapes: tuple[tuple[int, ...], ...] = shapes
+        self.dtypes: tuple[np.dtype, ...] = dtypes
+        self.arrays: tuple[int, ...] = arrays
+        self.static_pos, self.statics = statics
+        self.hash = hash(
+            (treedef, names, train_pos, shapes, dtypes, arrays, self.static_pos)
+        )
+
+    def _key(self) -> tuple:
+        return (
+            self.treedef,
+            self.names,
+            self.train_pos,
+            self.shapes,
+            self.dtypes,
+            self.arrays,
+            self.static_pos,
+            self.statics,
+        )
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, _Layout) or self.hash != other.hash:
+            return False
+        return self._key() == other._key()
+
+    def __repr__(self) -> str:
+        return f"<{len(self.names)} trainable, {len(self.arrays)} other arrays>"
+
+
+class Rest(eqx.Module):
+    """Everything of a model but its trainable arrays (from `ep.partition`).
+
+    Its only leaves are the model's non-trainable arrays (Fixed data and
+    hyperparameters, stored as non-floating arrays; integers; keys), so it can
+    be closed over by a jitted step or passed to one as an argument.
+    """
+
+    arrays: list[Any]
+    layout: _Layout = eqx.field(static=True)
+
+    def __repr__(self) -> str:
+        return f"Rest({self.layout!r})"
+
+
+def split_model(model: Any, caller: str) -> tuple[list[Array], Rest]:
+    """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
-    nodes, treedef = jax.tree.flatten(model, is_leaf=is_param)
-    indices = [i for i, node in enumerate(nodes) if isinstance(node, Param)]
-    return ParamNodes(nodes, treedef, indices)
+    check_fields(model, caller)
+    latent_ids: set[int] = set()
+
+    def visit(node: Any) -> bool:
+        if type(node) is Param:
+            latent_ids.add(id(node.latent))
+        return False
+
+    with_paths, treedef = jtu.tree_flatten_with_path(model, is_leaf=visit)
+    names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
+    array_pos, arrays, static_pos, statics = [], [], [], []
+    for pos, (keypath, leaf) in enumerate(with_paths):
+        if is_trainable(leaf):
+            if id(leaf) in latent_ids:
+                keypath = keypath[:-1]  # a Param is named by its own path
+            names.append(path_str(keypath))
+            train_pos.append(pos)
+            shapes.append(tuple(leaf.shape))
+            dtypes.append(np.dtype(leaf.dtype))
+            trainables.append(leaf)
+        elif is_array(leaf):
+            array_pos.append(pos)
+            arrays.append(leaf)
+        elif isinstance(leaf, jax.ShapeDtypeStruct) and id(leaf) in latent_ids:
+            path = path_str(keypath[:-1])
+            raise ValueError(
+                f"`{caller}` needs concrete Params, but the Param at `{path}` is "
+                "abstract (a shape, no value yet). Initialise the model first: "
+                "`model = ep.normal(model, key=key)` or `model = ep.zeros(model)`."
+            )
+        else:
+            static_pos.append(pos)
+            statics.append(leaf)
+    layout = _Layout(
+        treedef,
+        tuple(names),
+        tuple(train_pos),
+        tuple(shapes),
+        tuple(dtypes),
+        tuple(array_pos),
+        (tuple(static_pos), tuple(statics)),
+    )
+    return trainables, Rest(arrays, layout)
 
 
-def replace_latents(flat: ParamNodes, latents: list[Any]) -> Any:
-    """Rebuild the model of `flat` with each Param's latent replaced, in order."""
-    nodes = list(flat.nodes)
-    for i, latent in zip(flat.indices, latents, strict=True):
-        nodes[i] = build(Param, latent=latent, prior=nodes[i].prior)
-    return jax.tree.unflatten(flat.treedef, nodes)
+def rebuild(rest: Rest, trainables: list[Any]) -> Any:
+    """The model of `rest` with these trainable leaves (in order)."""
+    layout = rest.layout
+    leaves: list[Any] = [None] * (
+        len(layout.train_pos) + len(layout.arrays) + len(layout.static_pos)
+    )
+    for pos, leaf, dtype in zip(layout.train_pos, trainables, layout.dtypes):
+        if getattr(leaf, "dtype", dtype) != dtype:
+            leaf = leaf.astype(dtype)
+        leaves[pos] = leaf
+    for pos, leaf in zip(layout.arrays, rest.arrays):
+        leaves[pos] = leaf
+    for pos, leaf in zip(layout.static_pos, layout.statics):
+        leaves[pos] = leaf
+    return jax.tree.unflatten(layout.treedef, leaves)
 
 
-def partition(model: PyTree) -> tuple[PyTree, PyTree]:
-    """Split a model into its trainable latents and everything else.
+def partition(model: PyTree) -> tuple[dict[str, Array], Rest]:
+    """Split a model into its trainable arrays, by path, and everything else.
+
+    Trainable means what Equinox means (`eqx.is_inexact_array`): every Param
+    latent (Params nested in priors included) and every plain floating array
+    outside the wrappers, e.g. the weights of an `eqx.nn.MLP` beside your
+    physics. Fixed data, constant prior hyperparameters, integers, keys and
+    static fields never train.
 
     Arguments:
-        model: any pytree (usually an `eqx.Module`) containing `ep.Param`s.
+        model: any pytree (usually an `eqx.Module`) whose Params are concrete.
 
     Returns:
-        `(params, rest)`. `params` has the model's structure with every Param
-        latent kept and `None` everywhere else (Fixed data, plain arrays, and each
-        Param's `prior`); `rest` is the complement (its Params have
-        `latent=None`). `ep.combine(params, rest)` rebuilds the model. Pass
-        `params` to `eqx.filter_grad`, `optax` and `eqx.apply_updates`: nothing
-        in `rest`, Fixed data included, is ever differentiated or updated.
-        Keeping `params` this small keeps the per-call cost of a jitted step low.
+        `(params, rest)`. `params` is a plain dict from path
+        (`"encoder.layers[0].weight"`; a Param is named by its own path) to array,
+        so JAX flattens it in C++ and optax masks and labels can name entries.
+        `rest` holds everything else; `ep.combine(params, rest)` rebuilds the
+        model exactly. Pass `params` to `jax.grad`/`eqx.filter_grad`, optax and
+        `eqx.apply_updates`; close over `rest` (or pass it) in a jitted step.
+
+    Raises:
+        ValueError: if a Param is abstract (naming its path).
+        TypeError: if a field declared `ep.Param`/`ep.Fixed` holds something else
+            (e.g. a number put there by `eqx.tree_at`), naming its path.
 
     Example:
-        >>> import equinox as eqx, jax, jax.numpy as jnp
-        >>> import eqxpurify as ep
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"rate": ep.Param(0.5, prior=ep.LogNormal(1.0, 0.5)),
         ...          "t": ep.Fixed(jnp.linspace(0.0, 1.0, 4))}
         >>> params, rest = ep.partition(model)
-        >>> params["t"].array is None, rest["rate"].latent is None
-        (True, True)
-        >>> def loss(p):
-        ...     m = ep.unwrap(ep.combine(p, rest))
+        >>> list(params)
+        ["['rate']"]
+        >>> def loss(params):
+        ...     m = ep.unwrap(ep.combine(params, rest))
         ...     return jnp.sum(jnp.exp(-m["rate"] * m["t"]))
-        >>> grads = eqx.filter_grad(loss)(params)
-        >>> grads["t"].array is None  # Fixed data gets no gradient at all
-        True
+        >>> grads = jax.grad(loss)(params)  # only the latent has a gradient
+        >>> list(grads)
+        ["['rate']"]
     """
-    flat = param_nodes(model)
-    params_nodes: list[Any] = [None] * len(flat.nodes)
-    rest_nodes = list(flat.nodes)
-    for i in flat.indices:
-        node = flat.nodes[i]
-        params_nodes[i] = build(Param, latent=node.latent, prior=None)
-        rest_nodes[i] = build(Param, latent=None, prior=node.prior)
-    return (
-        jax.tree.unflatten(flat.treedef, params_nodes),
-        jax.tree.unflatten(flat.treedef, rest_nodes),
-    )
+    trainables, rest = split_model(model, "ep.partition")
+    return dict(zip(rest.layout.names, trainables)), rest
 
 
-def combine(params: PyTree, rest: PyTree) -> PyTree:
+def combine(params: Mapping[str, Any], rest: Rest) -> PyTree:
     """Rebuild a model from the two halves returned by `ep.partition`.
 
     Arguments:
-        params: the trainable half (possibly updated by an optimizer).
+        params: the trainable arrays by path (possibly updated by an optimizer;
+            each is cast back to its Param's dtype if an update changed it).
         rest: the other half.
 
     Returns:
-        The model, with each Param's latent taken from `params`.
+        The model.
 
     Example:
         >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
@@ -107,11 +221,33 @@ def combine(params: PyTree, rest: PyTree) -> PyTree:
         >>> bool(eqx.tree_equal(ep.combine(*ep.partition(model)), model))
         True
     """
+    if not isinstance(rest, Rest):
+        raise TypeError(
+            "`ep.combine(params, rest)`: `rest` must be the second result of "
+            f"`ep.partition(model)`, got {type(rest).__name__}."
+        )
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            "`ep.combine(params, rest)`: `params` must be the dict returned by "
+            f"`ep.partition(model)` (or an update of it), got {type(params).__name__}."
+        )
+    names = rest.layout.names
     try:
-        return eqx.combine(params, rest)
-    except ValueError as e:
+        trainables = [params[name] for name in names]
+    except KeyError:
+        trainables = None
+    if trainables is None or len(params) != len(names):
+        missing = [n for n in names if n not in params]
+        extra = [n for n in params if n not in set(names)]
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(f"`{n}`" for n in missing[:5]))
+        if extra:
+            parts.append("unknown " + ", ".join(f"`{n}`" for n in extra[:5]))
         raise ValueError(
-            "`ep.combine(params, rest)` got two trees of different structure. Both "
-            "must come from the same `ep.partition(model)` call (an optimizer update "
-            "keeps the structure of `params`)."
-        ) from e
+            "`ep.combine(params, rest)`: `params` does not match `rest` ("
+            + "; ".join(parts)
+            + "). Both must come from the same `ep.partition(model)` call (an "
+            "optimizer update keeps the keys of `params`)."
+        )
+    return rebuild(rest, trainables)

@@ -1,63 +1,145 @@
-"""Shapes, initialisation and the prior density of a model's latents."""
+"""Shapes, initialisation and the prior densities of a model's Params."""
 
+import functools
 import math
-from typing import TypeVar
+from collections import defaultdict
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._filters import ParamNodes, param_nodes, replace_latents
-from ._flat import common_dtype, split
+from ._flat import common_dtype, compute_dtype, is_traced
+from ._nodes import Nodes, map_params
 from ._priors import standard_normal_logpdf_constant
-from ._wrappers import _INIT_HINT
+from ._wrappers import Param, build
 
-__all__ = ["log_prior", "normal", "require_concrete", "shapes", "zeros"]
+__all__ = ["log_prior", "log_prob", "normal", "require_concrete", "shapes", "zeros"]
 
 _M = TypeVar("_M")
 
 
-def require_concrete(model: object, flat: ParamNodes, caller: str) -> None:
-    """Raise, naming the path, if any Param of `model` is still abstract."""
-    for k, node in enumerate(flat.params):
+def require_concrete(nodes: Nodes, caller: str) -> list[Param]:
+    """Every Param of `nodes`, or an error naming the path of an abstract one."""
+    params = []
+    for k in nodes.params():
+        node = nodes.nodes[k]
         if node.is_abstract:
             raise ValueError(
                 f"`{caller}` needs concrete Params, but the Param at "
-                f"`{flat.path(model, k)}` is abstract (shape {node.shape}, no value "
-                f"yet). {_INIT_HINT}"
+                f"`{nodes.paths[k]}` is abstract (shape {node.shape}, no value yet). "
+                "Initialise the model first: `model = ep.normal(model, key=key)` or "
+                "`model = ep.zeros(model)`."
             )
+        params.append(node)
+    return params
+
+
+def sharding_of(latent: Any) -> Any:
+    """The sharding a latent has or asks for (None: the default device)."""
+    sharding = getattr(latent, "sharding", None)
+    if isinstance(latent, jax.ShapeDtypeStruct) or sharding is None:
+        return sharding
+    return None if is_traced(latent) else sharding
+
+
+def _spans_devices(sharding: Any) -> bool:
+    return sharding is not None and len(sharding.device_set) > 1
 
 
 def shapes(model: _M) -> _M:
     """The model with every Param latent replaced by a `jax.ShapeDtypeStruct`.
 
     Useful to inspect a model's parameter shapes, or to make an abstract copy of a
-    fitted model (e.g. as a template for deserialisation). Nothing is computed.
+    fitted model (e.g. as a template for `ep.load`). The shardings of concrete
+    latents are kept in the structs. Nothing is computed.
 
     Example:
         >>> import jax.numpy as jnp, eqxpurify as ep
-        >>> ep.shapes({"w": ep.Param(jnp.zeros((2, 3)))})["w"].latent
-        ShapeDtypeStruct(shape=(2, 3), dtype=float32)
+        >>> ep.shapes({"w": ep.Param(jnp.zeros((2, 3)))})["w"].latent.shape
+        (2, 3)
     """
-    flat = param_nodes(model)
-    structs = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in flat.params]
-    return replace_latents(flat, structs)
+
+    def to_struct(j: int, p: Param) -> Param:
+        del j
+        struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
+        return build(Param, latent=struct, prior=p.prior)
+
+    return map_params(Nodes(model), to_struct)
 
 
 def zeros(model: _M) -> _M:
     """The model with every Param latent (abstract or not) set to zeros.
 
     With zero latents every Param sits at its prior's median (e.g. the mean of an
-    `ep.Normal`).
+    `ep.Normal`). Each latent keeps its sharding.
 
     Example:
         >>> import eqxpurify as ep
         >>> float(ep.zeros(ep.Param(prior=ep.Normal(5.0, 2.0))).value)
         5.0
     """
-    flat = param_nodes(model)
-    latents = [jnp.zeros(p.shape, p.dtype) for p in flat.params]
-    return replace_latents(flat, latents)
+
+    def to_zeros(j: int, p: Param) -> Param:
+        del j
+        sharding = sharding_of(p.latent)
+        latent = jnp.zeros(p.shape, p.dtype, device=sharding)
+        return build(Param, latent=latent, prior=p.prior)
+
+    return map_params(Nodes(model), to_zeros)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _draw_group(key: Any, indices: Array, shape: tuple, dtype: Any, ct: Any) -> Array:
+    def one(i: Array) -> Array:
+        return jax.random.normal(jax.random.fold_in(key, i), shape, ct).astype(dtype)
+
+    return jax.vmap(one)(indices)
+
+
+def _draw_one(key: Any, index: Any, shape: tuple, dtype: Any, sharding: Any) -> Array:
+    """One latent, created directly in its shards."""
+
+    def one(key: Any, i: Any) -> Array:
+        draw = jax.random.normal(
+            jax.random.fold_in(key, i), shape, compute_dtype(dtype)
+        )
+        return draw.astype(dtype)
+
+    return jax.jit(one, out_shardings=sharding)(key, index)
+
+
+def _draws(key: Any, params: list[Param]) -> list[Array]:
+    """Latent j is `normal(fold_in(key, j), shape)`: the same numbers whatever the
+    route (eager, traced, grouped, sharded), one stream per Param."""
+    out: list[Any] = [None] * len(params)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for j, p in enumerate(params):
+        sharding = sharding_of(p.latent)
+        if _spans_devices(sharding) and not is_traced(key):
+            out[j] = _draw_one(key, np.uint32(j), p.shape, p.dtype, sharding)
+        else:
+            groups[(p.shape, np.dtype(p.dtype))].append(j)
+    for (shape, dtype), members in groups.items():
+        indices = jnp.asarray(np.asarray(members, np.uint32))
+        stacked = _draw_group(key, indices, shape, dtype, compute_dtype(dtype))
+        if is_traced(stacked):
+            for row, j in enumerate(members):
+                out[j] = stacked[row]
+            continue
+        host = np.asarray(stacked)
+        targets = [sharding_of(params[j].latent) for j in members]
+        if all(t is None for t in targets):
+            placed = jax.device_put(list(host))
+        else:
+            default = jax.sharding.SingleDeviceSharding(
+                jax.config.jax_default_device or jax.devices()[0]
+            )
+            placed = jax.device_put(list(host), [t or default for t in targets])
+        for j, arr in zip(members, placed):
+            out[j] = arr
+    return out
 
 
 def normal(model: _M, *, key: PRNGKeyArray) -> _M:
@@ -66,12 +148,15 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
     Each physical value is then a draw from its prior, so a prior such as
     `ep.Normal(0, 1 / sqrt(fan_in))` makes this a LeCun initialisation.
 
-    One key serves the whole model: a single vector of normal draws is cut into
-    the leaves in path order, so the result is deterministic given the key and
-    the model's structure, every leaf gets distinct values, and the cost is one
-    random draw however many leaves there are. Works under `jax.jit` and
-    `eqx.filter_vmap` (one member of a vmapped ensemble equals the unbatched call
-    with the same key).
+    One key serves the whole model: the j-th Param (in path order, a Param before
+    the Params of its prior) gets `jax.random.normal(jax.random.fold_in(key, j))`,
+    so the result is deterministic given the key and the model's structure and
+    every Param has its own stream. Params of equal shape are drawn together,
+    so the cost grows with the number of distinct shapes, not of Params. Works
+    under `jax.jit` and `eqx.filter_vmap` (one member of a vmapped ensemble
+    equals the unbatched call with the same key). A latent with a sharding (a
+    sharded array, or an abstract Param declared with `sharding=`) is created
+    directly in its shards, never on one device, with the same numbers.
 
     Arguments:
         model: the model (Params may be abstract).
@@ -79,7 +164,8 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
 
     Returns:
         The model with new latents; everything that is not a Param latent (Fixed
-        data, integer arrays, keys, prior hyperparameters) is untouched.
+        data, plain arrays, integer arrays, keys, constant hyperparameters) is
+        untouched.
 
     Example:
         >>> import jax, eqxpurify as ep
@@ -89,35 +175,56 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         >>> model["w"].latent.shape, bool(model["alpha"].value > 0)
         ((3, 2), True)
     """
-    flat = param_nodes(model)
-    params = flat.params
-    shapes_ = [p.shape for p in params]
-    dtypes = [p.dtype for p in params]
-    total = sum(math.prod(s) for s in shapes_)
-    draw_dtype = common_dtype(dtypes)
-    draws = jax.random.normal(key, (total,), draw_dtype)
-    return replace_latents(flat, split(draws, shapes_, dtypes))
+    nodes = Nodes(model)
+    params = [nodes.nodes[k] for k in nodes.params()]
+    latents = _draws(key, params)
+    return map_params(
+        nodes, lambda j, p: build(Param, latent=latents[j], prior=p.prior)
+    )
 
 
 def log_prior(model: object) -> Float[Array, ""]:
     """Sum of standard-normal log densities of every Param latent.
 
-    In whitened space this is the log prior density of the model (up to the
-    Jacobian of the prior transforms, which whitening absorbs). The result has the
-    widest latent dtype (at least float32).
+    This is the log prior density of the model in whitened space (the space
+    optimisers and samplers work in). The result has the widest latent dtype (at
+    least float32). For the density of the physical values, see `ep.log_prob`.
 
     Example:
         >>> import eqxpurify as ep
         >>> round(float(ep.log_prior(ep.zeros({"z": ep.Param(shape=(2,))}))), 4)
         -1.8379
     """
-    flat = param_nodes(model)
-    require_concrete(model, flat, "ep.log_prior")
-    params = flat.params
+    params = require_concrete(Nodes(model), "ep.log_prior")
     dtype = common_dtype([p.dtype for p in params])
     if not params:
         return jnp.zeros((), dtype)
     count = sum(math.prod(p.shape) for p in params)
-    total = sum(jnp.sum(jnp.square(z.astype(dtype))) for z in flat.latents())
+    total = sum(
+        jnp.sum(jnp.square(jnp.asarray(p.latent).astype(dtype))) for p in params
+    )
     const = jnp.asarray(count * standard_normal_logpdf_constant(), dtype)
     return -0.5 * total + const
+
+
+def log_prob(model: object) -> Float[Array, ""]:
+    """Sum over Params of `prior.log_prob(value)`: the log prior density of the
+    model's physical values.
+
+    For a hierarchical model each Param's density is conditional on the current
+    values of its prior's Params, so the sum is the joint density. It equals
+    `ep.log_prior(model)` minus the log-Jacobian of the map from latents to
+    values. Use it to compare with densities written in physical space (numpyro,
+    `jax.scipy.stats`); optimise and sample with `ep.log_prior`.
+
+    Example:
+        >>> import eqxpurify as ep
+        >>> round(float(ep.log_prob({"x": ep.Param(0.0, prior=ep.Normal(0, 2))})), 4)
+        -1.6121
+    """
+    params = require_concrete(Nodes(model), "ep.log_prob")
+    dtype = common_dtype([p.dtype for p in params])
+    total = jnp.zeros((), dtype)
+    for p in params:
+        total = total + jnp.sum(p.prior.log_prob(p.value)).astype(dtype)
+    return total

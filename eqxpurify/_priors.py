@@ -1,51 +1,156 @@
-"""Priors: bijections that push a standard-normal latent to a physical value.
+"""The built-in priors: bijections from a standard normal, and their densities.
 
-Every prior is an `eqx.Module` whose hyperparameters are array leaves, so equal
-priors have equal tree structure (rebuilding a model never recompiles) and
-hyperparameters may be arrays that broadcast against the Param's shape.
+Each hyperparameter is an `ep.Fixed` (a constant, stored so that no optimiser
+sees it) or an `ep.Param` (a hierarchical prior: the hyperparameter is itself
+a whitened latent). Numbers and arrays given to a constructor become `ep.Fixed`.
+Every map is evaluated in at least float32 and from the nearer tail, so both
+tails keep their precision over `z` in [-8, 8].
 """
 
-import abc
+import functools
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr, ndtri
+from jax.scipy.special import erfc, erfinv, log_ndtr, ndtr, ndtri
 from jaxtyping import Array, ArrayLike, Float
 
+from ._abstract_prior import AbstractPrior
 from ._flat import compute_dtype, is_traced
+from ._wrappers import Fixed, Param, is_wrapper
 
-__all__ = ["AbstractPrior", "LogNormal", "Normal", "Uniform"]
+__all__ = [
+    "Exponential",
+    "HalfCauchy",
+    "HalfNormal",
+    "LogNormal",
+    "Normal",
+    "Uniform",
+    "standard_normal",
+    "standard_normal_logpdf_constant",
+]
+
+Hyper = Fixed | Param
+_LOG_2PI = math.log(2 * math.pi)
 
 
-def _hyper(value: ArrayLike, name: str, owner: str) -> Array:
-    """Convert a hyperparameter to a (non-weak) floating array."""
-    try:
-        arr = jnp.asarray(value)
-    except TypeError as e:
+def standard_normal_logpdf_constant() -> float:
+    """`-0.5 * log(2 pi)`, the per-element constant of the standard normal density."""
+    return -0.5 * _LOG_2PI
+
+
+@functools.cache
+def standard_normal() -> "Normal":
+    """The default prior, shared by every Param that names none.
+
+    Built concretely even when first asked for inside `jax.jit`, so the cached
+    instance never holds a tracer.
+    """
+    with jax.ensure_compile_time_eval():
+        return Normal(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------
+# Hyperparameters: conversion and validation.
+
+
+def _describe(arr: Any) -> str:
+    if is_traced(arr):
+        return "a traced value"
+    host = np.asarray(arr)
+    return str(host.tolist()) if host.size <= 8 else f"an array of shape {host.shape}"
+
+
+def _hyper(value: Any, name: str, owner: str) -> Hyper:
+    """A hyperparameter as a wrapper: Params and Fixed kept, numbers made Fixed."""
+    if isinstance(value, Param | Fixed):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(
+                f"`{owner}({name}=...)` must be floating, got an `ep."
+                f"{type(value).__name__}` of dtype {value.dtype}."
+            )
+        return value
+    if value is None or isinstance(value, str | bytes) or not _array_like(value):
         raise TypeError(
-            f"`{owner}({name}=...)` must be a number or an array, got "
-            f"{type(value).__name__}."
-        ) from e
+            f"`{owner}({name}=...)` must be a number, an array, an `ep.Fixed` or an "
+            f"`ep.Param` (for a hierarchical prior), got {type(value).__name__}."
+        )
+    arr = jnp.asarray(value)
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"`{owner}({name}=...)` must be real, got {arr.dtype}.")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jax.dtypes.canonicalize_dtype(float))
-    return jnp.asarray(arr, dtype=arr.dtype)  # drops weak typing
+    return Fixed(arr)
 
 
-def _check(arr: Array, bad: ArrayLike, message: str) -> Array:
-    """Raise `message` where `bad` holds: at once if concrete, at run time if traced."""
-    if is_traced(bad):
-        return eqx.error_if(arr, bad, message)
-    if np.any(np.asarray(bad)):
-        raise ValueError(message)
-    return arr
+def _array_like(value: Any) -> bool:
+    return isinstance(value, int | float | np.ndarray | np.generic | jax.Array) or (
+        isinstance(value, list | tuple) and len(value) > 0
+    )
 
 
-def _broadcastable(owner: str, **arrays: Array) -> None:
-    """Hyperparameters must broadcast against each other."""
-    shapes = {name: jnp.shape(a) for name, a in arrays.items()}
+def _current(h: Hyper) -> Any:
+    """The value of a hyperparameter now (None when not concrete)."""
+    if h.is_abstract:
+        return None
+    if isinstance(h, Param) and (is_traced(h.latent) or _has_tracer(h.prior)):
+        return h.value  # traced: checked at run time
+    if isinstance(h, Fixed) and is_traced(h.stored):
+        return h.value
+    from ._wrappers import value_of
+
+    return value_of(h)
+
+
+def _has_tracer(tree: Any) -> bool:
+    return any(is_traced(leaf) for leaf in jax.tree.leaves(tree))
+
+
+def _validate(h: Hyper, bad: Any, message: str) -> Hyper:
+    """Raise `message` where `bad(value)` holds for the hyperparameter's value:
+    now if concrete, at run time (`eqx.error_if`) if it was built under a trace."""
+    x = _current(h)
+    if x is None:
+        return h
+    if is_traced(x):
+        if isinstance(h, Fixed):
+            checked = eqx.error_if(x, bad(x), message)
+            return Fixed(checked)
+        return h  # a traced Param's value is its prior's business
+    host = np.asarray(x, dtype=np.float64 if x.dtype.itemsize >= 8 else np.float32)
+    if np.any(bad(host)):
+        raise ValueError(message.replace("{value}", _describe(host)))
+    return h
+
+
+def _finite(h: Hyper, name: str, owner: str) -> Hyper:
+    return _validate(
+        h,
+        lambda x: ~jnp.isfinite(x) if is_traced(x) else ~np.isfinite(x),
+        f"`{owner}({name}=...)` must be finite (not NaN or inf); got {{value}}.",
+    )
+
+
+def _positive(h: Hyper, name: str, owner: str) -> Hyper:
+    hint = (
+        " A hierarchical scale needs a positive prior such as `ep.HalfNormal`, "
+        "`ep.HalfCauchy`, `ep.LogNormal` or `ep.Exponential`."
+        if isinstance(h, Param)
+        else ""
+    )
+    return _validate(
+        h,
+        lambda x: ~((x > 0) & (jnp.isfinite(x) if is_traced(x) else np.isfinite(x))),
+        f"`{owner}({name}=...)` must be finite and > 0; got {{value}}. Pass a "
+        f"positive `{name}`.{hint}",
+    )
+
+
+def _broadcastable(owner: str, **hypers: Hyper) -> None:
+    shapes = {name: h.shape for name, h in hypers.items()}
     try:
         jnp.broadcast_shapes(*shapes.values())
     except ValueError:
@@ -56,87 +161,57 @@ def _broadcastable(owner: str, **arrays: Array) -> None:
         ) from None
 
 
-def _positive(arr: Array, name: str, owner: str) -> Array:
-    return _check(
-        arr,
-        ~(arr > 0),
-        f"`{owner}({name}=...)` must be > 0 (and not NaN); got {_show(arr)}. "
-        f"Pass a positive `{name}`.",
-    )
+def _v(h: Hyper, dtype: np.dtype) -> Array:
+    """A hyperparameter's value in the compute dtype."""
+    return h.value.astype(dtype)
 
 
-def _show(arr: Array) -> str:
-    if is_traced(arr):
-        return "a traced value"
-    host = np.asarray(arr)
-    return str(host.tolist()) if host.size <= 8 else f"an array of shape {host.shape}"
+def _ct(x: Array) -> tuple[np.dtype, Array]:
+    ct = compute_dtype(x.dtype)
+    return ct, x.astype(ct)
 
 
-class AbstractPrior(eqx.Module):
-    """A bijection from a standard-normal latent `z` to a physical value `x`.
-
-    Subclass it to define your own prior: implement `forward` (z -> x) and
-    `inverse` (x -> z) as methods, and store hyperparameters as array fields.
-    Methods live on the class, so rebuilding a model with an equal prior never
-    recompiles (unlike a lambda stored per instance).
-
-    !!! example
-
-        ```python
-        class Exponential(ep.AbstractPrior):
-            rate: jax.Array
-
-            def forward(self, z):
-                u = jax.scipy.special.ndtr(-z)  # upper tail, stable for large z
-                return -jnp.log(u) / self.rate.astype(z.dtype)
-
-            def inverse(self, x):
-                u = jnp.exp(-self.rate.astype(x.dtype) * x)
-                return -jax.scipy.special.ndtri(u)
-        ```
-    """
-
-    @abc.abstractmethod
-    def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        """Map a standard-normal latent to the physical value."""
-
-    @abc.abstractmethod
-    def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        """Map a physical value back to its standard-normal latent."""
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        """The broadcast shape of this prior's array hyperparameters."""
-        shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(self)]
-        return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
+# --------------------------------------------------------------------------------
+# The priors.
 
 
 class Normal(AbstractPrior):
     """Normal prior: `x = mean + sigma * z`.
 
     Arguments:
-        mean: the mean (scalar or array broadcasting against the Param's shape).
+        mean: the mean (a number, an array broadcasting against the Param's shape,
+            an `ep.Fixed`, or an `ep.Param` for a hierarchical prior).
         sigma: the standard deviation, > 0. `ep.Normal(0, 1 / sqrt(fan_in))` makes
             `ep.normal` a LeCun initialisation.
+
+    Example:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> prior = ep.Normal(1.0, 2.0)
+        >>> prior.forward(jnp.array([0.0, 1.0]))
+        Array([1., 3.], dtype=float32)
     """
 
-    mean: Array
-    sigma: Array
+    mean: Hyper
+    sigma: Hyper
 
-    def __init__(self, mean: ArrayLike = 0.0, sigma: ArrayLike = 1.0):
-        self.mean = _hyper(mean, "mean", "Normal")
+    def __init__(self, mean: ArrayLike | Hyper = 0.0, sigma: ArrayLike | Hyper = 1.0):
+        self.mean = _finite(_hyper(mean, "mean", "Normal"), "mean", "Normal")
         self.sigma = _positive(_hyper(sigma, "sigma", "Normal"), "sigma", "Normal")
         _broadcastable("Normal", mean=self.mean, sigma=self.sigma)
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = compute_dtype(z.dtype)
-        x = self.mean.astype(ct) + self.sigma.astype(ct) * z.astype(ct)
-        return x.astype(z.dtype)
+        ct, zc = _ct(z)
+        return (_v(self.mean, ct) + _v(self.sigma, ct) * zc).astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = compute_dtype(x.dtype)
-        z = (x.astype(ct) - self.mean.astype(ct)) / self.sigma.astype(ct)
-        return z.astype(x.dtype)
+        ct, xc = _ct(x)
+        return ((xc - _v(self.mean, ct)) / _v(self.sigma, ct)).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        sigma = _v(self.sigma, ct)
+        u = (xc - _v(self.mean, ct)) / sigma
+        return -0.5 * jnp.square(u) - jnp.log(sigma) - 0.5 * _LOG_2PI
 
 
 class LogNormal(AbstractPrior):
@@ -150,83 +225,264 @@ class LogNormal(AbstractPrior):
         sigma: its standard deviation, > 0.
     """
 
-    mean: Array
-    sigma: Array
+    mean: Hyper
+    sigma: Hyper
 
-    def __init__(self, mean: ArrayLike, sigma: ArrayLike):
+    def __init__(self, mean: ArrayLike | Hyper, sigma: ArrayLike | Hyper):
         self.mean = _positive(_hyper(mean, "mean", "LogNormal"), "mean", "LogNormal")
         self.sigma = _positive(
             _hyper(sigma, "sigma", "LogNormal"), "sigma", "LogNormal"
         )
         _broadcastable("LogNormal", mean=self.mean, sigma=self.sigma)
+        mean_now, sigma_now = _current(self.mean), _current(self.sigma)
+        if mean_now is not None and sigma_now is not None and not is_traced(mean_now):
+            if not is_traced(sigma_now):
+                _, s = self._log_params(compute_dtype(self.mean.dtype))
+                s = np.asarray(s)
+                if not np.all(np.isfinite(s) & (s > 0)):
+                    raise ValueError(
+                        "`LogNormal(mean, sigma)`: `sigma / mean` is too extreme for "
+                        f"{self.mean.dtype} (the log-scale sd overflows or vanishes); "
+                        f"got mean={_describe(mean_now)}, "
+                        f"sigma={_describe(sigma_now)}. Use a wider dtype or a "
+                        "less extreme ratio."
+                    )
 
-    def _log_params(self, dtype: jnp.dtype) -> tuple[Array, Array]:
-        mean = self.mean.astype(dtype)
-        var = jnp.log1p(jnp.square(self.sigma.astype(dtype) / mean))
+    def _log_params(self, dtype: np.dtype) -> tuple[Array, Array]:
+        mean = _v(self.mean, dtype)
+        var = jnp.log1p(jnp.square(_v(self.sigma, dtype) / mean))
         return jnp.log(mean) - 0.5 * var, jnp.sqrt(var)
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = compute_dtype(z.dtype)
+        ct, zc = _ct(z)
         mu, s = self._log_params(ct)
-        return jnp.exp(mu + s * z.astype(ct)).astype(z.dtype)
+        return jnp.exp(mu + s * zc).astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = compute_dtype(x.dtype)
+        ct, xc = _ct(x)
         mu, s = self._log_params(ct)
-        return ((jnp.log(x.astype(ct)) - mu) / s).astype(x.dtype)
+        return ((jnp.log(xc) - mu) / s).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        mu, s = self._log_params(ct)
+        pos = xc > 0
+        logx = jnp.log(jnp.where(pos, xc, 1))
+        lp = -0.5 * jnp.square((logx - mu) / s) - jnp.log(s) - logx - 0.5 * _LOG_2PI
+        return jnp.where(pos, lp, -jnp.inf)
+
+
+def _open_interval(u: Array) -> Array:
+    """Keep a probability away from 0, where `ndtri` is infinite: a value that
+    rounded onto a bound maps back to a finite latent (that maps onto the bound)."""
+    return jnp.maximum(u, jnp.finfo(u.dtype).tiny)
 
 
 class Uniform(AbstractPrior):
     """Uniform prior on `(low, high)` through the standard normal CDF.
 
     `x = low + (high - low) * Phi(z)`, evaluated from whichever end is nearer so
-    that both tails keep full precision.
+    that both tails keep full precision. A value that rounds onto a bound (large
+    `|z|` in low precision) maps back to a finite latent.
 
     Arguments:
         low: lower bound.
-        high: upper bound, > `low`.
+        high: upper bound, > `low`, with `high - low` finite in its dtype.
     """
 
-    low: Array
-    high: Array
+    low: Hyper
+    high: Hyper
 
-    def __init__(self, low: ArrayLike, high: ArrayLike):
-        low_ = _hyper(low, "low", "Uniform")
-        high_ = _hyper(high, "high", "Uniform")
+    def __init__(self, low: ArrayLike | Hyper, high: ArrayLike | Hyper):
+        low_ = _finite(_hyper(low, "low", "Uniform"), "low", "Uniform")
+        high_ = _finite(_hyper(high, "high", "Uniform"), "high", "Uniform")
         _broadcastable("Uniform", low=low_, high=high_)
         self.low = low_
-        self.high = _check(
-            high_,
-            ~(high_ > low_),
-            f"`Uniform(low, high)` needs low < high; got low={_show(low_)}, "
-            f"high={_show(high_)}. Swap or widen the bounds.",
-        )
+        lo, hi = _current(low_), _current(high_)
+        if lo is not None and hi is not None and not is_traced(lo, hi):
+            dtype = compute_dtype(np.result_type(lo.dtype, hi.dtype))
+            lo_h, hi_h = np.asarray(lo, dtype), np.asarray(hi, dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                width = hi_h - lo_h
+            if not np.all(hi_h > lo_h):
+                raise ValueError(
+                    f"`Uniform(low, high)` needs low < high; got low="
+                    f"{_describe(lo_h)}, high={_describe(hi_h)}. Swap or widen the "
+                    "bounds."
+                )
+            if not np.all(np.isfinite(width)):
+                raise ValueError(
+                    f"`Uniform(low, high)`: `high - low` overflows {dtype}; got "
+                    f"low={_describe(lo_h)}, high={_describe(hi_h)}. Narrow the "
+                    "bounds or use float64."
+                )
+        self.high = high_
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = compute_dtype(z.dtype)
-        low, high = self.low.astype(ct), self.high.astype(ct)
-        zc = z.astype(ct)
+        ct, zc = _ct(z)
+        low, high = _v(self.low, ct), _v(self.high, ct)
         width = high - low
         x = jnp.where(zc < 0, low + width * ndtr(zc), high - width * ndtr(-zc))
         return x.astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        ct = compute_dtype(x.dtype)
-        low, high = self.low.astype(ct), self.high.astype(ct)
-        xc = x.astype(ct)
+        ct, xc = _ct(x)
+        low, high = _v(self.low, ct), _v(self.high, ct)
         width = high - low
         u_low = (xc - low) / width
         u_high = (high - xc) / width
         lower = u_low < 0.5
+        # Out of support stays NaN; onto a bound stays finite.
+        outside = (u_low < 0) | (u_high < 0)
         # The branch not taken gets a harmless argument so its gradient stays finite.
         z = jnp.where(
             lower,
-            ndtri(jnp.where(lower, u_low, 0.5)),
-            -ndtri(jnp.where(lower, 0.5, u_high)),
+            ndtri(_open_interval(jnp.where(lower, u_low, 0.5))),
+            -ndtri(_open_interval(jnp.where(lower, 0.5, u_high))),
         )
-        return z.astype(x.dtype)
+        return jnp.where(outside, jnp.nan, z).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        low, high = _v(self.low, ct), _v(self.high, ct)
+        inside = (xc >= low) & (xc <= high)
+        return jnp.where(inside, -jnp.log(high - low), -jnp.inf)
 
 
-def standard_normal_logpdf_constant() -> float:
-    """`-0.5 * log(2 pi)`, the per-element constant of the standard normal density."""
-    return -0.5 * math.log(2 * math.pi)
+class HalfNormal(AbstractPrior):
+    """Half-normal prior on `[0, inf)`: `|N(0, sigma^2)|`.
+
+    `x = sigma * sqrt(2) * erfinv(Phi(z))` in the lower half and
+    `x = -sigma * Phi^-1(Phi(-z) / 2)` in the upper, so both tails are accurate.
+
+    Arguments:
+        sigma: the scale, > 0 (the sd of the underlying normal).
+    """
+
+    sigma: Hyper
+
+    def __init__(self, sigma: ArrayLike | Hyper = 1.0):
+        self.sigma = _positive(
+            _hyper(sigma, "sigma", "HalfNormal"), "sigma", "HalfNormal"
+        )
+
+    def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, zc = _ct(z)
+        sigma = _v(self.sigma, ct)
+        low = jnp.sqrt(jnp.asarray(2.0, ct)) * erfinv(ndtr(jnp.minimum(zc, 0)))
+        high = -ndtri(0.5 * ndtr(-jnp.maximum(zc, 0)))
+        return (sigma * jnp.where(zc < 0, low, high)).astype(z.dtype)
+
+    def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        y = xc / _v(self.sigma, ct)
+        r = y / jnp.sqrt(jnp.asarray(2.0, ct))
+        lower = y < 0.6744897501960817  # the median: Phi^-1(3/4)
+        z_low = ndtri(_open_interval(jax.lax.erf(jnp.where(lower, r, 0.5))))
+        z_high = -ndtri(_open_interval(erfc(jnp.where(lower, 1.0, r))))
+        z = jnp.where(lower, z_low, z_high)
+        return jnp.where(y < 0, jnp.nan, z).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        sigma = _v(self.sigma, ct)
+        lp = (
+            math.log(2.0)
+            - 0.5 * jnp.square(xc / sigma)
+            - jnp.log(sigma)
+            - 0.5 * _LOG_2PI
+        )
+        return jnp.where(xc >= 0, lp, -jnp.inf)
+
+
+class HalfCauchy(AbstractPrior):
+    """Half-Cauchy prior on `[0, inf)` with scale `scale`.
+
+    `x = scale * tan(pi/2 * Phi(z))`, evaluated as `scale / tan(pi/2 * Phi(-z))`
+    in the upper half so the heavy tail stays accurate.
+
+    Arguments:
+        scale: the scale, > 0 (the median of the distribution).
+    """
+
+    scale: Hyper
+
+    def __init__(self, scale: ArrayLike | Hyper = 1.0):
+        self.scale = _positive(
+            _hyper(scale, "scale", "HalfCauchy"), "scale", "HalfCauchy"
+        )
+
+    def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, zc = _ct(z)
+        scale = _v(self.scale, ct)
+        half_pi = jnp.asarray(0.5 * math.pi, ct)
+        low = jnp.tan(half_pi * ndtr(jnp.minimum(zc, 0)))
+        high = 1 / jnp.tan(half_pi * ndtr(-jnp.maximum(zc, 0)))
+        return (scale * jnp.where(zc < 0, low, high)).astype(z.dtype)
+
+    def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        y = xc / _v(self.scale, ct)
+        two_over_pi = jnp.asarray(2 / math.pi, ct)
+        lower = y < 1
+        safe = jnp.where(lower, 1.0, y)
+        z_low = ndtri(_open_interval(two_over_pi * jnp.arctan(jnp.where(lower, y, 1))))
+        z_high = -ndtri(_open_interval(two_over_pi * jnp.arctan(1 / safe)))
+        z = jnp.where(lower, z_low, z_high)
+        return jnp.where(y < 0, jnp.nan, z).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        scale = _v(self.scale, ct)
+        lp = math.log(2 / math.pi) - jnp.log(scale) - jnp.log1p(jnp.square(xc / scale))
+        return jnp.where(xc >= 0, lp, -jnp.inf)
+
+
+class Exponential(AbstractPrior):
+    """Exponential prior on `[0, inf)` with rate `rate` (mean `1 / rate`).
+
+    `x = -log(1 - Phi(z)) / rate`, as `-log1p(-Phi(z))` in the lower half and
+    `-log Phi(-z)` (via `log_ndtr`) in the upper, so both tails are accurate.
+
+    Arguments:
+        rate: the rate, > 0.
+    """
+
+    rate: Hyper
+
+    def __init__(self, rate: ArrayLike | Hyper = 1.0):
+        self.rate = _positive(
+            _hyper(rate, "rate", "Exponential"), "rate", "Exponential"
+        )
+
+    def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, zc = _ct(z)
+        rate = _v(self.rate, ct)
+        low = -jnp.log1p(-ndtr(jnp.minimum(zc, 0)))
+        high = -log_ndtr(-jnp.maximum(zc, 0))
+        return (jnp.where(zc < 0, low, high) / rate).astype(z.dtype)
+
+    def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        y = xc * _v(self.rate, ct)
+        lower = y < math.log(2.0)
+        z_low = ndtri(_open_interval(-jnp.expm1(-jnp.where(lower, y, 0.5))))
+        z_high = -ndtri(_open_interval(jnp.exp(-jnp.where(lower, 1.0, y))))
+        z = jnp.where(lower, z_low, z_high)
+        return jnp.where(y < 0, jnp.nan, z).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = _ct(x)
+        rate = _v(self.rate, ct)
+        return jnp.where(xc >= 0, jnp.log(rate) - rate * xc, -jnp.inf)
+
+
+def is_prior(x: Any) -> bool:
+    return isinstance(x, AbstractPrior)
+
+
+def has_params(prior: Any) -> bool:
+    """Whether a prior holds a Param anywhere (a hierarchical prior)."""
+    return any(
+        isinstance(leaf, Param) for leaf in jax.tree.leaves(prior, is_leaf=is_wrapper)
+    )

@@ -1,53 +1,75 @@
-"""The latents as one 1-d vector (`ravel`) or one list (`flatten`), and back."""
+"""The trainable arrays as one vector (`ravel`) or one list (`flatten`), and back."""
 
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._filters import ParamNodes, param_nodes, replace_latents
-from ._flat import common_dtype, concat, split
-from ._init import require_concrete
-from ._paths import find_path
-from ._wrappers import Param, build, is_param
+from ._filters import Rest, rebuild, split_model
+from ._flat import common_dtype, concat, is_traced
 
-__all__ = ["AbstractRebuild", "Unflatten", "Unravel", "flatten", "ravel"]
+__all__ = ["Unflatten", "Unravel", "flatten", "ravel"]
 
 
-class AbstractRebuild(eqx.Module):
-    """Rebuilds a model from its latents (the base of `Unravel` and `Unflatten`).
+class Unflatten(eqx.Module):
+    """Maps a list of trainable arrays back to the full model (from `ep.flatten`).
 
-    An `eqx.Module` holding the non-trainable part of the model, so it can be
-    closed over (its arrays become constants of the compiled program) or passed
-    through `eqx.filter_jit` as an argument. It hashes by identity, so that
-    `jax.jit(unravel)` works like jitting any function.
+    It holds the rest of the model, so it can be closed over by a jitted step (its
+    arrays become constants of the compiled program) or passed to one. It hashes
+    by identity, so `jax.jit(unflatten)` works like jitting any function.
     """
 
-    rest: list[Any]
-    treedef: Any = eqx.field(static=True)
-    indices: tuple[int, ...] = eqx.field(static=True)
-    shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
-    dtypes: tuple[np.dtype, ...] = eqx.field(static=True)
+    rest: Rest
 
     __hash__ = object.__hash__
     __eq__ = object.__eq__
 
-    def rebuild(self, latents: list[Any]) -> PyTree:
-        """The model with these latents (already of the right shapes and dtypes)."""
-        flat = ParamNodes(self.rest, self.treedef, list(self.indices))
-        return replace_latents(flat, latents)
+    def __call__(self, latents: Sequence[Array]) -> PyTree:
+        layout = self.rest.layout
+        if not isinstance(latents, list | tuple):
+            raise TypeError(
+                "`unflatten` expects the list of arrays that `ep.flatten` returned "
+                f"(or an update of it), got {type(latents).__name__}."
+            )
+        if len(latents) != len(layout.names):
+            raise ValueError(
+                f"`unflatten` expects {len(layout.names)} arrays (one per trainable "
+                f"array of the model), got {len(latents)}."
+            )
+        for k, z in enumerate(latents):
+            shape, dtype = layout.shapes[k], layout.dtypes[k]
+            if tuple(jnp.shape(z)) != shape or jnp.result_type(z) != dtype:
+                raise ValueError(
+                    f"`unflatten`: array {k} (for `{layout.names[k]}`) must have "
+                    f"shape {shape} and dtype {dtype}, got shape "
+                    f"{tuple(jnp.shape(z))} and dtype {jnp.result_type(z)}. For a "
+                    "batch of lists, map over it with `jax.vmap(unflatten)`."
+                )
+        return rebuild(self.rest, list(latents))
 
 
-class Unravel(AbstractRebuild):
-    """Maps a 1-d latent vector back to the full model (returned by `ep.ravel`)."""
+class Unravel(eqx.Module):
+    """Maps a 1-d vector back to the full model (returned by `ep.ravel`).
 
+    Under a trace the vector is cut with one `split` (whose gradient is one
+    concatenation, so a gradient through `unravel` costs the same at any number
+    of arrays); eagerly it is cut on the host and each piece placed with the
+    sharding its array had.
+    """
+
+    rest: Rest
     size: int = eqx.field(static=True)
+    shardings: tuple[Any, ...] = eqx.field(static=True)
 
-    def __call__(self, flat: Array) -> PyTree:
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+    def __call__(self, flat: Float[Array, " n"]) -> PyTree:
         shape = tuple(jnp.shape(flat))
         if shape != (self.size,):
             hint = (
@@ -57,63 +79,48 @@ class Unravel(AbstractRebuild):
             )
             raise ValueError(
                 f"`unravel` expects a 1-d vector of length {self.size} (the number of "
-                f"latent elements in the model), got shape {shape}.{hint}"
+                f"trainable elements of the model), got shape {shape}.{hint}"
             )
         dtype = jnp.result_type(flat)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"`unravel` expects a floating vector, got dtype {dtype}.")
-        return self.rebuild(split(jnp.asarray(flat), self.shapes, self.dtypes))
+        layout = self.rest.layout
+        sizes = [math.prod(s) for s in layout.shapes]
+        cuts = list(np.cumsum(sizes)[:-1]) if sizes else []
+        if is_traced(flat):
+            pieces = jnp.split(jnp.asarray(flat), cuts) if sizes else []
+            leaves = [
+                p.reshape(s).astype(d)
+                for p, s, d in zip(pieces, layout.shapes, layout.dtypes)
+            ]
+        else:
+            host = np.asarray(flat)
+            leaves = [
+                p.reshape(s).astype(d)
+                for p, s, d in zip(np.split(host, cuts), layout.shapes, layout.dtypes)
+            ]
+            if any(s is not None for s in self.shardings):
+                default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+                targets = [s or default for s in self.shardings]
+                leaves = jax.device_put(leaves, targets)
+            else:
+                leaves = jax.device_put(leaves)
+        return rebuild(self.rest, leaves)
 
 
-class Unflatten(AbstractRebuild):
-    """Maps a list of latents back to the full model (returned by `ep.flatten`)."""
-
-    def __call__(self, latents: Sequence[Array]) -> PyTree:
-        if not isinstance(latents, (list, tuple)):
-            raise TypeError(
-                "`unflatten` expects the list of latents that `ep.flatten` returned "
-                f"(or an update of it), got {type(latents).__name__}."
-            )
-        if len(latents) != len(self.shapes):
-            raise ValueError(
-                f"`unflatten` expects {len(self.shapes)} latents (one per Param), got "
-                f"{len(latents)}."
-            )
-        for k, (z, shape, dtype) in enumerate(
-            zip(latents, self.shapes, self.dtypes, strict=True)
-        ):
-            if tuple(jnp.shape(z)) != shape or jnp.result_type(z) != dtype:
-                path = find_path(self.rebuild(list(latents)), self.indices[k], is_param)
-                raise ValueError(
-                    f"`unflatten`: latent {k} (the Param at `{path}`) must have shape "
-                    f"{shape} and dtype {dtype}, got shape {tuple(jnp.shape(z))} and "
-                    f"dtype {jnp.result_type(z)}. For a batch of latent lists, map "
-                    "over it with `jax.vmap(unflatten)`."
-                )
-        return self.rebuild(list(latents))
-
-
-def _rebuild_fields(flat: ParamNodes) -> dict[str, Any]:
-    rest = list(flat.nodes)
-    for i in flat.indices:
-        rest[i] = build(Param, latent=None, prior=rest[i].prior)
-    return dict(
-        rest=rest,
-        treedef=flat.treedef,
-        indices=tuple(flat.indices),
-        shapes=tuple(p.shape for p in flat.params),
-        dtypes=tuple(p.dtype for p in flat.params),
-    )
+def _sharding(x: Any) -> Any:
+    sharding = getattr(x, "sharding", None)
+    if sharding is None or is_traced(x) or len(sharding.device_set) <= 1:
+        return None
+    return sharding
 
 
 def flatten(model: PyTree) -> tuple[list[Array], Unflatten]:
-    """The list of every Param latent, and the function that puts them back.
+    """The list of every trainable array, and the function that puts them back.
 
-    Like `ep.ravel` without the concatenation: one array per Param, in path order
-    (the order of `ep.named_params`). A jitted training step over this list is
-    the program you would write by hand over a dict of arrays, and dispatches as
-    fast, since JAX flattens a list of arrays in C++; optimizers that act per
-    tensor (masks, LARS/LAMB, adafactor) see each Param as its own tensor.
+    The same arrays as `ep.partition`'s `params` (Param latents and plain floating
+    arrays), as a list in path order. Optimizers that act per tensor (masks,
+    LARS/LAMB, adafactor) see each Param as its own tensor.
 
     Arguments:
         model: a model whose Params are all concrete.
@@ -121,46 +128,35 @@ def flatten(model: PyTree) -> tuple[list[Array], Unflatten]:
     Returns:
         `(latents, unflatten)`: `latents` is a list of arrays, and
         `unflatten(latents)` returns the full model (Fixed data, priors and static
-        parts kept). `unflatten` checks the number, shapes and dtypes of the
-        latents.
+        parts kept). `unflatten` checks the number, shapes and dtypes.
 
     Example:
-        >>> import jax, jax.numpy as jnp, optax, eqxpurify as ep
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"w": ep.Param(jnp.ones(3)), "x": ep.Fixed(jnp.arange(3.0))}
         >>> latents, unflatten = ep.flatten(model)
         >>> [z.shape for z in latents]
         [(3,)]
-        >>> def loss(latents):
-        ...     m = ep.unwrap(unflatten(latents))
-        ...     return jnp.sum((m["w"] - m["x"]) ** 2)
-        >>> optim = optax.sgd(0.25)
-        >>> @jax.jit
-        ... def step(latents, opt_state):
-        ...     grads = jax.grad(loss)(latents)
-        ...     updates, opt_state = optim.update(grads, opt_state)
-        ...     return optax.apply_updates(latents, updates), opt_state
-        >>> latents, opt_state = step(latents, optim.init(latents))
-        >>> ep.unwrap(unflatten(latents))["w"]
-        Array([0.5, 1. , 1.5], dtype=float32)
+        >>> ep.unwrap(unflatten([2 * z for z in latents]))["w"]
+        Array([2., 2., 2.], dtype=float32)
     """
-    flat = param_nodes(model)
-    require_concrete(model, flat, "ep.flatten")
-    return flat.latents(), Unflatten(**_rebuild_fields(flat))
+    trainables, rest = split_model(model, "ep.flatten")
+    return trainables, Unflatten(rest)
 
 
 def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
-    """Flatten every Param latent into one 1-d vector.
+    """Flatten every trainable array into one 1-d vector: the representation for
+    samplers, Hessians (Laplace approximations) and scipy.
 
     Arguments:
         model: a model whose Params are all concrete.
 
     Returns:
-        `(flat, unravel)`. `flat` concatenates the raveled latents in path order
-        (the order of `jax.tree.leaves`), in the widest latent dtype (at least
-        float32). `unravel(flat)` returns the full model: latents restored to their
-        shapes and dtypes, Fixed data and static parts kept. Both work under
-        `jax.jit`, `jax.grad`, `jax.vmap` and `jax.hessian`; `unravel` raises a
-        clear error for a vector of the wrong length or rank.
+        `(flat, unravel)`. `flat` concatenates the raveled trainable arrays in path
+        order, in the widest of their dtypes (at least float32). `unravel(flat)`
+        returns the full model: arrays restored to their shapes, dtypes and
+        shardings, Fixed data and static parts kept. Both work under `jax.jit`,
+        `jax.grad`, `jax.vmap` and `jax.hessian`; `unravel` raises a clear error
+        for a vector of the wrong length or rank.
 
     Example:
         >>> import jax, jax.numpy as jnp, eqxpurify as ep
@@ -177,10 +173,8 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
                [0., 4., 0.],
                [0., 0., 2.]], dtype=float32)
     """
-    flat = param_nodes(model)
-    require_concrete(model, flat, "ep.ravel")
-    params = flat.params
-    dtypes = tuple(p.dtype for p in params)
-    vector = concat(flat.latents(), common_dtype(dtypes))
-    size = sum(math.prod(p.shape) for p in params)
-    return vector, Unravel(**_rebuild_fields(flat), size=size)
+    trainables, rest = split_model(model, "ep.ravel")
+    vector = concat(trainables, common_dtype(rest.layout.dtypes))
+    size = sum(math.prod(s) for s in rest.layout.shapes)
+    shardings = tuple(_sharding(x) for x in trainables)
+    return vector, Unravel(rest, size, shardings)

@@ -10,13 +10,26 @@ import jax.tree_util as jtu
 import numpy as np
 
 from ._flat import is_traced
+from ._format import prior_str
 from ._intermediates import is_intermediate
-from ._paths import path_str, prior_str
-from ._wrappers import AbstractWrapper, Fixed, Param, is_wrapper, value_of
+from ._nodes import ROOT, check_fields, join
+from ._priors import has_params
+from ._wrappers import AbstractWrapper, Fixed, Param, check_model, is_wrapper, value_of
 
 __all__ = ["summary"]
 
-_HEADER = ("path", "kind", "shape", "dtype", "prior", "mean", "std", "min", "max")
+_HEADER = (
+    "path",
+    "kind",
+    "trains",
+    "shape",
+    "dtype",
+    "prior",
+    "mean",
+    "std",
+    "min",
+    "max",
+)
 _NUMERIC = frozenset({"mean", "std", "min", "max"})
 _NONE = "-"
 
@@ -38,7 +51,7 @@ def _stats(x: Any) -> list[str]:
 
 def _row(path: str, node: Any) -> tuple[str, ...] | None:
     if is_intermediate(node):
-        return (path, "Intermediate", _NONE, _NONE, _NONE, *(_NONE,) * 4)
+        return (path, "Intermediate", _NONE, _NONE, _NONE, _NONE, *(_NONE,) * 4)
     if isinstance(node, AbstractWrapper):
         kind = type(node).__name__
         if isinstance(node, Param):
@@ -57,7 +70,20 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
         shape, dtype = tuple(node.shape), node.dtype
     else:
         return None  # functions, Python scalars and the like are not listed
-    return (path, kind, str(tuple(shape)), str(dtype), prior, *_stats(value))
+    trains = "yes" if isinstance(node, Param) or eqx.is_inexact_array(node) else "no"
+    return (path, kind, trains, str(tuple(shape)), str(dtype), prior, *_stats(value))
+
+
+def _rows(keypath: Any, node: Any, prefix: str) -> list[tuple[str, Any]]:
+    """`(path, node)` for a node and, for a hierarchical Param, its prior's Params."""
+    path = join(prefix, keypath)
+    out = [(path, node)]
+    if isinstance(node, Param) and has_params(node.prior):
+        inner, _ = jtu.tree_flatten_with_path(node.prior, is_leaf=_is_node)
+        for sub, leaf in inner:
+            if isinstance(leaf, Param):
+                out.extend(_rows(sub, leaf, path + ".prior"))
+    return out
 
 
 def _plural(n: int, word: str) -> str:
@@ -99,11 +125,14 @@ def summary(model: Any) -> str:
         Total: 1 Param (1 element), 1 Fixed (3 elements)
         ```
     """
+    check_model(model)
+    check_fields(model, "ep.summary")
     with_paths, _ = jtu.tree_flatten_with_path(model, is_leaf=_is_node)
     rows = []
     counts: dict[str, list[int]] = {}
-    for keypath, node in with_paths:
-        row = _row(path_str(keypath), node)
+    named = [r for keypath, node in with_paths for r in _rows(keypath, node, ROOT)]
+    for path, node in named:
+        row = _row(path, node)
         if row is None:
             continue
         rows.append(row)

@@ -10,9 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._paths import Nodes, Where, named_nodes, select, select_one, with_value
-from ._priors import AbstractPrior, Normal
-from ._wrappers import Fixed, Param, is_wrapper, standard_normal, value_of
+from ._abstract_prior import AbstractPrior
+from ._nodes import Nodes
+from ._paths import Where, select, select_one
+from ._priors import Normal, has_params, standard_normal
+from ._values import with_value
+from ._wrappers import Fixed, Param, is_wrapper, value_of
 
 __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
 
@@ -24,9 +27,11 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
 
     For a Param the latent becomes `prior.inverse(value)`, so `.value` reads back
     `value` (up to rounding) and the prior is kept. For a Fixed the array is
-    replaced (an abstract Fixed is filled). Shape and dtype are checked: a typed
-    array must have exactly the wrapper's shape and dtype (nothing is cast
-    silently); a Python scalar takes the wrapper's dtype.
+    replaced by data of the same dtype and any shape (new observations of
+    another length; an abstract Fixed is filled). A Param's shape and every
+    dtype are checked: a typed array must have exactly the wrapper's dtype
+    (nothing is cast silently); a Python scalar takes the wrapper's dtype. A
+    sharded Param or Fixed keeps its sharding.
 
     Arguments:
         model: the model (a fitted one, or one with abstract Params).
@@ -52,10 +57,10 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
         model = ep.set_value(model, "encoder.weight", jnp.zeros((3, 2)))
         ```
     """
-    nodes = named_nodes(model)
+    nodes = Nodes(model)
     i = select_one(nodes, where, "ep.set_value")
     out = list(nodes.nodes)
-    out[i] = with_value(out[i], value, nodes.paths[i], "ep.set_value")
+    out[i] = with_value(out[i], value, nodes.paths[i], "ep.set_value", reshape=True)
     return nodes.unflatten(out)
 
 
@@ -99,7 +104,7 @@ def freeze(model: _M, where: Where) -> _M:
         ValueError: for an unknown path (listing the closest existing paths), or a
             selection that holds no Param or Fixed.
     """
-    nodes = named_nodes(model)
+    nodes = Nodes(model)
     indices = select(nodes, where, "ep.freeze")
     _check_selects_wrappers(nodes, indices, "ep.freeze")
     out = list(nodes.nodes)
@@ -107,11 +112,33 @@ def freeze(model: _M, where: Where) -> _M:
         node = out[i]
         if not isinstance(node, Param):
             continue
+        prior = _freeze_all(node.prior)
         if node.is_abstract:
-            out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=node.prior)
+            out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=prior)
         else:
-            out[i] = Fixed(value_of(node), prior=node.prior)
+            out[i] = Fixed(value_of(node), prior=prior)
     return nodes.unflatten(out)
+
+
+def _freeze_all(prior: AbstractPrior) -> AbstractPrior:
+    """A remembered prior keeps no latents: its Params are frozen too (and come
+    back with it on `ep.unfreeze`)."""
+    if not has_params(prior):
+        return prior
+    return freeze(prior, lambda p: p)
+
+
+def _unfreeze_all(prior: AbstractPrior, path: str) -> AbstractPrior:
+    """Undo `_freeze_all`: the Fixed hyperparameters frozen from Params."""
+
+    def restore(x: Any) -> Any:
+        if isinstance(x, Fixed) and x.prior is not None:
+            p = _unfreeze_all(x.prior, path)
+            value = None if x.is_abstract else x.array
+            return _new_param(value, x.shape, x.dtype, p, path, "ep.unfreeze")
+        return x
+
+    return jax.tree.map(restore, prior, is_leaf=is_wrapper)
 
 
 def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> _M:
@@ -126,9 +153,10 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
     Arguments:
         model: the model.
         where: what to unfreeze, as for `ep.freeze`.
-        prior: the prior for selected Fixed arrays that were not made by
-            `ep.freeze` (plain data has no prior to restore). Without it such an
-            array is an error, so data is never made trainable by accident.
+        prior: the prior of the new Params. Default: the prior each Fixed was
+            frozen with; plain data (not made by `ep.freeze`) has none, and
+            without `prior=` it is an error, so data is never made trainable by
+            accident.
 
     Returns:
         The model with those Fixed arrays trainable again. Re-partition it and
@@ -148,7 +176,7 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
         opt_state = optim.init(params)
         ```
     """
-    nodes = named_nodes(model)
+    nodes = Nodes(model)
     indices = select(nodes, where, "ep.unfreeze")
     _check_selects_wrappers(nodes, indices, "ep.unfreeze")
     out = list(nodes.nodes)
@@ -157,7 +185,7 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
         if not isinstance(node, Fixed):
             continue
         path = nodes.paths[i]
-        p = node.prior if node.prior is not None else prior
+        p = prior if prior is not None else node.prior
         if p is None:
             raise ValueError(
                 f"`ep.unfreeze`: the Fixed at `{path}` was not made by `ep.freeze`, "
@@ -170,7 +198,9 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
                 f"`ep.unfreeze`: the Fixed at `{path}` has dtype {node.dtype}; only "
                 "floating arrays can become Params. Leave it out of `where`."
             )
-        value = None if isinstance(node.array, jax.ShapeDtypeStruct) else node.array
+        if prior is None:
+            p = _unfreeze_all(p, path)
+        value = None if node.is_abstract else node.array
         out[i] = _new_param(value, node.shape, node.dtype, p, path, "ep.unfreeze")
     return nodes.unflatten(out)
 
@@ -271,7 +301,7 @@ def wrap(
         y = ep.unwrap(model)(x)
         ```
     """
-    nodes = named_nodes(module)
+    nodes = Nodes(module)
     fixed_idx: set[int] = set()
     if fixed is not None:
         fixed_idx = set(select(nodes, fixed, "ep.wrap"))
@@ -302,6 +332,12 @@ def wrap(
         arr = jnp.asarray(leaf) if isinstance(leaf, np.ndarray) else leaf
         if prior is None:
             p = _default_prior(arr, cache)
+        elif isinstance(prior, type):
+            raise TypeError(
+                f"`ep.wrap`: `prior` is the class `{prior.__name__}`; pass a prior "
+                f"instance (`prior=ep.{prior.__name__}(...)`) or a function from the "
+                "array to a prior (`prior=lambda x: ep.Normal(0, 1)`)."
+            )
         elif isinstance(prior, AbstractPrior):
             p = prior
         else:

@@ -5,24 +5,24 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import jax
+import jax.tree_util as jtu
 
-from ._paths import find_path
-from ._wrappers import AbstractWrapper, Fixed, Param, check_model, is_wrapper, value_of
+from ._nodes import check_fields, path_str
+from ._wrappers import (
+    AbstractWrapper,
+    Fixed,
+    Param,
+    check_model,
+    check_storage,
+    is_wrapper,
+    value_of,
+)
 
-__all__ = ["unwrap", "unwrapped"]
+__all__ = ["abstract_error", "unwrap", "unwrapped"]
 
 _M = TypeVar("_M")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-def _is_half(node: AbstractWrapper) -> bool:
-    """Whether `node` comes from one half of `ep.partition` (fields set to None)."""
-    if isinstance(node, Fixed):
-        return node.array is None
-    if isinstance(node, Param):
-        return node.latent is None or node.prior is None
-    return False
 
 
 def unwrap(model: _M) -> _M:
@@ -37,6 +37,8 @@ def unwrap(model: _M) -> _M:
     Raises:
         ValueError: if a Param or Fixed is still abstract; the message names its
             path in the model and how to initialise it.
+        TypeError: if a field declared `ep.Param`/`ep.Fixed` holds something else
+            (naming the path).
 
     Example:
         >>> import eqxpurify as ep
@@ -51,39 +53,36 @@ def unwrap(model: _M) -> _M:
         ValueError: The Param at `['w']` is abstract (shape (3,), no value yet). ...
     """
     check_model(model)
-    nodes, treedef = jax.tree.flatten(model, is_leaf=is_wrapper)
-    out = list(nodes)
-    for i, node in enumerate(nodes):
-        if not isinstance(node, AbstractWrapper):
-            continue
-        if _is_half(node):
-            path = find_path(model, i, is_wrapper)
-            raise ValueError(
-                f"The {type(node).__name__} at `{path}` has fields set to None: this "
-                "is one half of `ep.partition`, not a model. Rebuild the model with "
-                "`ep.combine(params, rest)` before using it (e.g. inside the loss: "
-                "`loss(ep.combine(params, rest))`)."
-            )
-        if node.is_abstract:
-            path = find_path(model, i, is_wrapper)
-            kind = type(node).__name__
-            if isinstance(node, Param):
-                fix = (
-                    "Initialise it with `model = ep.normal(model, key=key)` or "
-                    "`model = ep.zeros(model)` before calling the model."
-                )
-            else:
-                fix = (
-                    "Fill it with `ep.set_value(model, where, array)` or "
-                    "`eqx.tree_at(where, model, ep.Fixed(array))` before calling "
-                    "the model."
-                )
-            raise ValueError(
-                f"The {kind} at `{path}` is abstract (shape {node.shape}, no value "
-                f"yet). {fix}"
-            )
-        out[i] = value_of(node)
+    check_fields(model, "ep.unwrap")
+    with_paths, treedef = jtu.tree_flatten_with_path(model, is_leaf=is_wrapper)
+    out = []
+    for keypath, node in with_paths:
+        if isinstance(node, AbstractWrapper):
+            if node.is_abstract:
+                raise abstract_error(node, path_str(keypath))
+            if isinstance(node, Fixed):
+                check_storage(node, path_str(keypath))
+            node = value_of(node)
+        out.append(node)
     return jax.tree.unflatten(treedef, out)
+
+
+def abstract_error(node: AbstractWrapper, path: str) -> ValueError:
+    """The error for using an abstract wrapper, naming its path and the fix."""
+    if isinstance(node, Param):
+        fix = (
+            "Initialise it with `model = ep.normal(model, key=key)` or "
+            "`model = ep.zeros(model)` before calling the model."
+        )
+    else:
+        fix = (
+            "Fill it with `ep.set_value(model, where, array)` or "
+            "`eqx.tree_at(where, model, ep.Fixed(array))` before calling the model."
+        )
+    return ValueError(
+        f"The {type(node).__name__} at `{path}` is abstract (shape {node.shape}, no "
+        f"value yet). {fix}"
+    )
 
 
 def unwrapped(

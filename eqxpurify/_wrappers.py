@@ -1,7 +1,7 @@
 """The wrappers that tag a model's fields: `Param` and `Fixed`."""
 
 import abc
-import functools
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
+from ._abstract_prior import AbstractPrior
 from ._flat import compute_dtype, is_traced
-from ._priors import AbstractPrior, Normal
+from ._storage import hide, is_array, reveal, storage_dtype
 
 __all__ = ["AbstractWrapper", "Fixed", "Param", "is_fixed", "is_param", "is_wrapper"]
 
@@ -33,15 +34,11 @@ def build(cls: type[_W], **fields: Any) -> _W:
     return obj
 
 
-@functools.cache
-def standard_normal() -> Normal:
-    """The default prior, shared by every Param that names none.
-
-    Built concretely even when first asked for inside `jax.jit`, so the cached
-    instance never holds a tracer.
-    """
-    with jax.ensure_compile_time_eval():
-        return Normal(0.0, 1.0)
+def with_prior(node: "_W", prior: Any) -> "_W":
+    """`node` (a Param or Fixed) with its `prior` field replaced, unvalidated."""
+    fields = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
+    fields["prior"] = prior
+    return build(type(node), **fields)
 
 
 def _default_float() -> np.dtype:
@@ -54,8 +51,36 @@ def shape_str(shape: tuple[int, ...]) -> str:
     )
 
 
+_ARRAY_HINT = (
+    "An `ep.{kind}` is a wrapper, not an array: read its array with `.value`, or "
+    "let model code see plain arrays by decorating the method with `@ep.unwrapped` "
+    "(or calling `ep.unwrap(model)` first)."
+)
+
+
+def _not_an_array(name: str) -> Any:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        del args, kwargs
+        raise TypeError(
+            f"`{name}` is not defined on `ep.{type(self).__name__}`. "
+            + _ARRAY_HINT.format(kind=type(self).__name__)
+        )
+
+    method.__name__ = name
+    return method
+
+
+_OPERATORS = (
+    "__add__ __radd__ __sub__ __rsub__ __mul__ __rmul__ __truediv__ __rtruediv__ "
+    "__floordiv__ __rfloordiv__ __mod__ __rmod__ __pow__ __rpow__ __matmul__ "
+    "__rmatmul__ __neg__ __pos__ __abs__ __lt__ __le__ __gt__ __ge__ __getitem__ "
+    "__array__ __jax_array__ __float__ __int__ __index__"
+).split()
+
+
 class AbstractWrapper(eqx.Module):
-    """A tagged field of a model. `ep.unwrap` replaces each wrapper by `.value`."""
+    """A tagged field of a model: `ep.Param` or `ep.Fixed` (closed: not for
+    subclassing). `ep.unwrap` replaces each wrapper by its `.value`."""
 
     @property
     @abc.abstractmethod
@@ -76,6 +101,20 @@ class AbstractWrapper(eqx.Module):
     @abc.abstractmethod
     def dtype(self) -> np.dtype:
         """The dtype of `.value`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ != __name__:
+            raise TypeError(
+                "`ep.AbstractWrapper` is closed: the library's functions know "
+                "exactly `ep.Param` and `ep.Fixed`. Put a Param or Fixed in a field "
+                "of your own `eqx.Module` instead of subclassing."
+            )
+
+
+for _name in _OPERATORS:
+    setattr(AbstractWrapper, _name, _not_an_array(_name))
+del _name
 
 
 class Param(AbstractWrapper):
@@ -125,6 +164,8 @@ class Param(AbstractWrapper):
         latent: ArrayLike | None = None,
     ):
         if prior is None:
+            from ._priors import standard_normal
+
             prior = standard_normal()
         elif not isinstance(prior, AbstractPrior):
             raise TypeError(
@@ -144,41 +185,47 @@ class Param(AbstractWrapper):
             _check_broadcast(prior, shape)
             self.latent = jax.ShapeDtypeStruct(shape, dtype)
         else:
-            arr = jnp.asarray(given)
+            what = "value" if latent is None else "latent"
+            arr = as_array(given, None, "ep.Param")
+            if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+                raise TypeError(
+                    f"`ep.Param` got a complex {what}; a Param is real. Use two "
+                    "Params (real and imaginary parts), or `ep.Fixed` for data."
+                )
             if dtype is None:
                 is_float = jnp.issubdtype(arr.dtype, jnp.floating)
                 dtype = arr.dtype if is_float else _default_float()
             dtype = np.dtype(dtype)
             _check_float(dtype)
             if shape is None:
-                shape = _broadcast(arr.shape, prior.batch_shape)
-                if shape is None:
-                    _check_broadcast(prior, arr.shape)  # raises, naming both shapes
-                    raise AssertionError  # pragma: no cover
-            if _broadcast(arr.shape, shape) != shape:
+                shape = tuple(arr.shape)
+            elif _broadcast(arr.shape, shape) != shape:
                 raise ValueError(
-                    f"`ep.Param` got a value of shape {shape_str(arr.shape)} that "
+                    f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
                     f"does not broadcast to `shape={shape_str(shape)}`."
                 )
             _check_broadcast(prior, shape)
             arr = jnp.broadcast_to(arr, shape)
             if latent is None:
                 ct = compute_dtype(dtype)
+                z = prior.inverse(arr.astype(ct)).astype(dtype)
                 arr = check_finite(
-                    prior.inverse(arr.astype(ct)),
+                    z,
                     f"`ep.Param` got a value outside the support of its prior "
-                    f"{type(prior).__name__}: `prior.inverse(value)` is not finite. "
-                    "Pass a value inside the prior's support (e.g. positive for "
-                    "LogNormal, strictly inside (low, high) for Uniform).",
+                    f"{type(prior).__name__}, or one whose latent overflows "
+                    f"{dtype.name}: `prior.inverse(value)` is not finite. Pass a "
+                    "value inside the prior's support (e.g. positive for "
+                    "LogNormal, strictly inside (low, high) for Uniform), or a "
+                    "wider `dtype=`.",
                 )
             else:
                 arr = check_finite(
-                    arr,
+                    arr.astype(dtype),
                     "`ep.Param.from_latent` got a latent that is not finite (NaN or "
-                    "inf). Pass finite latents; the physical value is "
+                    "inf) in its dtype. Pass finite latents; the physical value is "
                     "`prior.forward(latent)`.",
                 )
-            self.latent = arr.astype(dtype)
+            self.latent = arr
         self.prior = prior
 
     @classmethod
@@ -274,22 +321,34 @@ def _static_shape(shape: Any, owner: str) -> tuple[int, ...]:
 class Fixed(AbstractWrapper):
     """Data that is part of the model but never trained.
 
-    `ep.partition` puts Fixed arrays in the non-trainable half, so no optimizer
-    (weight decay and momentum included) ever updates them, and `.value` is
-    `stop_gradient` of the array.
+    A floating array is stored as its bits, viewed as an unsigned integer of the
+    same width (`stored`), so no tool that trains "every floating array" of a model
+    (`eqx.is_inexact_array` filters, adamw's weight decay, numpyro's
+    `random_eqx_module`) can see or move it, and `jax.grad` of a whole model
+    refuses it rather than differentiating it. `.value` bit-casts it back (free in
+    XLA) behind `stop_gradient`. Integer, boolean and key data is stored as it is.
 
     Arguments:
         value: the array (any dtype), or None for an abstract Fixed filled later
-            with `eqx.tree_at` or `ep.set_value`.
+            with `ep.set_value` or `eqx.tree_at`.
         shape: the shape of an abstract Fixed.
         dtype: the dtype (default JAX's default float for an abstract Fixed).
         prior: the prior of the Param this Fixed was frozen from. `ep.freeze` sets
             it so that `ep.unfreeze` restores the Param; it is never used otherwise
             (a Fixed is not transformed) and is not trained.
+
+    Example:
+        >>> import jax.numpy as jnp, equinox as eqx, eqxpurify as ep
+        >>> t = ep.Fixed(jnp.array([0.0, 0.5, 1.0]))
+        >>> t.value, t.dtype
+        (Array([0. , 0.5, 1. ], dtype=float32), dtype('float32'))
+        >>> eqx.is_inexact_array(t.stored)  # invisible to optimizers
+        False
     """
 
-    array: Shaped[Array, "..."] | jax.ShapeDtypeStruct
-    prior: AbstractPrior | None = eqx.field(default=None, repr=False)
+    stored: Shaped[Array, "..."] | jax.ShapeDtypeStruct
+    kind: np.dtype = eqx.field(static=True)
+    prior: "AbstractPrior | None" = eqx.field(default=None, repr=False)
 
     def __init__(
         self,
@@ -297,11 +356,11 @@ class Fixed(AbstractWrapper):
         *,
         shape: int | Sequence[int] | None = None,
         dtype: Any = None,
-        prior: AbstractPrior | None = None,
+        prior: "AbstractPrior | None" = None,
     ):
         if prior is not None and not isinstance(prior, AbstractPrior):
             raise TypeError(
-                "`prior` must be an `ep.AbstractPrior` or None, got "
+                "`ep.Fixed(prior=...)` must be an `ep.AbstractPrior` or None, got "
                 f"{type(prior).__name__}."
             )
         self.prior = prior
@@ -312,40 +371,91 @@ class Fixed(AbstractWrapper):
                 raise ValueError(
                     "`ep.Fixed` needs a `value`, or a `shape=` for an abstract Fixed."
                 )
-            dtype = _default_float() if dtype is None else np.dtype(dtype)
-            self.array = jax.ShapeDtypeStruct(shape, dtype)
-        else:
-            arr = jnp.asarray(value) if dtype is None else jnp.asarray(value, dtype)
-            if shape is not None and arr.shape != shape:
-                raise ValueError(
-                    f"`ep.Fixed` got a value of shape {shape_str(arr.shape)} but "
-                    f"`shape={shape_str(shape)}`."
-                )
-            self.array = arr
+            kind = _default_float() if dtype is None else np.dtype(dtype)
+            self.stored = jax.ShapeDtypeStruct(shape, kind)
+            self.kind = kind
+            return
+        if is_wrapper(value):
+            raise TypeError(
+                f"`ep.Fixed` got an `ep.{type(value).__name__}`; pass its array "
+                "(`.value`), or use `ep.freeze` to turn a Param into a Fixed."
+            )
+        arr = as_array(value, dtype, "ep.Fixed")
+        if shape is not None and arr.shape != shape:
+            raise ValueError(
+                f"`ep.Fixed` got a value of shape {shape_str(arr.shape)} but "
+                f"`shape={shape_str(shape)}`."
+            )
+        self.kind = arr.dtype
+        self.stored = hide(arr)
 
     @property
     def is_abstract(self) -> bool:
-        return isinstance(self.array, jax.ShapeDtypeStruct)
+        return isinstance(self.stored, jax.ShapeDtypeStruct)
 
     @property
-    def value(self) -> Array:
-        """The array, behind `stop_gradient`."""
+    def array(self) -> Array:
+        """The array itself (without `stop_gradient`)."""
         if self.is_abstract:
             raise ValueError(
                 f"This Fixed (shape {shape_str(self.shape)}) is abstract: fill it "
                 "with `ep.set_value(model, where, array)` or "
                 "`eqx.tree_at(where, model, ep.Fixed(array))` before use."
             )
-        assert not isinstance(self.array, jax.ShapeDtypeStruct)
+        check_storage(self)
+        return reveal(self.stored, self.kind)
+
+    @property
+    def value(self) -> Array:
+        """The array, behind `stop_gradient`."""
         return jax.lax.stop_gradient(self.array)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape)
+        shape = tuple(self.stored.shape)
+        return shape[:-1] if jnp.issubdtype(self.kind, jnp.complexfloating) else shape
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.array.dtype)
+        return self.kind
+
+
+def as_array(value: Any, dtype: Any, owner: str) -> Array:
+    """`value` as an array (of `dtype` if given), refusing non-array objects."""
+    if value is None or isinstance(value, str | bytes | AbstractPrior):
+        raise TypeError(
+            f"`{owner}` needs an array or a number, got {type(value).__name__}."
+        )
+    try:
+        if dtype is None:
+            return value if isinstance(value, jax.Array) else jnp.asarray(value)
+        return jnp.asarray(value, dtype)
+    except TypeError as e:
+        raise TypeError(
+            f"`{owner}` needs an array or a number, got {type(value).__name__}."
+        ) from e
+
+
+def check_storage(fixed: "Fixed", path: str | None = None) -> None:
+    """Raise if a Fixed's storage no longer has the dtype it was stored with.
+
+    That happens when a tool converts every leaf of a model to floating point
+    (optimistix with `y0=model`, a blanket `jax.tree.map(astype)`): the data is
+    then lost, and must not be used as if it were still there.
+    """
+    got = fixed.stored.dtype
+    want = storage_dtype(fixed.kind)
+    if got != want:
+        where = f" at `{path}`" if path else ""
+        raise ValueError(
+            f"The Fixed{where} stores {fixed.kind} data as {want}, but its storage "
+            f"now has dtype {got}: something converted every leaf of the model to "
+            "a floating array (optimistix with `y0=model` and a blanket "
+            "`jax.tree.map(lambda x: x.astype(...), model)` both do), and its data "
+            "is lost. Give such tools only the trainable part: "
+            "`params, rest = ep.partition(model)`, pass `params` (e.g. `y0=params`) "
+            "and rebuild with `ep.combine(params, rest)` inside the function."
+        )
 
 
 @jax.jit
@@ -357,12 +467,22 @@ def _param_value(param: "Param") -> Array:
 def value_of(node: AbstractWrapper) -> Array:
     """`node.value`, through one cached compiled call for a concrete Param."""
     if isinstance(node, Param) and not is_traced(node.latent):
-        return _param_value(node)
+        if all(is_array(leaf) for leaf in jax.tree.leaves(node.prior)):
+            return _param_value(node)
     return node.value
 
 
 def check_model(model: Any) -> None:
-    """Refuse a class where a model instance is expected."""
+    """Refuse a class, or the `rest` half of `ep.partition`, where a model is
+    expected."""
+    from ._filters import Rest
+
+    if isinstance(model, Rest):
+        raise TypeError(
+            "Got the `rest` half of `ep.partition`, not a model. Rebuild the model "
+            "with `ep.combine(params, rest)` first (e.g. inside the loss: "
+            "`ep.unwrap(ep.combine(params, rest))`)."
+        )
     if isinstance(model, type):
         raise TypeError(
             f"`model` must be a model instance, but got the class `{model.__name__}` "

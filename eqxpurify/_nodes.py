@@ -1,0 +1,235 @@
+"""The model flattened at its wrappers: every Param and Fixed with its path.
+
+One walk serves paths, values, surgery, summaries and initialisation. A Param
+whose prior holds Params (a hierarchical prior) is followed into its prior, so
+`theta.prior.mean` is an entry like any other; rebuilding puts nested entries
+back before the Param that holds them.
+"""
+
+import dataclasses
+import functools
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.tree_util as jtu
+
+from ._storage import is_array
+from ._wrappers import (
+    AbstractWrapper,
+    Fixed,
+    Param,
+    check_model,
+    is_wrapper,
+    with_prior,
+)
+
+__all__ = ["ROOT", "Nodes", "check_fields", "map_params", "path_str"]
+
+ROOT = "<model>"
+
+
+def path_str(keypath: Sequence[Any]) -> str:
+    """Format a JAX key path the way a person reads it: `encoder.layers[0].weight`."""
+    text = jtu.keystr(tuple(keypath))
+    if text.startswith("."):
+        text = text[1:]
+    return text or ROOT
+
+
+def join(prefix: str, keypath: Sequence[Any]) -> str:
+    """`prefix` followed by a key path (`theta` + `.prior.mean`)."""
+    rest = jtu.keystr(tuple(keypath))
+    if prefix == ROOT:
+        return path_str(keypath)
+    return prefix + rest
+
+
+def _nested(prior: Any, cache: dict[int, bool]) -> bool:
+    key = id(prior)
+    if key not in cache:
+        cache[key] = any(
+            isinstance(leaf, Param)
+            for leaf in jax.tree.leaves(prior, is_leaf=is_wrapper)
+        )
+    return cache[key]
+
+
+@dataclasses.dataclass
+class _Level:
+    """One flattening: a pytree with wrappers as leaves."""
+
+    treedef: Any
+    leaves: list[Any]
+    entry: list[int | None]  # the entry index of each leaf (None: not an entry)
+    children: dict[int, "_Level"]  # leaf position -> the level of its prior
+
+
+class Nodes:
+    """A model flattened with wrappers as leaves, Params in priors included.
+
+    `nodes[k]` and `paths[k]` are the k-th entry in path order (a Param comes
+    before the Params of its prior). Top-level leaves that are not wrappers
+    (plain arrays, slots, functions) are entries too; wrappers inside priors are
+    entries only if they are Params. `unflatten(nodes)` rebuilds the model.
+    """
+
+    def __init__(self, model: Any):
+        check_model(model)
+        self.nodes: list[Any] = []
+        self.paths: list[str] = []
+        self.depth: list[int] = []
+        self._cache: dict[int, bool] = {}
+        self._root = self._walk(model, ROOT, 0)
+
+    def _walk(self, tree: Any, prefix: str, depth: int) -> _Level:
+        with_paths, treedef = jtu.tree_flatten_with_path(tree, is_leaf=is_wrapper)
+        level = _Level(treedef, [], [], {})
+        for pos, (keypath, leaf) in enumerate(with_paths):
+            level.leaves.append(leaf)
+            if depth > 0 and not isinstance(leaf, Param):
+                level.entry.append(None)
+                continue
+            level.entry.append(len(self.nodes))
+            path = join(prefix, keypath)
+            self.nodes.append(leaf)
+            self.paths.append(path)
+            self.depth.append(depth)
+            if isinstance(leaf, Param) and _nested(leaf.prior, self._cache):
+                level.children[pos] = self._walk(leaf.prior, path + ".prior", depth + 1)
+        return level
+
+    def unflatten(self, nodes: Sequence[Any]) -> Any:
+        """The model with entry k replaced by `nodes[k]`."""
+        return self._build(self._root, nodes)
+
+    def _build(self, level: _Level, nodes: Sequence[Any]) -> Any:
+        out = []
+        for pos, leaf in enumerate(level.leaves):
+            k = level.entry[pos]
+            new = leaf if k is None else nodes[k]
+            child = level.children.get(pos)
+            if child is not None and isinstance(new, Param | Fixed):
+                if new.prior is leaf.prior:  # the prior was not replaced
+                    prior = self._build(child, nodes)
+                    new = with_prior(new, prior)
+            out.append(new)
+        return jax.tree.unflatten(level.treedef, out)
+
+    def wrapper_paths(self) -> list[str]:
+        return [p for p, n in zip(self.paths, self.nodes) if is_wrapper(n)]
+
+    def params(self) -> list[int]:
+        """The entry indices of every Param."""
+        return [k for k, n in enumerate(self.nodes) if isinstance(n, Param)]
+
+
+def map_params(nodes: Nodes, fn: Callable[[int, Param], Any]) -> Any:
+    """The model of `nodes` with its j-th Param replaced by `fn(j, param)`.
+
+    Nested Params are replaced before the Param whose prior holds them; `fn` gets
+    each Param with its prior already rebuilt.
+    """
+    order = {k: j for j, k in enumerate(nodes.params())}
+
+    def build(level: _Level) -> Any:
+        out = []
+        for pos, leaf in enumerate(level.leaves):
+            k = level.entry[pos]
+            if k is not None and k in order:
+                child = level.children.get(pos)
+                if child is not None:
+                    leaf = with_prior(leaf, build(child))
+                leaf = fn(order[k], leaf)
+            out.append(leaf)
+        return jax.tree.unflatten(level.treedef, out)
+
+    return build(nodes._root)
+
+
+# --------------------------------------------------------------------------------
+# Fields declared as wrappers must hold wrappers.
+
+
+@functools.cache
+def _wrapper_fields(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
+    """The fields of a Module class annotated with wrapper types only, and the
+    types each may hold."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations: nothing to check
+        return ()
+    out = []
+    for field in dataclasses.fields(cls):
+        hint = hints.get(field.name)
+        members = typing.get_args(hint) if _is_union(hint) else (hint,)
+        allowed = tuple(m for m in members if isinstance(m, type))
+        if len(allowed) != len(members) or not allowed:
+            continue
+        if all(issubclass(m, AbstractWrapper) or m is type(None) for m in allowed):
+            out.append((field.name, allowed))
+    return tuple(out)
+
+
+def _is_union(hint: Any) -> bool:
+    import types
+
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def check_fields(model: Any, caller: str) -> None:
+    """Raise, naming the path, if a field declared `ep.Param`/`ep.Fixed` holds
+    something else, or a Param's latent is not an array (e.g. after an
+    `eqx.tree_at` that put a number there): such a value would silently drop
+    out of training."""
+    problems: list[tuple[Any, str]] = []
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, eqx.Module):
+            if isinstance(node, Param):
+                latent = node.latent
+                if not (is_array(latent) or isinstance(latent, jax.ShapeDtypeStruct)):
+                    problems.append((node, "latent"))
+                return False
+            for name, allowed in _wrapper_fields(type(node)):
+                value = getattr(node, name, None)
+                # An array is fine: the field's value, as `ep.unwrap` leaves it.
+                if not (isinstance(value, allowed) or is_array(value)):
+                    problems.append((node, name))
+        return False
+
+    jax.tree.flatten(model, is_leaf=visit)
+    if not problems:
+        return
+    owner, name = problems[0]
+    value = getattr(owner, name)
+    owner_path = _find_node(model, owner)
+    path = name if owner_path == ROOT else f"{owner_path}.{name}"
+    if isinstance(owner, Param):
+        path = owner_path
+        raise TypeError(
+            f"`{caller}`: the Param at `{path}` has a latent of type "
+            f"{type(value).__name__}, not an array, so it would silently drop out "
+            "of training. Set Params with `ep.set_value(model, where, value)` "
+            "(physical value) or replace the whole node: "
+            "`eqx.tree_at(where, model, ep.Param(value, prior=...))`."
+        )
+    declared = " | ".join(t.__name__ for t in dict(_wrapper_fields(type(owner)))[name])
+    raise TypeError(
+        f"`{caller}`: the field `{path}` is declared `{declared}` but holds a "
+        f"{type(value).__name__}, so it would silently drop out of training. Set "
+        "a physical value with `ep.set_value(model, where, value)`, or replace the "
+        "node with a wrapper: `eqx.tree_at(where, model, ep.Param(value, "
+        "prior=...))` (or `ep.Fixed(value)` for data)."
+    )
+
+
+def _find_node(model: Any, target: Any) -> str:
+    """The path of the module `target` (by identity) in `model`, for messages."""
+    with_paths, _ = jtu.tree_flatten_with_path(model, is_leaf=lambda n: n is target)
+    for keypath, leaf in with_paths:
+        if leaf is target:
+            return path_str(keypath)
+    return ROOT

@@ -1,0 +1,296 @@
+"""Physical values by path: `named_params`, `values`, `load_values`, and the
+checked setting of one wrapper's value."""
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from ._flat import compute_dtype
+from ._format import prior_str
+from ._nodes import Nodes
+from ._paths import normalise_path, unknown_path_error
+from ._storage import hide
+from ._unwrap import abstract_error
+from ._wrappers import (
+    AbstractWrapper,
+    Fixed,
+    Param,
+    build,
+    check_finite,
+    is_param,
+    is_wrapper,
+    shape_str,
+    value_of,
+)
+
+__all__ = ["checked_array", "load_values", "named_params", "values", "with_value"]
+
+_M = TypeVar("_M")
+
+
+def checked_array(
+    value: Any,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    what: str,
+    caller: str,
+    any_shape: bool = False,
+) -> Array:
+    """`value` as an array of exactly `shape` (any shape if `any_shape`) and
+    `dtype`, or a clear error.
+
+    Python scalars (and weakly typed JAX scalars) take the target dtype, as JAX's
+    own promotion would; a typed array must already have the target dtype, since a
+    silent cast (float64 -> float32, float -> int) would lose information.
+    """
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):  # e.g. PRNG keys
+        if getattr(value, "dtype", None) != dtype:
+            raise TypeError(
+                f"`{caller}`: {what} holds {dtype} data; pass an array of that dtype "
+                f"(e.g. from `jax.random.key`), got {type(value).__name__}."
+            )
+        given, weak, arr = dtype, False, value
+        _check_shape(arr, shape, what, caller, any_shape)
+        return arr
+    dtype = np.dtype(dtype)
+    if isinstance(value, jax.Array):
+        weak = bool(jax.typeof(value).weak_type)
+        given = np.dtype(value.dtype)
+    elif isinstance(value, np.ndarray | np.generic):
+        weak = False
+        given = np.dtype(value.dtype)
+    elif isinstance(value, bool | int | float | complex):
+        weak = True
+        given = np.asarray(value).dtype
+    else:
+        raise TypeError(
+            f"`{caller}`: the value for {what} must be an array or a Python scalar, "
+            f"got {type(value).__name__}."
+        )
+    if weak:
+        inexact = bool(jnp.issubdtype(dtype, jnp.inexact))
+        complex_ = bool(jnp.issubdtype(dtype, jnp.complexfloating))
+        lossy = (given.kind in "fc" and not inexact) or (
+            given.kind == "c" and not complex_
+        )
+        if lossy:
+            raise TypeError(
+                f"`{caller}`: {what} has dtype {dtype}, but the value "
+                f"({given.name}) does not fit it without loss. Pass a value of dtype "
+                f"{dtype}."
+            )
+        arr = jnp.asarray(value, dtype=dtype)
+        if jnp.issubdtype(dtype, jnp.inexact) and _overflows(value, arr):
+            raise ValueError(
+                f"`{caller}`: the value for {what} overflows {dtype} (it becomes "
+                f"inf). Pass a value within {dtype}'s range, or use a wider dtype."
+            )
+    elif given != dtype:
+        raise TypeError(
+            f"`{caller}`: {what} has dtype {dtype}, but the value has dtype "
+            f"{given}. Cast it first (`value.astype(jnp.{dtype.name})`); values are "
+            "never cast silently."
+        )
+    else:
+        arr = jnp.asarray(value)
+    _check_shape(arr, shape, what, caller, any_shape)
+    return arr
+
+
+def _overflows(value: Any, arr: Array) -> bool:
+    """Whether a finite Python number became inf in the target dtype."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        given = np.isfinite(np.asarray(value))
+        got = np.isfinite(np.asarray(arr).astype(np.complex128))
+    return bool(np.any(given & ~got))
+
+
+def _check_shape(
+    arr: Any, shape: tuple[int, ...], what: str, caller: str, any_shape: bool
+) -> None:
+    if any_shape or tuple(arr.shape) == tuple(shape):
+        return
+    raise ValueError(
+        f"`{caller}`: {what} has shape {shape_str(tuple(shape))}, but the value "
+        f"has shape {shape_str(tuple(arr.shape))}. Pass a value of shape "
+        f"{shape_str(tuple(shape))}."
+    )
+
+
+@functools.partial(eqx.filter_jit)
+def _inverse(prior: Any, value: Array, dtype: np.dtype) -> Array:
+    """`prior.inverse(value)` in `dtype`, as one compiled call."""
+    return prior.inverse(value.astype(compute_dtype(dtype))).astype(dtype)
+
+
+def with_value(
+    node: AbstractWrapper, value: Any, path: str, caller: str, *, reshape: bool = False
+) -> Any:
+    """`node` (a Param or Fixed) holding the physical `value`.
+
+    A Param stores `prior.inverse(value)` as its latent; a Fixed stores the array
+    (filling it if it was abstract; of any shape if `reshape`) and keeps the prior
+    it remembers, if any.
+    """
+    kind = type(node).__name__
+    what = f"the {kind} at `{path}`"
+    if isinstance(node, Param):
+        arr = checked_array(value, node.shape, node.dtype, what=what, caller=caller)
+        latent = check_finite(
+            _inverse(node.prior, arr, node.dtype),
+            f"`{caller}`: the value for the Param at `{path}` is outside the support "
+            f"of its prior `{prior_str(node.prior)}` (`prior.inverse(value)` is not "
+            "finite). Pass a value inside the prior's support.",
+        )
+        return build(Param, latent=latent, prior=node.prior)
+    if isinstance(node, Fixed):
+        arr = checked_array(
+            value, node.shape, node.dtype, what=what, caller=caller, any_shape=reshape
+        )
+        return build(Fixed, stored=hide(arr), kind=node.kind, prior=node.prior)
+    raise TypeError(
+        f"`{caller}`: the node at `{path}` is an `ep.{kind}`; only `ep.Param` and "
+        "`ep.Fixed` hold values that can be set."
+    )
+
+
+# --------------------------------------------------------------------------------
+# Public: named_params, values, load_values.
+
+
+def named_params(model: Any) -> dict[str, Param]:
+    """Every `ep.Param` of a model, by path, in path order.
+
+    Arguments:
+        model: any pytree (usually an `eqx.Module`).
+
+    Returns:
+        A dict from path (`"encoder.layers[0].weight"`) to the `ep.Param` there
+        (abstract Params included). The order is `jax.tree.leaves` order, the order
+        of `ep.ravel`.
+
+    !!! example
+
+        ```python
+        for path, param in ep.named_params(model).items():
+            print(path, param.shape, param.prior)
+        ```
+    """
+    nodes = Nodes(model)
+    return {p: n for p, n in zip(nodes.paths, nodes.nodes) if is_param(n)}
+
+
+def values(
+    model: Any, filter_spec: Callable[[Any], bool] = is_param
+) -> dict[str, Array]:
+    """The physical value of every `ep.Param` of a model, by path.
+
+    Arguments:
+        model: any pytree (usually an `eqx.Module`) whose selected wrappers are
+            concrete.
+        filter_spec: which wrappers to include, as a predicate on each `ep.Param` /
+            `ep.Fixed` node: `ep.is_param` (the default), `ep.is_fixed`, or
+            `ep.is_wrapper` for both.
+
+    Returns:
+        A dict from path to physical value (`prior.forward(latent)` for a Param, the
+        array for a Fixed), in path order. Works under `jax.jit`, `jax.grad` and
+        `jax.vmap`. Load it back with `ep.load_values`.
+
+    Raises:
+        ValueError: if a selected wrapper is abstract (the message names its path).
+
+    !!! example
+
+        ```python
+        ep.values(model)  # {"alpha": Array(2.5), "encoder.weight": Array([...])}
+        ```
+    """
+    nodes = Nodes(model)
+    out = {}
+    for path, node in zip(nodes.paths, nodes.nodes):
+        if not is_wrapper(node) or not filter_spec(node):
+            continue
+        if node.is_abstract:
+            raise abstract_error(node, path)
+        out[path] = value_of(node)
+    return out
+
+
+def load_values(
+    model: _M, values: Mapping[str, ArrayLike], *, strict: bool = True
+) -> _M:
+    """Set physical values by path: the inverse of `ep.values`.
+
+    Each Param at a path in `values` gets the latent `prior.inverse(value)`; each
+    Fixed gets the array (abstract ones are filled). Shapes and dtypes are checked:
+    a typed array must have the wrapper's exact dtype (Python scalars take it).
+
+    Arguments:
+        model: the model to load into (Params may be abstract).
+        values: a mapping from path (as given by `ep.values`/`ep.named_params`)
+            to physical value.
+        strict: if True (the default), every Param of the model must be given a
+            value; set False to load a subset on purpose. Fixed arrays are always
+            optional.
+
+    Returns:
+        The model with the values loaded. Works under `jax.jit`.
+
+    Raises:
+        ValueError: for a path that names no Param or Fixed (listing the closest
+            existing paths), for Params missing under `strict=True` (listing them),
+            and for a value of the wrong shape (naming the path).
+        TypeError: for a value of the wrong dtype (naming the path).
+
+    !!! example
+
+        ```python
+        saved = ep.values(fitted)
+        model = ep.load_values(ep.shapes(fitted), saved)
+        ```
+    """
+    nodes = Nodes(model)
+    index = {p: i for i, (p, n) in enumerate(zip(nodes.paths, nodes.nodes))}
+    wanted: dict[str, Any] = {}
+    for key, value in values.items():
+        path = normalise_path(key, "ep.load_values")
+        if path in wanted:
+            raise ValueError(
+                f"`ep.load_values`: the path `{path}` is given twice (as `{key}` and "
+                "another spelling of it). Give each path once."
+            )
+        wanted[path] = value
+    problems = []
+    for path in wanted:
+        i = index.get(path)
+        if i is None or not is_wrapper(nodes.nodes[i]):
+            problems.append(str(unknown_path_error("ep.load_values", path, nodes)))
+    if problems:
+        raise ValueError("\n".join(problems))
+    if strict:
+        missing = [
+            p
+            for p, n in zip(nodes.paths, nodes.nodes)
+            if is_param(n) and p not in wanted
+        ]
+        if missing:
+            shown = ", ".join(f"`{p}`" for p in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ValueError(
+                f"`ep.load_values`: no value given for {len(missing)} Param(s) of the "
+                f"model: {shown}{more}. Give every Param a value, or pass "
+                "`strict=False` to load only some."
+            )
+    out = list(nodes.nodes)
+    for path, value in wanted.items():
+        i = index[path]
+        out[i] = with_value(out[i], value, path, "ep.load_values")
+    return nodes.unflatten(out)
