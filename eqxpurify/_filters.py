@@ -6,25 +6,41 @@ Fixed data and constant hyperparameters are stored so that they are not
 floating arrays (see `_storage`), so every tool agrees with this definition.
 """
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, PyTree
 
 from ._nodes import check_fields, path_str
 from ._storage import is_array
-from ._wrappers import Param, check_model
+from ._wrappers import check_model
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
 
 
 def is_trainable(leaf: Any) -> bool:
-    """Whether a leaf of a model trains: a floating (or complex) array."""
-    return eqx.is_inexact_array(leaf)
+    """Whether a leaf of a model trains: a floating (or complex) array.
+
+    Exactly `eqx.is_inexact_array`, with the dtype test cached (it runs on every
+    leaf of a model).
+    """
+    if not isinstance(leaf, jax.Array | np.ndarray | np.generic):
+        return False
+    return _inexact(leaf.dtype)
+
+
+@functools.cache
+def _inexact(dtype: Any) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.inexact))
+
+
+_LATENT = jtu.GetAttrKey("latent")
 
 
 class _Layout:
@@ -99,39 +115,36 @@ class Rest(eqx.Module):
 def split_model(model: Any, caller: str) -> tuple[list[Array], Rest]:
     """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
-    check_fields(model, caller)
-    latent_ids: set[int] = set()
-
-    def visit(node: Any) -> bool:
-        if type(node) is Param:
-            latent_ids.add(id(node.latent))
-        return False
-
-    with_paths, treedef = jtu.tree_flatten_with_path(model, is_leaf=visit)
+    with_paths, treedef = jtu.tree_flatten_with_path(model)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
     for pos, (keypath, leaf) in enumerate(with_paths):
         if is_trainable(leaf):
-            if id(leaf) in latent_ids:
+            if keypath and keypath[-1] == _LATENT:
                 keypath = keypath[:-1]  # a Param is named by its own path
             names.append(path_str(keypath))
             train_pos.append(pos)
             shapes.append(tuple(leaf.shape))
-            dtypes.append(np.dtype(leaf.dtype))
+            dtypes.append(leaf.dtype)
             trainables.append(leaf)
         elif is_array(leaf):
             array_pos.append(pos)
             arrays.append(leaf)
-        elif isinstance(leaf, jax.ShapeDtypeStruct) and id(leaf) in latent_ids:
-            path = path_str(keypath[:-1])
-            raise ValueError(
-                f"`{caller}` needs concrete Params, but the Param at `{path}` is "
-                "abstract (a shape, no value yet). Initialise the model first: "
-                "`model = ep.normal(model, key=key)` or `model = ep.zeros(model)`."
-            )
         else:
             static_pos.append(pos)
             statics.append(leaf)
+    suspicious = int | float | complex | jax.ShapeDtypeStruct
+    if any(isinstance(x, suspicious) for x in statics):
+        # A number where a wrapper was declared, or an abstract Param: find it.
+        check_fields(model, caller)
+        for keypath, leaf in with_paths:
+            if isinstance(leaf, jax.ShapeDtypeStruct) and keypath[-1] == _LATENT:
+                raise ValueError(
+                    f"`{caller}` needs concrete Params, but the Param at "
+                    f"`{path_str(keypath[:-1])}` is abstract (a shape, no value "
+                    "yet). Initialise the model first: "
+                    "`model = ep.normal(model, key=key)` or `model = ep.zeros(model)`."
+                )
     layout = _Layout(
         treedef,
         tuple(names),

@@ -1,13 +1,11 @@
-"""Joining many small arrays into one vector and splitting it back, fast.
+"""Many small arrays joined into one vector and cut back, fast; dtype helpers.
 
-Eagerly, slicing a device array at 10^4 distinct static offsets compiles 10^4
-programs, and one jitted program with 10^4 outputs takes minutes to compile.
-So: when tracing, plain slices (they are just equations); when eager, one cached
-`dynamic_slice` program per leaf shape, with the offset as a runtime argument.
+Eagerly, one device call per small array dominates: vectors are joined and cut
+on the host, and pieces of one shape go to the device together, stacked, then
+are unstacked there (one cached program per shape).
 """
 
-import functools
-import math
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +15,7 @@ import numpy as np
 from jax.core import Tracer
 from jaxtyping import Array
 
-__all__ = ["common_dtype", "compute_dtype", "concat", "is_traced", "split"]
+__all__ = ["common_dtype", "compute_dtype", "concat", "is_traced", "to_device"]
 
 
 def is_traced(*arrays: object) -> bool:
@@ -43,31 +41,6 @@ def common_dtype(dtypes: Sequence[Any]) -> np.dtype:
     )
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _take(flat: Array, offset: Any, shape: tuple[int, ...], dtype: np.dtype) -> Array:
-    size = math.prod(shape)
-    piece = jax.lax.dynamic_slice(flat, (offset,), (size,))
-    return piece.reshape(shape).astype(dtype)
-
-
-def split(
-    flat: Array, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[np.dtype]
-) -> list[Array]:
-    """Cut `flat` into consecutive pieces of the given shapes, cast to `dtypes`."""
-    out = []
-    offset = 0
-    traced = is_traced(flat)
-    for shape, dtype in zip(shapes, dtypes, strict=True):
-        size = math.prod(shape)
-        if traced or size == 0:
-            piece = flat[offset : offset + size].reshape(shape).astype(dtype)
-        else:
-            piece = _take(flat, np.int32(offset), shape, np.dtype(dtype))
-        out.append(piece)
-        offset += size
-    return out
-
-
 def concat(arrays: Sequence[Array], dtype: np.dtype) -> Array:
     """One 1-d vector of all `arrays`, raveled in order and cast to `dtype`."""
     if not arrays:
@@ -76,3 +49,24 @@ def concat(arrays: Sequence[Array], dtype: np.dtype) -> Array:
         return jnp.concatenate([jnp.ravel(a).astype(dtype) for a in arrays])
     host = [np.asarray(a).astype(dtype, copy=False).ravel() for a in arrays]
     return jnp.asarray(np.concatenate(host))
+
+
+def unstack(stacked: Array) -> list[Array]:
+    """The rows of a device array, as separate device arrays."""
+    return list(stacked) if stacked.shape[0] > 1 else [stacked[0]]
+
+
+def to_device(pieces: Sequence[np.ndarray]) -> list[Array]:
+    """Host arrays to the default device: one transfer per distinct shape/dtype."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, piece in enumerate(pieces):
+        groups[(piece.shape, piece.dtype)].append(i)
+    out: list[Any] = [None] * len(pieces)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = jnp.asarray(pieces[members[0]])
+            continue
+        rows = unstack(jax.device_put(np.stack([pieces[i] for i in members])))
+        for i, row in zip(members, rows):
+            out[i] = row
+    return out

@@ -26,7 +26,15 @@ from ._wrappers import (
     with_prior,
 )
 
-__all__ = ["ROOT", "Nodes", "check_fields", "map_params", "path_str"]
+__all__ = [
+    "ROOT",
+    "Nodes",
+    "check_fields",
+    "field_error",
+    "inspect_node",
+    "map_params",
+    "path_str",
+]
 
 ROOT = "<model>"
 
@@ -179,6 +187,36 @@ def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
+@functools.cache
+def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...] | None:
+    """What `inspect_node` checks on instances of `cls` (None: nothing)."""
+    if cls is Param:
+        return (("latent", ()),)
+    if not issubclass(cls, eqx.Module) or issubclass(cls, AbstractWrapper):
+        return None
+    return _wrapper_fields(cls) or None
+
+
+def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
+    """Record `(module, field)` if `node` has a wrapper field holding something
+    else, or is a Param whose latent is not an array. Fast on every other node:
+    it runs on each node of a model."""
+    checks = _checks(type(node))
+    if checks is None:
+        return
+    fields = node.__dict__
+    if type(node) is Param:
+        latent = fields.get("latent")
+        if not (is_array(latent) or isinstance(latent, jax.ShapeDtypeStruct)):
+            problems.append((node, "latent"))
+        return
+    for name, allowed in checks:
+        value = fields.get(name)
+        # An array is fine: the field's value, as `ep.unwrap` leaves it.
+        if not (isinstance(value, allowed) or is_array(value)):
+            problems.append((node, name))
+
+
 def check_fields(model: Any, caller: str) -> None:
     """Raise, naming the path, if a field declared `ep.Param`/`ep.Fixed` holds
     something else, or a Param's latent is not an array (e.g. after an
@@ -187,37 +225,30 @@ def check_fields(model: Any, caller: str) -> None:
     problems: list[tuple[Any, str]] = []
 
     def visit(node: Any) -> bool:
-        if isinstance(node, eqx.Module):
-            if isinstance(node, Param):
-                latent = node.latent
-                if not (is_array(latent) or isinstance(latent, jax.ShapeDtypeStruct)):
-                    problems.append((node, "latent"))
-                return False
-            for name, allowed in _wrapper_fields(type(node)):
-                value = getattr(node, name, None)
-                # An array is fine: the field's value, as `ep.unwrap` leaves it.
-                if not (isinstance(value, allowed) or is_array(value)):
-                    problems.append((node, name))
-        return False
+        inspect_node(node, problems)
+        return isinstance(node, AbstractWrapper)
 
     jax.tree.flatten(model, is_leaf=visit)
-    if not problems:
-        return
-    owner, name = problems[0]
+    if problems:
+        raise field_error(model, problems[0], caller)
+
+
+def field_error(model: Any, problem: tuple[Any, str], caller: str) -> TypeError:
+    """The error for a problem found by `inspect_node`, naming its path."""
+    owner, name = problem
     value = getattr(owner, name)
     owner_path = _find_node(model, owner)
-    path = name if owner_path == ROOT else f"{owner_path}.{name}"
     if isinstance(owner, Param):
-        path = owner_path
-        raise TypeError(
-            f"`{caller}`: the Param at `{path}` has a latent of type "
+        return TypeError(
+            f"`{caller}`: the Param at `{owner_path}` has a latent of type "
             f"{type(value).__name__}, not an array, so it would silently drop out "
             "of training. Set Params with `ep.set_value(model, where, value)` "
             "(physical value) or replace the whole node: "
             "`eqx.tree_at(where, model, ep.Param(value, prior=...))`."
         )
+    path = name if owner_path == ROOT else f"{owner_path}.{name}"
     declared = " | ".join(t.__name__ for t in dict(_wrapper_fields(type(owner)))[name])
-    raise TypeError(
+    return TypeError(
         f"`{caller}`: the field `{path}` is declared `{declared}` but holds a "
         f"{type(value).__name__}, so it would silently drop out of training. Set "
         "a physical value with `ep.set_value(model, where, value)`, or replace the "

@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._filters import Rest, rebuild, split_model
-from ._flat import common_dtype, concat, is_traced
+from ._flat import common_dtype, concat, is_traced, to_device
 
 __all__ = ["Unflatten", "Unravel", "flatten", "ravel"]
 
@@ -104,7 +104,7 @@ class Unravel(eqx.Module):
                 targets = [s or default for s in self.shardings]
                 leaves = jax.device_put(leaves, targets)
             else:
-                leaves = jax.device_put(leaves)
+                leaves = to_device(leaves)
         return rebuild(self.rest, leaves)
 
 

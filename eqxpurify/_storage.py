@@ -30,6 +30,10 @@ def is_hidden_kind(dtype: Any) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.inexact))
 
 
+def _is_complex(dtype: Any) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.complexfloating))
+
+
 def _real(dtype: np.dtype) -> np.dtype:
     """The real float dtype of a complex dtype (`complex64 -> float32`)."""
     return np.dtype(np.float32 if dtype == np.complex64 else np.float64)
@@ -66,11 +70,23 @@ def hide(arr: Any) -> Array:
     return lax.bitcast_convert_type(arr, target)
 
 
+_SMALL = 64  # elements: revealed on the host, a constant for the compiler
+
+
 def reveal(stored: Any, dtype: Any) -> Array:
-    """The array of `dtype` whose stored form is `stored` (inverse of `hide`)."""
+    """The array of `dtype` whose stored form is `stored` (inverse of `hide`).
+
+    A small concrete array (a hyperparameter, say) is bit-cast on the host, so a
+    traced model that closes over it sees a constant, not a bit-cast operation.
+    """
     if not is_hidden_kind(dtype):
         return stored
     dtype = np.dtype(dtype)
+    if stored.size <= _SMALL and not is_traced(stored):
+        host = np.asarray(stored).view(_real(dtype) if _is_complex(dtype) else dtype)
+        if _is_complex(dtype):
+            host = host[..., 0] + 1j * host[..., 1]
+        return jnp.asarray(host.astype(dtype, copy=False))
     if jnp.issubdtype(dtype, jnp.complexfloating):
         pairs = lax.bitcast_convert_type(stored, _real(dtype))
         return lax.complex(pairs[..., 0], pairs[..., 1])
