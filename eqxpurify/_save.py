@@ -1,0 +1,662 @@
+"""Checkpoints: `save` a model to a file and `load` it back into a template.
+
+A checkpoint is Equinox's leaf serialisation (`eqx.tree_serialise_leaves`) framed
+by a small header and a trailer, so that a file cut short, a file that is not a
+checkpoint, and a template that does not match the saved model are each a clear
+error naming the first mismatching path, never wrong values. The layout
+(integers little-endian):
+
+    offset 0       magic, 14 bytes: b"\\x89eqxpurify\\r\\n\\x1a\\n"
+    14             format version, uint32 (this module writes and reads 1)
+    18             header length H, uint64
+    26             header: H bytes of UTF-8 JSON, one record per array leaf in
+                   flattening order: its path (`a.b[0]['k']`), the class of each
+                   `eqx.Module` on the path (so a changed prior kind is caught),
+                   the shape and dtype of the leaf and of the `ep.Param`/`ep.Fixed`
+                   holding it, and the shape and dtype as stored
+    26 + H         payload: `eqx.tree_serialise_leaves` of the stored arrays (each
+                   leaf as NumPy data: ml_dtypes floats as same-width unsigned
+                   integers, PRNG keys as `jax.random.key_data`)
+    26 + H + P     trailer, 48 bytes: P as uint64, the SHA-256 of bytes [14, 26 + H
+                   + P), and the end marker b"\\x89eqxend\\n"
+
+Leaves that are not arrays (functions, strings) are not saved; they come from the
+template, as with Equinox.
+"""
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import secrets
+import struct
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jax.core import Tracer
+from jaxtyping import PyTree
+
+from ._wrappers import AbstractWrapper, Fixed
+
+__all__ = ["load", "save"]
+
+_T = TypeVar("_T")
+
+MAGIC = b"\x89eqxpurify\r\n\x1a\n"
+END = b"\x89eqxend\n"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<IQ")  # format version, header length
+_TRAILER = struct.Struct("<Q32s8s")  # payload length, SHA-256, end marker
+_START = len(MAGIC) + _PREFIX.size
+_NUMPY_MAGIC = b"\x93NUMPY"
+_CHUNK = 1 << 20
+_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex"}
+_TYPE_NAMES = {
+    "array": "a JAX array",
+    "key": "a JAX PRNG key array",
+    "numpy": "a NumPy array",
+    "bool": "a Python bool",
+    "int": "a Python int",
+    "float": "a Python float",
+    "complex": "a Python complex",
+}
+_X64_HINT = (
+    " The file holds 64-bit data: turn on `jax_enable_x64` "
+    '(`jax.config.update("jax_enable_x64", True)`, or `with jax.enable_x64(True):`) '
+    "before building `like` and loading."
+)
+
+
+# --- the model as a list of array leaves -------------------------------------------
+
+
+def _step(key: Any) -> str:
+    """One step of a key path, written the way it is read (`.a`, `[0]`, `['k']`).
+
+    The file format depends on this text, so it is ours rather than `jtu.keystr`.
+    """
+    if isinstance(key, jtu.GetAttrKey):
+        return "." + key.name
+    if isinstance(key, jtu.SequenceKey):
+        return f"[{key.idx}]"
+    if isinstance(key, jtu.DictKey):
+        return f"[{key.key!r}]"
+    if isinstance(key, jtu.FlattenedIndexKey):
+        return f"[{key.key}]"
+    return f"[{key!r}]"
+
+
+def _path(steps: list[str]) -> str:
+    text = "".join(steps)
+    return (text[1:] if text.startswith(".") else text) or "<model>"
+
+
+def _leaf_type(x: Any) -> str | None:
+    """The kind of leaf `x` is for saving, or None for a leaf that is not data."""
+    if isinstance(x, Tracer):
+        return "traced"
+    if isinstance(x, jax.Array | jax.ShapeDtypeStruct):
+        is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        return "key" if is_key else "array"
+    if isinstance(x, np.ndarray | np.generic):
+        return "numpy"
+    return _SCALARS.get(type(x))
+
+
+class _Leaf:
+    """An array leaf of a model: where it is, what holds it, and its description."""
+
+    def __init__(self, index: int, steps: list[str], nodes: list[str], value: Any):
+        self.index = index  # position among all leaves of the model
+        self.steps = steps
+        self.nodes = nodes  # per step: the eqx.Module class stepped into, or ""
+        self.value = value
+        self.type = _leaf_type(value)
+        self.wrapper: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> str:
+        return _path(self.steps)
+
+
+def _wrapper_record(node: Any) -> dict[str, Any] | None:
+    """The class, shape and dtype of an `ep.Param`/`ep.Fixed` (as users see them,
+    whatever its storage), for the leaves it holds directly."""
+    if not isinstance(node, AbstractWrapper):
+        return None
+    try:
+        shape, dtype = list(node.shape), str(node.dtype)
+    except Exception:  # a wrapper that cannot say: compare its leaves only
+        return None
+    return {"class": type(node).__name__, "shape": shape, "dtype": dtype}
+
+
+def _leaves(tree: Any) -> tuple[list[_Leaf], list[Any], Any]:
+    """The array leaves of `tree` with their paths, all its leaves, its treedef."""
+    all_leaves, treedef = jtu.tree_flatten(tree)
+    found: list[_Leaf] = []
+    counter = [0]
+
+    def walk(node: Any, steps: list[str], nodes: list[str]) -> None:
+        children, _ = jtu.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
+        if len(children) == 1 and children[0][0] == () and children[0][1] is node:
+            index = counter[0]
+            counter[0] += 1
+            if _leaf_type(node) is not None:
+                found.append(_Leaf(index, steps, nodes, node))
+            return
+        name = type(node).__name__ if isinstance(node, eqx.Module) else ""
+        wrapper = _wrapper_record(node)
+        for keypath, child in children:
+            before = len(found)
+            keys = [_step(k) for k in keypath]
+            walk(child, steps + keys, nodes + [name] * len(keys))
+            for leaf in found[before:] if wrapper else ():
+                if len(leaf.steps) == len(steps) + len(keys):
+                    leaf.wrapper = wrapper
+
+    walk(tree, [], [])
+    if counter[0] != len(all_leaves):  # pragma: no cover - a JAX invariant
+        raise AssertionError("eqxpurify internal error: leaf walk out of step")
+    return found, all_leaves, treedef
+
+
+def _portable(dtype: np.dtype) -> np.dtype:
+    """The dtype `np.save` stores data of `dtype` as: itself, or for the ml_dtypes
+    types (bfloat16, float8, int4, ...) the unsigned integer of the same width."""
+    if dtype.kind in "biufc":
+        return dtype
+    return np.dtype(f"u{dtype.itemsize}")
+
+
+def _describe(leaf: _Leaf, saving: bool) -> dict[str, Any]:
+    """The header record of `leaf` (raising on a leaf that cannot be saved)."""
+    x, kind = leaf.value, leaf.type
+    if kind == "traced":
+        raise ValueError(
+            f"{'Cannot save the model' if saving else 'Cannot load into `like`'}: "
+            f"the array at `{leaf.path}` is a JAX tracer (this was called inside "
+            "`jax.jit`, `grad` or `vmap`). Call `ep.save`/`ep.load` outside "
+            "transformed functions."
+        )
+    if saving and isinstance(x, jax.ShapeDtypeStruct):
+        raise ValueError(
+            f"Cannot save the model: the array at `{leaf.path}` is abstract (a "
+            "`jax.ShapeDtypeStruct`: a Param or Fixed with a shape but no value "
+            "yet). Initialise it first, e.g. `ep.normal(model, key=key)`."
+        )
+    record: dict[str, Any] = {"path": leaf.path, "steps": leaf.steps}
+    record["nodes"] = leaf.nodes
+    record["type"] = kind
+    if isinstance(x, jax.ShapeDtypeStruct):
+        record["abstract"] = True
+    if leaf.wrapper is not None:
+        record["wrapper"] = leaf.wrapper
+    if kind in ("array", "key", "numpy"):
+        record["shape"] = [int(d) for d in np.shape(x)]
+        record["dtype"] = str(x.dtype)
+    else:
+        record["shape"], record["dtype"] = [], kind
+    if not saving:
+        return record
+    if kind == "key":
+        data = jax.eval_shape(jax.random.key_data, x)
+        record["impl"] = str(jax.random.key_impl(x))  # pyright: ignore
+        shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    else:
+        stored = x if kind == "array" else np.asarray(x)
+        shape, dtype = tuple(np.shape(stored)), np.dtype(stored.dtype)
+        if dtype.kind not in "biufcV":
+            raise ValueError(
+                f"Cannot save the model: the leaf at `{leaf.path}` ({x!r:.60}) is "
+                f"not numeric data (dtype {stored.dtype}). Store it as a static "
+                "field (`eqx.field(static=True)`) or as an array."
+            )
+        dtype = _portable(dtype)
+    record["stored_shape"], record["stored_dtype"] = list(shape), dtype.str
+    return record
+
+
+def _stored(x: Any) -> np.ndarray:
+    """The NumPy array written for leaf `x`."""
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return np.asarray(jax.random.key_data(x))
+    arr = np.asarray(x)
+    return arr.view(_portable(arr.dtype))
+
+
+def _write_leaf(f: Any, x: Any) -> None:
+    """An `eqx.tree_serialise_leaves` filter spec: every leaf is saved with NumPy."""
+    np.save(f, _stored(x), allow_pickle=False)
+
+
+def _cause(e: BaseException) -> BaseException:
+    """The error Equinox's `TreePathError` wraps (e.g. an `OSError`: disk full)."""
+    while type(e).__name__ == "TreePathError" and e.__cause__ is not None:
+        e = e.__cause__
+    return e
+
+
+# --- save ---------------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """A binary file that hashes and counts the bytes written through it."""
+
+    def __init__(self, file: Any):
+        self.file = file
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        self.count += memoryview(data).nbytes
+        return self.file.write(data)
+
+
+def _open_temporary(target: str) -> tuple[int, str]:
+    """A new file next to `target` (same directory, so `os.replace` is atomic)."""
+    directory, name = os.path.split(os.path.abspath(target))
+    while True:
+        temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:  # pragma: no cover - a 48-bit name collision
+            continue
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def save(path: str | os.PathLike, model: PyTree) -> None:
+    """Save a model to a file, atomically, with a header that `load` checks.
+
+    Every array leaf is saved bit for bit: Param latents, Fixed data, prior
+    hyperparameters, plain arrays (an `eqx.nn.MLP`'s weights), integer arrays, PRNG
+    key arrays, NumPy arrays and Python numbers, at any dtype (float64, bfloat16,
+    float8, ...). Leaves that are not data (functions, strings) are not saved:
+    [`load`][] takes them from its template.
+
+    The file is written to a temporary file in the same directory, flushed to
+    disk and renamed onto `path`, so `path` always holds either the old file or
+    the whole new one, even if the writer is killed. `path` is used as given (no
+    suffix is added).
+
+    Arguments:
+        path: the file to write (replaced if it exists).
+        model: the model (any pytree). Its Params must be initialised.
+
+    Raises:
+        ValueError: the model holds an abstract Param or Fixed, a traced array
+            (called under `jax.jit`), or a leaf that is not numeric data.
+
+    Example:
+        >>> import os, shutil, tempfile
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> from eqxpurify._save import load, save
+        >>> model = {"scale": ep.Param(2.0, prior=ep.LogNormal(1.0, 1.0)),
+        ...          "x": ep.Fixed(jnp.arange(3.0))}
+        >>> directory = tempfile.mkdtemp()
+        >>> path = os.path.join(directory, "model.ckpt")
+        >>> save(path, model)
+        >>> like = {"scale": ep.Param(prior=ep.LogNormal(1.0, 1.0)),
+        ...         "x": ep.Fixed(shape=(3,))}
+        >>> loaded = load(path, like)
+        >>> loaded["x"].value
+        Array([0., 1., 2.], dtype=float32)
+        >>> bool(eqx.tree_equal(loaded, model))
+        True
+        >>> shutil.rmtree(directory)
+    """
+    leaves, _, _ = _leaves(model)
+    records = [_describe(leaf, saving=True) for leaf in leaves]
+    writer_version = importlib.metadata.version("eqxpurify")
+    header = json.dumps(
+        {"writer": f"eqxpurify {writer_version}", "leaves": records},
+        separators=(",", ":"),
+    ).encode("utf-8")
+    target = os.fspath(path)
+    fd, temp = _open_temporary(target)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC)
+            out = _HashingWriter(f)
+            out.write(_PREFIX.pack(FORMAT_VERSION, len(header)))
+            out.write(header)
+            framing = out.count
+            try:
+                eqx.tree_serialise_leaves(
+                    out, [leaf.value for leaf in leaves], filter_spec=_write_leaf
+                )
+            except RuntimeError as e:
+                raise _cause(e) from None
+            payload = out.count - framing
+            f.write(_TRAILER.pack(payload, out.hash.digest(), END))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_directory(os.path.dirname(os.path.abspath(target)))
+
+
+# --- load ---------------------------------------------------------------------------
+
+
+def _truncated(name: str, detail: str) -> ValueError:
+    return ValueError(
+        f"Cannot load `{name}`: the file is truncated ({detail}): it was cut short, "
+        "e.g. by a copy or download that did not finish. `ep.save` writes "
+        "atomically, so save the model again or restore the file from a backup."
+    )
+
+
+def _corrupted(name: str, detail: str) -> ValueError:
+    return ValueError(
+        f"Cannot load `{name}`: the file is corrupted ({detail}). Save the model "
+        "again or restore the file from a backup."
+    )
+
+
+def _read_header(f: Any, name: str) -> tuple[list[dict[str, Any]], int, int]:
+    """Check the framing of an open checkpoint; its records and payload extent."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(_START)
+    if head[: len(MAGIC)] != MAGIC[: len(head)]:
+        hint = (
+            " It looks like a file written by `eqx.tree_serialise_leaves`: load it "
+            "with `eqx.tree_deserialise_leaves(path, like)`."
+            if head.startswith(_NUMPY_MAGIC)
+            else ""
+        )
+        raise ValueError(
+            f"Cannot load `{name}`: it is not a checkpoint written by `ep.save` (it "
+            f"does not start with eqxpurify's magic bytes).{hint} Check the path."
+        )
+    if len(head) < _START:
+        if not head:
+            raise _truncated(name, "it is empty")
+        part = "magic bytes" if len(head) < len(MAGIC) else "format version"
+        raise _truncated(name, f"it ends after {len(head)} bytes, inside the {part}")
+    version, header_size = _PREFIX.unpack(head[len(MAGIC) :])
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"Cannot load `{name}`: it was written in checkpoint format {version} "
+            "by a newer eqxpurify; this one reads format "
+            f"{FORMAT_VERSION}. Upgrade eqxpurify (`pip install -U eqxpurify`)."
+        )
+    if version < 1:
+        raise _corrupted(name, f"format version {version}")
+    payload_start = _START + header_size
+    if size < payload_start:
+        raise _truncated(
+            name, f"it ends after {size} bytes, inside its {header_size}-byte header"
+        )
+    if size < payload_start + _TRAILER.size:
+        raise _truncated(name, f"it ends after {size} bytes, inside the data")
+    f.seek(size - _TRAILER.size)
+    payload_size, digest, end = _TRAILER.unpack(f.read(_TRAILER.size))
+    if end != END:
+        raise _truncated(name, f"it ends after {size} bytes, without the end marker")
+    if payload_start + payload_size + _TRAILER.size != size:
+        raise _corrupted(
+            name,
+            f"{size} bytes, but its trailer says "
+            f"{payload_start + payload_size + _TRAILER.size}",
+        )
+    f.seek(len(MAGIC))
+    check = hashlib.sha256()
+    left = payload_start + payload_size - len(MAGIC)
+    while left:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:  # pragma: no cover - the file shrank while being read
+            raise _truncated(name, "it shrank while being read")
+        check.update(chunk)
+        left -= len(chunk)
+    if check.digest() != digest:
+        raise _corrupted(name, "its SHA-256 checksum does not match its contents")
+    f.seek(_START)
+    try:
+        records = json.loads(f.read(header_size).decode("utf-8"))["leaves"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise _corrupted(name, "its header is not valid") from e
+    return records, payload_start, payload_size
+
+
+def _shape_str(shape: list[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _mismatch(name: str, where: str, saved: str, current: str, fix: str) -> ValueError:
+    return ValueError(
+        f"Cannot load `{name}` into `like`: they differ at `{where}`: the saved "
+        f"model has {saved}, `like` has {current}. {fix}"
+    )
+
+
+def _needs_x64(dtype: str) -> bool:
+    """Whether arrays of `dtype` (a name) need `jax_enable_x64` and it is off."""
+    if jax.config.read("jax_enable_x64"):
+        return False
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return False
+    return dt.itemsize == (16 if dt.kind == "c" else 8) and dt.kind in "iufc"
+
+
+def _compare(name: str, saved: dict[str, Any], current: dict[str, Any], i: int) -> None:
+    """Raise a clear error at the first difference of two leaf records."""
+    s_steps, c_steps = saved["steps"], current["steps"]
+    for k in range(min(len(s_steps), len(c_steps))):
+        s_node, c_node = saved["nodes"][k], current["nodes"][k]
+        if s_node != c_node:
+            raise _mismatch(
+                name,
+                _path(s_steps[:k]),
+                f"`{s_node}`" if s_node else "a plain container",
+                f"`{c_node}`" if c_node else "a plain container",
+                "Build `like` with the same classes as the saved model: the same "
+                "priors (a prior's kind is part of the model), modules and "
+                "containers, and the same Params frozen with `ep.freeze`.",
+            )
+        if s_steps[k] != c_steps[k]:
+            break
+    if s_steps != c_steps:
+        raise ValueError(
+            f"Cannot load `{name}` into `like`: array leaf {i} of the saved model is "
+            f"`{saved['path']}`, but in `like` it is `{current['path']}`. Build "
+            "`like` with the same fields, in the same order, as the saved model."
+        )
+    where = saved["path"]
+    s_wrap, c_wrap = saved.get("wrapper"), current.get("wrapper")
+    if s_wrap and c_wrap and s_wrap != c_wrap:
+        where = _path(s_steps[:-1])
+        kind = f"ep.{s_wrap['class']}"
+        raise _mismatch(
+            name,
+            where,
+            f"an `{kind}` of shape {_shape_str(s_wrap['shape'])} and dtype "
+            f"{s_wrap['dtype']}",
+            f"one of shape {_shape_str(c_wrap['shape'])} and dtype {c_wrap['dtype']}",
+            "Give the template the saved shape and dtype (`shape=`, `dtype=`)."
+            + (_X64_HINT if _needs_x64(s_wrap["dtype"]) else ""),
+        )
+    # An abstract template leaf (`eqx.filter_eval_shape`) stands for a NumPy array.
+    numpy_as_abstract = saved["type"] == "numpy" and current.get("abstract")
+    if saved["type"] != current["type"] and not numpy_as_abstract:
+        raise _mismatch(
+            name,
+            where,
+            _TYPE_NAMES.get(saved["type"], str(saved["type"])),
+            _TYPE_NAMES.get(current["type"], str(current["type"])),
+            "Build `like` with leaves of the same types as the saved model.",
+        )
+    if saved["shape"] != current["shape"] or saved["dtype"] != current["dtype"]:
+        raise _mismatch(
+            name,
+            where,
+            f"an array of shape {_shape_str(saved['shape'])} and dtype "
+            f"{saved['dtype']}",
+            f"one of shape {_shape_str(current['shape'])} and dtype {current['dtype']}",
+            "Build `like` with the saved sizes and dtypes."
+            + (_X64_HINT if _needs_x64(saved["dtype"]) else ""),
+        )
+
+
+def _match(name: str, saved: list[dict[str, Any]], current: list[_Leaf]) -> None:
+    records = [_describe(leaf, saving=False) for leaf in current]
+    for i, (s, c) in enumerate(zip(saved, records)):
+        _compare(name, s, c, i)
+    if len(saved) > len(records):
+        raise ValueError(
+            f"Cannot load `{name}` into `like`: the file holds {len(saved)} arrays "
+            f"but `like` has {len(records)}; the saved `{saved[len(records)]['path']}`"
+            " (and any after it) has no place in `like`. Build `like` with all the "
+            "fields of the saved model: `ep.load` never drops saved data."
+        )
+    if len(saved) < len(records):
+        raise ValueError(
+            f"Cannot load `{name}` into `like`: the file holds {len(saved)} arrays "
+            f"but `like` has {len(records)}; `like` has "
+            f"`{records[len(saved)]['path']}` (and any after it), which the file "
+            "does not hold. Build `like` with the same fields as the saved model."
+        )
+
+
+def _template(record: dict[str, Any]) -> np.ndarray:
+    """A zero-cost NumPy stand-in of the stored array, for Equinox's loader."""
+    dtype = np.dtype(record["stored_dtype"])
+    if dtype.kind not in "biufc":
+        raise ValueError(f"stored dtype {dtype}")
+    return np.broadcast_to(np.zeros((), dtype), tuple(record["stored_shape"]))
+
+
+def _restore(name: str, arr: np.ndarray, like: Any, record: dict[str, Any]) -> Any:
+    """The leaf of the loaded model from its stored array and its template leaf."""
+    kind = record["type"]
+    if kind in _SCALARS.values():
+        return type(like)(arr.item())
+    if kind == "key":
+        out = jax.random.wrap_key_data(jnp.asarray(arr), impl=record["impl"])
+    else:
+        arr = arr.view(np.dtype(like.dtype))
+        if kind == "numpy":
+            return arr[()] if isinstance(like, np.generic) else arr
+        out = jnp.asarray(arr)
+    if str(out.dtype) != record["dtype"]:
+        raise ValueError(
+            f"Cannot load `{name}`: the array at `{record['path']}` was saved as "
+            f"{record['dtype']} but loads as {out.dtype}."
+            + (_X64_HINT if _needs_x64(record["dtype"]) else "")
+        )
+    sharding = getattr(like, "sharding", None)
+    if sharding is not None and isinstance(like, jax.Array):
+        out = jax.device_put(out, sharding)
+    return out
+
+
+def _concrete_fixed(node: Any) -> Any:
+    """An abstract `ep.Fixed` as the concrete one it loads into: the same class,
+    shape, dtype and prior, with its storage still abstract (nothing allocated)."""
+    if not isinstance(node, Fixed):
+        return node
+    prior = node.prior
+    if prior is not None:
+        prior = jtu.tree_map(_concrete_fixed, prior, is_leaf=_is_fixed)
+    if node.is_abstract:
+        try:
+            spec = jax.ShapeDtypeStruct(node.shape, node.dtype)
+        except Exception:  # a Fixed that cannot say: load into it as it is
+            return node
+        shell = jax.eval_shape(lambda a: Fixed(a), spec)
+    elif prior is node.prior:
+        return node
+    else:
+        shell = node
+    return eqx.tree_at(lambda f: f.prior, shell, prior, is_leaf=lambda x: x is None)
+
+
+def _is_fixed(node: Any) -> bool:
+    return isinstance(node, Fixed)
+
+
+def load(path: str | os.PathLike, like: _T) -> _T:
+    """Load a model saved by [`save`][] into a template of the same structure.
+
+    The file's header is checked against `like` before anything is read: a file
+    that is truncated, corrupted or not a checkpoint, and a template that differs
+    from the saved model (another prior kind, a Param where a Fixed was saved,
+    another shape or dtype, more or fewer arrays) each raise a `ValueError`
+    naming the first mismatching path and what to do. A saved model loads back
+    bit for bit.
+
+    Arguments:
+        path: a file written by `save`.
+        like: a model of the same structure, e.g. built by the same code as the
+            saved model. Its arrays may be abstract: `ep.Param(shape=...)`,
+            `ep.Fixed(shape=...)`, `ep.shapes(model)` and
+            `eqx.filter_eval_shape(Model, ...)` all serve, so a template costs no
+            computation. Leaves that are not arrays (functions) are taken from it.
+
+    Returns:
+        `like` with every array replaced by the saved one (on the device and with
+        the sharding of the template's array where it has one).
+
+    Raises:
+        ValueError: the file is truncated, corrupted or not a checkpoint, or does
+            not match `like`.
+
+    Example:
+        >>> import os, shutil, tempfile
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> from eqxpurify._save import load, save
+        >>> directory = tempfile.mkdtemp()
+        >>> path = os.path.join(directory, "theta.ckpt")
+        >>> save(path, {"theta": ep.Param(1.5, prior=ep.Normal(0.0, 2.0))})
+        >>> like = {"theta": ep.Param(prior=ep.Normal())}  # hyperparameters load too
+        >>> round(float(load(path, like)["theta"].value), 4)
+        1.5
+        >>> load(path, {"theta": ep.Param(prior=ep.LogNormal(1.0, 1.0))})
+        Traceback (most recent call last):
+        ...
+        ValueError: Cannot load `...` into `like`: they differ at `['theta'].prior`: the saved model has `Normal`, `like` has `LogNormal`. ...
+        >>> shutil.rmtree(directory)
+    """  # noqa: E501
+    name = os.fspath(path)
+    like_filled = jtu.tree_map(_concrete_fixed, like, is_leaf=_is_fixed)
+    current, all_leaves, treedef = _leaves(like_filled)
+    with open(name, "rb") as f:
+        records, payload_start, payload_size = _read_header(f, name)
+        _match(name, records, current)
+        try:
+            templates = [_template(record) for record in records]
+            f.seek(payload_start)
+            stored = eqx.tree_deserialise_leaves(f, templates)
+        except Exception as e:
+            raise _corrupted(name, "its data does not match its header") from e
+        if f.tell() != payload_start + payload_size:
+            raise _corrupted(name, "its data does not match its header")
+    new = list(all_leaves)
+    for leaf, record, arr in zip(current, records, stored):
+        new[leaf.index] = _restore(name, arr, leaf.value, record)
+    return jtu.tree_unflatten(treedef, new)

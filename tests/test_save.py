@@ -1,0 +1,530 @@
+"""`save`/`load`: atomic checkpoints with a header that `load` checks.
+
+Round trips are exact (compared on the raw bytes of every leaf); a truncated,
+corrupted or foreign file and a template that differs from the saved model are
+each a `ValueError` naming the path and the fix.
+"""
+
+import json
+import os
+import pathlib
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqxpurify as ep
+from eqxpurify._save import END, MAGIC, load, save
+
+from .conftest import X64
+
+LOW_PRECISION = [jnp.float32, jnp.float16, jnp.bfloat16]
+
+
+class Model(eqx.Module):
+    theta: ep.Param
+    offset: ep.Param
+    bounded: ep.Param
+    x_obs: ep.Fixed
+    key_data: ep.Fixed
+    key: jax.Array
+    mlp: eqx.nn.MLP
+    counts: jax.Array
+    extra: dict
+    scale: float
+
+
+def make_model(seed, dtype=jnp.float32):
+    """A fitted-looking model with every kind of leaf, distinct for each seed."""
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    model = Model(
+        theta=ep.Param(shape=(2,), dtype=dtype, prior=ep.LogNormal(3.0, 0.1)),
+        offset=ep.Param(shape=(3,), dtype=dtype, prior=ep.Normal(jnp.arange(3.0), 2.0)),
+        bounded=ep.Param(shape=(), dtype=dtype, prior=ep.Uniform(-1.0, 4.0)),
+        x_obs=ep.Fixed(jnp.linspace(0.0, 1.0, 5, dtype=dtype) + seed),
+        key_data=ep.Fixed(jax.random.split(k1, 2)),
+        key=k2,
+        mlp=eqx.nn.MLP(2, 2, 4, 1, key=k3, dtype=dtype),
+        counts=jnp.arange(4, dtype=jnp.int32) * (seed + 1),
+        extra={
+            "layers": [
+                ep.Param(shape=(2,), dtype=dtype),
+                jnp.array([seed, 1], jnp.int8),
+            ],
+            "flags": (np.array([True, seed % 2 == 0]),),
+        },
+        scale=0.1 * (seed + 1),
+    )
+    return ep.normal(model, key=jax.random.key(seed + 100))
+
+
+def raw_leaves(tree):
+    """Every leaf as (type, dtype, shape, bytes): equal iff bit-for-bit equal."""
+    out = []
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(
+            leaf.dtype, jax.dtypes.prng_key
+        ):
+            data = np.asarray(jax.random.key_data(leaf))
+            out.append(("key", str(leaf.dtype), data.shape, data.tobytes()))
+        elif isinstance(leaf, jax.Array | np.ndarray | np.generic):
+            arr = np.asarray(leaf)
+            kind = type(leaf).__name__ if not isinstance(leaf, jax.Array) else "jax"
+            out.append((kind, str(arr.dtype), arr.shape, arr.tobytes()))
+        else:
+            out.append((type(leaf).__name__, repr(leaf)))
+    return out
+
+
+def assert_bit_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    assert raw_leaves(a) == raw_leaves(b)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "model.ckpt"
+
+
+# --- exact round trips ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=lambda d: jnp.dtype(d).name)
+def test_round_trip_exact(path, dtype):
+    model = make_model(0, dtype)
+    like = make_model(1, dtype)
+    assert raw_leaves(like) != raw_leaves(model)
+    save(path, model)
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    assert loaded.theta.dtype == dtype and loaded.x_obs.dtype == dtype
+    np.testing.assert_array_equal(
+        np.asarray(loaded.theta.value, np.float32),
+        np.asarray(model.theta.value, np.float32),
+    )
+
+
+def test_round_trip_float64(path):
+    with jax.enable_x64(True):
+        model = make_model(0, jnp.float64)
+        assert model.theta.dtype == jnp.float64
+        save(path, model)
+        loaded = load(path, make_model(1, jnp.float64))
+        assert_bit_equal(loaded, model)
+        assert loaded.x_obs.value.dtype == jnp.float64
+
+
+def test_round_trip_special_values(path):
+    """NaN payloads, signed zeros, infinities, subnormals and extremes survive."""
+    bits = np.array([0x7FC00001, 0x80000000, 0x7F800000, 0x00000001, 0x7F7FFFFF])
+    special = jnp.asarray(bits.astype(np.uint32).view(np.float32))
+    model = {
+        "plain": special,
+        "fixed": ep.Fixed(special),
+        "bf16": jnp.array([jnp.inf, -0.0, jnp.nan], jnp.bfloat16),
+        "f8": jnp.array([0.5, -448.0], jnp.float8_e4m3fn),
+        "i4": jnp.array([-8, 7], jnp.int4),
+        "ints": jnp.array([jnp.iinfo(jnp.int32).min, -1], jnp.int32),
+        "u8": np.array([0, 255], np.uint8),
+        "py": [True, 2**62, -0.0, 1.5 - 2j],
+        "np_scalar": np.float32(np.nan),
+    }
+    save(path, model)
+    like = jax.tree.map(lambda x: x * 0 if isinstance(x, jax.Array) else x, model)
+    assert_bit_equal(load(path, like), model)
+
+
+def test_round_trip_keys(path):
+    """Typed keys (default and rbg) in a field and in an `ep.Fixed` round-trip and
+    give the same random numbers."""
+    model = {
+        "key": jax.random.key(7),
+        "rbg": jax.random.key(3, impl="rbg"),
+        "keys": ep.Fixed(jax.random.split(jax.random.key(1), 3)),
+    }
+    like = {
+        "key": jax.random.key(0),
+        "rbg": jax.random.key(0, impl="rbg"),
+        "keys": ep.Fixed(jax.random.split(jax.random.key(0), 3)),
+    }
+    save(path, model)
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    assert str(jax.random.key_impl(loaded["rbg"])) == "rbg"
+    for name in ("key", "rbg"):
+        np.testing.assert_array_equal(
+            jax.random.normal(loaded[name], (4,)), jax.random.normal(model[name], (4,))
+        )
+    np.testing.assert_array_equal(
+        jax.random.key_data(loaded["keys"].value),
+        jax.random.key_data(model["keys"].value),
+    )
+
+
+def test_round_trip_frozen(path):
+    model = ep.freeze(make_model(0), ["theta", "mlp"])
+    assert ep.is_fixed(model.theta)
+    save(path, model)
+    loaded = load(path, ep.freeze(make_model(1), ["theta", "mlp"]))
+    assert_bit_equal(loaded, model)
+    back = ep.unfreeze(loaded, "theta")
+    np.testing.assert_array_equal(
+        back.theta.value, ep.unfreeze(model, "theta").theta.value
+    )
+
+
+def test_round_trip_mlp_runs(path):
+    """A plain `eqx.nn.MLP` loads and computes the same; its activation function (a
+    leaf that is not data) comes from the template."""
+    model = {"net": eqx.nn.MLP(3, 2, 8, 2, key=jax.random.key(0))}
+    like = {"net": eqx.nn.MLP(3, 2, 8, 2, key=jax.random.key(1))}
+    save(path, model)
+    loaded = load(path, like)
+    x = jnp.array([0.1, -0.2, 0.3])
+    np.testing.assert_array_equal(loaded["net"](x), model["net"](x))
+    assert loaded["net"].activation is like["net"].activation
+
+
+def test_abstract_templates(path):
+    """Abstract Params and Fixed, `ep.shapes` and `eqx.filter_eval_shape` templates
+    load the same exact model, and nothing is computed to build them."""
+    model = make_model(0)
+    save(path, model)
+    assert_bit_equal(load(path, ep.shapes(model)), model)
+    assert_bit_equal(load(path, eqx.filter_eval_shape(make_model, 1)), model)
+
+    small = {
+        "p": ep.Param(
+            jnp.array([0.5, 2.0], jnp.bfloat16), prior=ep.LogNormal(1.0, 1.0)
+        ),
+        "f": ep.Fixed(jnp.array([1.0, 3.0], jnp.float16)),
+        "c": ep.Fixed(jnp.array([1 + 2j], jnp.complex64)),
+        "k": ep.Fixed(jax.random.split(jax.random.key(0), 2)),
+    }
+    like = {
+        "p": ep.Param(shape=(2,), dtype=jnp.bfloat16, prior=ep.LogNormal(2.0, 3.0)),
+        "f": ep.Fixed(shape=(2,), dtype=jnp.float16),
+        "c": eqx.filter_eval_shape(lambda: ep.Fixed(jnp.zeros(1, jnp.complex64))),
+        # Abstract complex and key Fixed from `eqx.filter_eval_shape`:
+        # `ep.Fixed(shape=..., dtype=...)` refuses key dtypes and gives a complex
+        # one the wrong `.shape` today.
+        "k": eqx.filter_eval_shape(
+            lambda: ep.Fixed(jax.random.split(jax.random.key(1), 2))
+        ),
+    }
+    save(path, small)
+    loaded = load(path, like)
+    assert_bit_equal(loaded, small)
+    assert loaded["f"].value.dtype == jnp.float16
+    assert not loaded["p"].is_abstract and not loaded["f"].is_abstract
+
+
+def test_frozen_hierarchical_abstract(path):
+    """A Fixed frozen from a Param keeps its prior; an abstract Fixed in `like`
+    with that prior loads into the same model."""
+    model = ep.freeze({"a": ep.Param(1.5, prior=ep.LogNormal(2.0, 0.5))}, "['a']")
+    like = {"a": ep.Fixed(shape=(), prior=ep.LogNormal(1.0, 1.0))}
+    save(path, model)
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    assert isinstance(loaded["a"].prior, ep.LogNormal)
+
+
+def test_paths_and_like_unchanged(path):
+    """`pathlib` and `str` paths; no suffix is added; `like` is not modified."""
+    model = make_model(0)
+    like = make_model(1)
+    before = raw_leaves(like)
+    save(str(path), model)
+    assert os.listdir(path.parent) == [path.name]
+    assert_bit_equal(load(pathlib.Path(path), like), model)
+    assert raw_leaves(like) == before
+
+
+def test_header_format(path):
+    """The documented layout: magic, version, header length, JSON header with one
+    record per array leaf (path, module classes, shape, dtype), payload, trailer."""
+    theta = ep.Param(2.0, prior=ep.LogNormal(1.0, 1.0), dtype=jnp.float32)
+    model = {"theta": theta, "n": jnp.arange(3, dtype=jnp.int32)}
+    save(path, model)
+    raw = path.read_bytes()
+    assert raw.startswith(MAGIC) and raw.endswith(END)
+    assert int.from_bytes(raw[14:18], "little") == 1
+    size = int.from_bytes(raw[18:26], "little")
+    header = json.loads(raw[26 : 26 + size])
+    records = header["leaves"]
+    assert [r["path"] for r in records] == [
+        "['n']",
+        "['theta'].latent",
+        "['theta'].prior.mean.stored",
+        "['theta'].prior.sigma.stored",
+    ]
+    assert records[0]["nodes"] == [""] and records[0]["shape"] == [3]
+    assert records[0]["dtype"] == "int32"
+    assert records[1]["nodes"] == ["", "Param"]
+    assert records[2]["nodes"] == ["", "Param", "LogNormal", "Fixed"]
+    assert records[1]["wrapper"] == {"class": "Param", "shape": [], "dtype": "float32"}
+    payload = int.from_bytes(raw[-48:-40], "little")
+    assert 26 + size + payload + 48 == len(raw)
+
+
+# --- atomic writes ----------------------------------------------------------------
+
+
+def test_overwrite_and_permissions(path):
+    save(path, {"a": jnp.zeros(3)})
+    save(path, {"a": jnp.ones(3)})
+    np.testing.assert_array_equal(load(path, {"a": jnp.zeros(3)})["a"], jnp.ones(3))
+    assert os.listdir(path.parent) == [path.name]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_failed_write_keeps_old_file(path, monkeypatch):
+    """A writer that dies mid-file leaves the old checkpoint whole and no temporary
+    file; the real error (here a full disk) is raised, not Equinox's wrapper."""
+    save(path, {"a": jnp.zeros(3), "b": jnp.zeros(2)})
+    old = path.read_bytes()
+    import eqxpurify._save as save_module
+
+    real = save_module._stored
+    calls = []
+
+    def dying(x):
+        calls.append(x)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(x)
+
+    monkeypatch.setattr(save_module, "_stored", dying)
+    with pytest.raises(OSError, match="No space left") as info:
+        save(path, {"a": jnp.ones(3), "b": jnp.ones(2)})
+    assert type(info.value) is OSError
+    assert path.read_bytes() == old
+    assert os.listdir(path.parent) == [path.name]
+
+
+def test_interrupted_write_keeps_old_file(path, monkeypatch):
+    save(path, {"a": jnp.zeros(3)})
+    old = path.read_bytes()
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save(path, {"a": jnp.ones(3)})
+    assert path.read_bytes() == old
+    assert os.listdir(path.parent) == [path.name]
+
+
+# --- files that are not whole checkpoints -----------------------------------------
+
+
+def _cut(path, size):
+    raw = path.read_bytes()
+    path.write_bytes(raw[:size])
+    return raw
+
+
+@pytest.mark.parametrize(
+    "where, detail",
+    [
+        ("empty", "it is empty"),
+        ("magic", "after 5 bytes, inside the magic bytes"),
+        ("version", "after 20 bytes, inside the format version"),
+        ("header", r"inside its \d+-byte header"),
+        ("payload", "without the end marker"),
+        ("trailer", "without the end marker"),
+        ("one byte short", "without the end marker"),
+    ],
+)
+def test_truncated(path, where, detail):
+    model = make_model(0)
+    save(path, model)
+    raw = path.read_bytes()
+    header = int.from_bytes(raw[18:26], "little")
+    size = {
+        "empty": 0,
+        "magic": 5,
+        "version": 20,
+        "header": 26 + header // 2,
+        "payload": (26 + header + len(raw)) // 2,
+        "trailer": len(raw) - 20,
+        "one byte short": len(raw) - 1,
+    }[where]
+    _cut(path, size)
+    like = make_model(1)
+    before = raw_leaves(like)
+    with pytest.raises(ValueError, match="is truncated") as info:
+        load(path, like)
+    assert type(info.value) is ValueError
+    assert info.value.__cause__ is None
+    assert str(path) in str(info.value)
+    assert "save the model again" in str(info.value)
+    assert info.match(detail)
+    assert raw_leaves(like) == before
+
+
+def test_corrupted(path):
+    save(path, make_model(0))
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0x01  # one bit in the data
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="is corrupted .*SHA-256"):
+        load(path, make_model(1))
+    raw[-100] ^= 0x01
+    path.write_bytes(bytes(raw) + b"extra")
+    with pytest.raises(ValueError, match="truncated .*without the end marker"):
+        load(path, make_model(1))
+
+
+def test_foreign_files(path):
+    path.write_bytes(b"just some text, not a checkpoint at all")
+    with pytest.raises(ValueError, match="not a checkpoint written by `ep.save`"):
+        load(path, make_model(1))
+    eqx.tree_serialise_leaves(path, {"a": jnp.zeros(2)})
+    with pytest.raises(ValueError, match=r"eqx.tree_deserialise_leaves\(path, like\)"):
+        load(path, {"a": jnp.zeros(2)})
+    with pytest.raises(FileNotFoundError):
+        load(path.parent / "missing.ckpt", {"a": jnp.zeros(2)})
+
+
+def test_newer_format(path):
+    save(path, {"a": jnp.zeros(2)})
+    raw = bytearray(path.read_bytes())
+    raw[14:18] = (2).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="format 2 by a newer eqxpurify.*Upgrade"):
+        load(path, {"a": jnp.zeros(2)})
+
+
+# --- templates that differ from the saved model -----------------------------------
+
+
+def _load_error(path, model, like):
+    save(path, model)
+    before = raw_leaves(like)
+    with pytest.raises(ValueError) as info:
+        load(path, like)
+    assert type(info.value) is ValueError
+    assert raw_leaves(like) == before
+    return str(info.value)
+
+
+def test_changed_prior_kind(path):
+    message = _load_error(
+        path,
+        {"theta": ep.Param(0.5, prior=ep.Normal(-1.0, 1.0))},
+        {"theta": ep.Param(prior=ep.LogNormal(1.0, 1.0))},
+    )
+    assert "differ at `['theta'].prior`" in message
+    assert "saved model has `Normal`, `like` has `LogNormal`" in message
+    assert "the same priors" in message
+
+
+def test_param_where_fixed_was_saved(path):
+    message = _load_error(path, ep.freeze(make_model(0), "offset"), make_model(1))
+    assert "differ at `offset`" in message
+    assert "`Fixed`, `like` has `Param`" in message
+    assert "ep.freeze" in message
+
+
+def test_changed_shape(path):
+    message = _load_error(
+        path,
+        {"w": ep.Param(jnp.zeros(3, jnp.float32))},
+        {"w": ep.Param(shape=(2,), dtype=jnp.float32)},
+    )
+    assert "differ at `['w']`" in message
+    assert "`ep.Param` of shape (3,) and dtype float32" in message
+    assert "one of shape (2,) and dtype float32" in message
+    message = _load_error(path, {"n": jnp.arange(3)}, {"n": jnp.arange(4)})
+    assert "differ at `['n']`: the saved model has an array of shape (3,)" in message
+
+
+def test_changed_dtype(path):
+    message = _load_error(
+        path,
+        {"f": ep.Fixed(jnp.zeros(2, jnp.float32))},
+        {"f": ep.Fixed(shape=(2,), dtype=jnp.bfloat16)},
+    )
+    assert "differ at `['f']`" in message
+    assert "dtype float32, `like` has one of shape (2,) and dtype bfloat16" in message
+    n32 = jnp.arange(3, dtype=jnp.int32)
+    message = _load_error(path, {"n": n32}, {"n": jnp.zeros(3, jnp.float32)})
+    assert "dtype int32, `like` has one of shape (3,) and dtype float32" in message
+    message = _load_error(path, {"n": jnp.arange(3)}, {"n": np.arange(3)})
+    assert "a JAX array, `like` has a NumPy array" in message
+    message = _load_error(
+        path, {"k": jax.random.key(0)}, {"k": jnp.zeros(2, jnp.uint32)}
+    )
+    assert "a JAX PRNG key array, `like` has a JAX array" in message
+
+
+@pytest.mark.skipif(X64, reason="the hint is for runs without jax_enable_x64")
+def test_float64_file_without_x64(path):
+    with jax.enable_x64(True):
+        save(path, {"w": ep.Param(jnp.zeros(2, jnp.float64))})
+    with pytest.raises(ValueError, match="dtype float64.*turn on `jax_enable_x64`"):
+        load(path, {"w": ep.Param(shape=(2,))})
+
+
+def test_more_params_in_file(path):
+    model = {"a": ep.Param(1.0), "b": ep.Param(2.0)}
+    message = _load_error(path, model, {"a": ep.Param(0.0)})
+    assert "the file holds 6 arrays but `like` has 3" in message
+    assert "the saved `['b'].latent`" in message
+    assert "never drops saved data" in message
+
+
+def test_fewer_params_in_file(path):
+    message = _load_error(
+        path, {"a": ep.Param(1.0)}, {"a": ep.Param(0.0), "b": ep.Param(2.0)}
+    )
+    assert "the file holds 3 arrays but `like` has 6" in message
+    assert "`like` has `['b'].latent`" in message
+
+
+def test_renamed_field(path):
+    message = _load_error(path, {"a": jnp.zeros(2)}, {"z": jnp.zeros(2)})
+    assert (
+        "array leaf 0 of the saved model is `['a']`, but in `like` it is `['z']`"
+        in (message)
+    )
+
+
+# --- what cannot be saved ---------------------------------------------------------
+
+
+def test_save_refuses(path):
+    with pytest.raises(ValueError, match=r"`theta.latent` is abstract.*ep.normal"):
+        save(path, ep.shapes(make_model(0)))
+    with pytest.raises(ValueError, match=r"`\['big'\]` .*not numeric data"):
+        save(path, {"big": 2**70})
+
+    @eqx.filter_jit
+    def inside(model):
+        save(path, model)
+        return model
+
+    with pytest.raises(ValueError, match=r"`\['a'\]` is a JAX tracer.*outside"):
+        inside({"a": jnp.zeros(2)})
+    assert not path.exists()
+    assert os.listdir(path.parent) == []
+
+
+def test_vmapped_ensemble(path):
+    """An ensemble made with `eqx.filter_vmap` saves and loads like any model."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    ensemble = eqx.filter_vmap(make_mlp)(keys)
+    save(path, ensemble)
+    like = eqx.filter_vmap(make_mlp)(jax.random.split(jax.random.key(1), 3))
+    assert_bit_equal(load(path, like), ensemble)
+
+
+def make_mlp(key):
+    return ep.wrap(eqx.nn.MLP(2, 1, 3, 1, key=key))
