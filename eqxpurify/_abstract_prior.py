@@ -1,6 +1,7 @@
 """The interface every prior implements: a bijection from a standard normal."""
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -69,6 +70,40 @@ class AbstractPrior(eqx.Module):
             if is_wrapper(leaf) or eqx.is_array(leaf)
         ]
         return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
+
+    def __repr__(self) -> str:
+        from ._format import prior_str
+
+        return prior_str(self)
+
+    def __pdoc__(self, **kwargs: Any) -> Any:
+        """The text for Equinox's pretty-printer (`print(model)`)."""
+        import wadler_lindig as wl
+
+        del kwargs
+        return wl.TextDoc(repr(self))
+
+    def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
+        """Render in treescope with constant hyperparameters as their values."""
+        import dataclasses
+
+        from treescope import repr_lib
+
+        from ._wrappers import Fixed
+
+        attributes = {}
+        for field in dataclasses.fields(self):
+            x = getattr(self, field.name)
+            if isinstance(x, Fixed) and not x.is_abstract and x.prior is None:
+                x = x.value
+            attributes[field.name] = x
+        return repr_lib.render_object_constructor(
+            object_type=type(self),
+            attributes=attributes,
+            path=path,
+            subtree_renderer=subtree_renderer,
+            roundtrippable=False,
+        )
 
     def __check_init__(self) -> None:
         from ._wrappers import is_wrapper

@@ -1,22 +1,30 @@
-"""Short human-readable forms of dtypes, shapes, hyperparameters and priors."""
+"""Readable text for wrappers and priors: physical values, not whitened internals.
+
+Used by `repr`/`print` (through Equinox's pretty-printer, which honours
+`__pdoc__`), by treescope (`__treescope_repr__`) and by `ep.summary`. Nothing
+here copies a large array to the host: a large value is shown by its shape,
+dtype and statistics computed on its device, a traced one by its shape.
+"""
 
 import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._flat import is_traced
-from ._wrappers import Fixed, Param
 
-__all__ = ["prior_str", "short_dtype"]
-
+__all__ = ["prior_str", "short_dtype", "value_str", "wrapper_str"]
 
 _DTYPE_PREFIX = {"f": "f", "i": "i", "u": "u", "c": "c", "b": "bool"}
+_SMALL = 6  # elements shown one by one
 
 
 def short_dtype(dtype: Any) -> str:
     """`float32` -> `f32`, `bfloat16` -> `bf16`, as Equinox prints dtypes."""
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        return str(dtype)
     dtype = np.dtype(dtype)
     if dtype.name == "bfloat16":
         return "bf16"
@@ -26,28 +34,98 @@ def short_dtype(dtype: Any) -> str:
     return prefix if prefix == "bool" else f"{prefix}{dtype.itemsize * 8}"
 
 
+def _spec(shape: tuple[int, ...], dtype: Any) -> str:
+    return f"{short_dtype(dtype)}[{','.join(str(d) for d in shape)}]"
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, bool | np.bool_):
+        return str(bool(x))
+    if isinstance(x, complex | np.complexfloating):
+        return f"{complex(x):.4g}"
+    return f"{float(x):.4g}" if isinstance(x, float | np.floating) else str(x)
+
+
+def value_str(x: Any) -> str:
+    """`1.811`, `[0.1, 0.2]`, or `f32[100,3](mean=0.01, std=1.2)` for a large one."""
+    shape = tuple(jnp.shape(x))
+    dtype = x.dtype
+    if is_traced(x) or jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        return _spec(shape, dtype)
+    size = int(np.prod(shape))
+    if size <= _SMALL:
+        host = np.asarray(x)
+        if np.dtype(host.dtype).name in ("bfloat16", "float16") or host.dtype.kind == "V":
+            host = host.astype(np.float32)
+        if host.ndim == 0:
+            return _num(host[()])
+        flat = ", ".join(_num(v) for v in host.ravel())
+        return f"[{flat}]" if host.ndim == 1 else f"{_spec(shape, dtype)}[{flat}]"
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        return _spec(shape, dtype)
+    stats = jnp.stack([jnp.mean(x.astype(jnp.float32)), jnp.std(x.astype(jnp.float32))])
+    mean, std = (float(v) for v in np.asarray(stats))
+    return f"{_spec(shape, dtype)}(mean={mean:.4g}, std={std:.4g})"
+
+
 def _hyper_str(x: Any) -> str:
+    from ._wrappers import Fixed, Param
+
     if isinstance(x, Param):
-        return f"Param({prior_str(x.prior)})"
-    if isinstance(x, Fixed):
-        if x.is_abstract:
-            return f"{short_dtype(x.dtype)}[{','.join(map(str, x.shape))}]"
-        x = x.stored if is_traced(x.stored) else x.array
-    if is_traced(x):
-        return "traced"
+        return wrapper_str(x)
+    if isinstance(x, Fixed):  # a constant: just its value
+        if x.is_abstract or is_traced(x.stored):
+            return _spec(x.shape, x.dtype)
+        return value_str(x.array)
     if isinstance(x, jax.Array | np.ndarray | np.generic):
-        if x.ndim == 0:
-            return f"{np.asarray(x).item():.4g}"
-        dims = ",".join(str(d) for d in x.shape)
-        return f"{short_dtype(x.dtype)}[{dims}]"
+        return value_str(x)
     return repr(x)
 
 
 def prior_str(prior: Any) -> str:
-    """A short form of a prior: `LogNormal(3, 0.1)`, `Normal(f32[3], 1)`."""
+    """A prior with its hyperparameter values: `LogNormal(3, 0.1)`,
+    `Normal(Param(0.5, prior=Normal(0, 5)), 1)`."""
     try:
         fields = dataclasses.fields(prior)
     except TypeError:
         return repr(prior)
     args = ", ".join(_hyper_str(getattr(prior, f.name)) for f in fields)
     return f"{type(prior).__name__}({args})"
+
+
+def _dtype_note(dtype: Any) -> str:
+    default = jax.dtypes.canonicalize_dtype(float)
+    return "" if dtype == default else f", dtype={short_dtype(dtype)}"
+
+
+def wrapper_str(node: Any) -> str:
+    """`Param(1.811, prior=Normal(1, 0.5))`, `Fixed(f32[50](mean=5, std=2.9))`,
+    `Param(abstract, shape=(4,), prior=Normal(0, 1))`."""
+    from ._wrappers import Param
+
+    kind = type(node).__name__
+    prior = getattr(node, "prior", None)
+    tail = "" if prior is None else f", prior={prior_str(prior)}"
+    if isinstance(node, Param):
+        latent = node.latent
+        if not isinstance(latent, jax.Array | np.ndarray | jax.ShapeDtypeStruct):
+            return f"{kind}(latent={latent!r}{tail})"
+        if node.is_abstract:
+            return (
+                f"{kind}(abstract, shape={node.shape}{_dtype_note(node.dtype)}{tail})"
+            )
+        if is_traced(latent) or any(is_traced(x) for x in jax.tree.leaves(prior)):
+            return f"{kind}({_spec(node.shape, node.dtype)}{tail})"
+        return f"{kind}({value_str(node.value)}{_dtype_note(node.dtype)}{tail})"
+    if node.is_abstract:
+        return f"{kind}(abstract, shape={node.shape}{_dtype_note(node.dtype)})"
+    if is_traced(node.stored):
+        shown = _spec(node.shape, node.dtype)
+    else:
+        try:
+            shown = value_str(node.array)
+        except ValueError as e:  # storage converted by a tool: say so, don't fail
+            del e
+            shown = f"<storage converted to {node.stored.dtype}: data lost>"
+    frozen = "" if prior is None else f", frozen from {prior_str(prior)}"
+    return f"{kind}({shown}{frozen})"

@@ -102,6 +102,40 @@ class AbstractWrapper(eqx.Module):
     def dtype(self) -> np.dtype:
         """The dtype of `.value`."""
 
+    def __repr__(self) -> str:
+        from ._format import wrapper_str
+
+        return wrapper_str(self)
+
+    def __pdoc__(self, **kwargs: Any) -> Any:
+        """The text for Equinox's pretty-printer (`print(model)`)."""
+        import wadler_lindig as wl
+
+        del kwargs
+        return wl.TextDoc(repr(self))
+
+    def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
+        """Render in treescope by physical value, prior, and whether it trains."""
+        from treescope import repr_lib
+
+        if self.is_abstract:
+            value: Any = jax.ShapeDtypeStruct(self.shape, self.dtype)
+        elif isinstance(self, Fixed) and self.stored.dtype != storage_dtype(self.kind):
+            value = self.stored
+        else:
+            value = self.value
+        attributes = {"value": value}
+        if getattr(self, "prior", None) is not None:
+            attributes["prior"] = self.prior
+        attributes["trains"] = isinstance(self, Param)
+        return repr_lib.render_object_constructor(
+            object_type=type(self),
+            attributes=attributes,
+            path=path,
+            subtree_renderer=subtree_renderer,
+            roundtrippable=False,
+        )
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__module__ != __name__:
