@@ -55,7 +55,7 @@ def value_str(x: Any) -> str:
     size = int(np.prod(shape))
     if size <= _SMALL:
         host = np.asarray(x)
-        if np.dtype(host.dtype).name in ("bfloat16", "float16") or host.dtype.kind == "V":
+        if host.dtype.kind == "V" or host.dtype == np.float16:  # bf16, float8
             host = host.astype(np.float32)
         if host.ndim == 0:
             return _num(host[()])
