@@ -45,6 +45,7 @@ from ._surgery import (
 )
 from ._unwrap import unwrap as unwrap, unwrapped as unwrapped
 from ._values import (
+    draws as draws,
     load_values as load_values,
     named_params as named_params,
     values as values,
@@ -74,6 +75,7 @@ __all__ = [
     "Uniform",
     "Unravel",
     "combine",
+    "draws",
     "flatten",
     "freeze",
     "intermediate",
