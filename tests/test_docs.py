@@ -163,7 +163,9 @@ def run_page(page: str, blocks: list[Block], tmp_path: Path, env: dict) -> str |
     spec_path.write_text(json.dumps(spec))
     work = tmp_path / "cwd"
     work.mkdir()
-    full_env = {**os.environ, "MPLBACKEND": "Agg", **env}
+    # The library of this checkout, as the test suite itself imports it.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    full_env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path, **env}
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _RUNNER, str(spec_path), str(result_path)],
