@@ -35,7 +35,6 @@ from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jax.core import Tracer
@@ -96,6 +95,20 @@ def _path(steps: list[str]) -> str:
     return (text[1:] if text.startswith(".") else text) or "<model>"
 
 
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """`str(dtype)`, cached (it is slow, and a model has few distinct dtypes)."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except KeyError:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+        return name
+    except TypeError:  # pragma: no cover - an unhashable dtype
+        return str(dtype)
+
+
 def _leaf_type(x: Any) -> str | None:
     """The kind of leaf `x` is for saving, or None for a leaf that is not data."""
     if isinstance(x, Tracer):
@@ -111,13 +124,20 @@ def _leaf_type(x: Any) -> str | None:
 class _Leaf:
     """An array leaf of a model: where it is, what holds it, and its description."""
 
-    def __init__(self, index: int, steps: list[str], nodes: list[str], value: Any):
+    def __init__(
+        self,
+        index: int,
+        steps: list[str],
+        nodes: list[str],
+        value: Any,
+        wrapper: dict[str, Any] | None,
+    ):
         self.index = index  # position among all leaves of the model
         self.steps = steps
         self.nodes = nodes  # per step: the eqx.Module class stepped into, or ""
         self.value = value
         self.type = _leaf_type(value)
-        self.wrapper: dict[str, Any] | None = None
+        self.wrapper = wrapper  # the Param/Fixed holding it directly, if any
 
     @property
     def path(self) -> str:
@@ -130,39 +150,64 @@ def _wrapper_record(node: Any) -> dict[str, Any] | None:
     if not isinstance(node, AbstractWrapper):
         return None
     try:
-        shape, dtype = list(node.shape), str(node.dtype)
+        shape, dtype = list(node.shape), _dtype_name(node.dtype)
     except Exception:  # a wrapper that cannot say: compare its leaves only
         return None
     return {"class": type(node).__name__, "shape": shape, "dtype": dtype}
 
 
+def _child(node: Any, key: Any) -> Any:
+    """The child of pytree node `node` at `key`."""
+    try:
+        if isinstance(key, jtu.GetAttrKey):
+            return getattr(node, key.name)
+        if isinstance(key, jtu.SequenceKey):
+            return node[key.idx]
+        if isinstance(key, jtu.DictKey):
+            return node[key.key]
+    except Exception:  # a custom node: look the key up below
+        pass
+    children, _ = jtu.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
+    for keypath, child in children:
+        if keypath == (key,):
+            return child
+    raise AssertionError(f"eqxpurify internal error: no child at {key!r}")
+
+
 def _leaves(tree: Any) -> tuple[list[_Leaf], list[Any], Any]:
-    """The array leaves of `tree` with their paths, all its leaves, its treedef."""
-    all_leaves, treedef = jtu.tree_flatten(tree)
+    """The array leaves of `tree` with their paths, all its leaves, its treedef.
+
+    The containers on each path are found by walking down from the root, sharing
+    the walk with the previous leaf's path (so it costs about one step a leaf).
+    """
+    with_paths, treedef = jtu.tree_flatten_with_path(tree)
     found: list[_Leaf] = []
-    counter = [0]
-
-    def walk(node: Any, steps: list[str], nodes: list[str]) -> None:
-        children, _ = jtu.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
-        if len(children) == 1 and children[0][0] == () and children[0][1] is node:
-            index = counter[0]
-            counter[0] += 1
-            if _leaf_type(node) is not None:
-                found.append(_Leaf(index, steps, nodes, node))
-            return
-        name = type(node).__name__ if isinstance(node, eqx.Module) else ""
-        wrapper = _wrapper_record(node)
-        for keypath, child in children:
-            before = len(found)
-            keys = [_step(k) for k in keypath]
-            walk(child, steps + keys, nodes + [name] * len(keys))
-            for leaf in found[before:] if wrapper else ():
-                if len(leaf.steps) == len(steps) + len(keys):
-                    leaf.wrapper = wrapper
-
-    walk(tree, [], [])
-    if counter[0] != len(all_leaves):  # pragma: no cover - a JAX invariant
-        raise AssertionError("eqxpurify internal error: leaf walk out of step")
+    keys: list[Any] = []  # the key path of the last leaf walked to
+    chain: list[Any] = [tree]  # chain[k]: the node at keys[:k]
+    steps: list[str] = []
+    names: list[str] = []  # names[k]: the Module class of chain[k], or ""
+    wrappers: dict[int, dict[str, Any] | None] = {}
+    for index, (keypath, leaf) in enumerate(with_paths):
+        if _leaf_type(leaf) is None:
+            continue
+        k, n = 0, min(len(keypath), len(keys))
+        while k < n and keypath[k] == keys[k]:
+            k += 1
+        del keys[k:], chain[k + 1 :], steps[k:], names[k:]
+        for key in keypath[k:]:
+            node = chain[-1]
+            names.append(type(node).__name__ if isinstance(node, eqx.Module) else "")
+            keys.append(key)
+            steps.append(_step(key))
+            chain.append(_child(node, key))
+        wrapper = None
+        if len(chain) > 1:
+            parent = chain[-2]
+            if id(parent) not in wrappers:
+                wrappers[id(parent)] = _wrapper_record(parent)
+            wrapper = wrappers[id(parent)]
+        found.append(_Leaf(index, list(steps), list(names), leaf, wrapper))
+    all_leaves = [leaf for _, leaf in with_paths]
     return found, all_leaves, treedef
 
 
@@ -199,7 +244,7 @@ def _describe(leaf: _Leaf, saving: bool) -> dict[str, Any]:
         record["wrapper"] = leaf.wrapper
     if kind in ("array", "key", "numpy"):
         record["shape"] = [int(d) for d in np.shape(x)]
-        record["dtype"] = str(x.dtype)
+        record["dtype"] = _dtype_name(x.dtype)
     else:
         record["shape"], record["dtype"] = [], kind
     if not saving:
@@ -551,28 +596,58 @@ def _template(record: dict[str, Any]) -> np.ndarray:
     return np.broadcast_to(np.zeros((), dtype), tuple(record["stored_shape"]))
 
 
-def _restore(name: str, arr: np.ndarray, like: Any, record: dict[str, Any]) -> Any:
-    """The leaf of the loaded model from its stored array and its template leaf."""
-    kind = record["type"]
-    if kind in _SCALARS.values():
-        return type(like)(arr.item())
-    if kind == "key":
-        out = jax.random.wrap_key_data(jnp.asarray(arr), impl=record["impl"])
-    else:
-        arr = arr.view(np.dtype(like.dtype))
-        if kind == "numpy":
-            return arr[()] if isinstance(like, np.generic) else arr
-        out = jnp.asarray(arr)
-    if str(out.dtype) != record["dtype"]:
-        raise ValueError(
-            f"Cannot load `{name}`: the array at `{record['path']}` was saved as "
-            f"{record['dtype']} but loads as {out.dtype}."
-            + (_X64_HINT if _needs_x64(record["dtype"]) else "")
-        )
-    sharding = getattr(like, "sharding", None)
-    if sharding is not None and isinstance(like, jax.Array):
-        out = jax.device_put(out, sharding)
-    return out
+def _restore(
+    name: str,
+    current: list[_Leaf],
+    records: list[dict[str, Any]],
+    stored: list[np.ndarray],
+    all_leaves: list[Any],
+) -> list[Any]:
+    """All leaves of the loaded model: the template's, with each array leaf replaced
+    by its stored array (moved to the device in one batch per kind of placement,
+    with the template leaf's sharding where it has one)."""
+    new = list(all_leaves)
+    moves: list[tuple[int, dict[str, Any], np.ndarray, Any]] = []
+    for leaf, record, arr in zip(current, records, stored):
+        kind, like = record["type"], leaf.value
+        if kind in _SCALARS.values():
+            new[leaf.index] = type(like)(arr.item())
+        elif kind == "numpy":
+            arr = arr.view(np.dtype(like.dtype))
+            new[leaf.index] = arr[()] if isinstance(like, np.generic) else arr
+        else:
+            if kind == "array":
+                arr = arr.view(np.dtype(like.dtype))
+            moves.append((leaf.index, record, arr, getattr(like, "sharding", None)))
+    placed: list[Any] = [None] * len(moves)
+    for keys in (True, False):  # key data first lands unsharded, then is wrapped
+        for sharded in (True, False):
+            batch = [
+                k
+                for k, (_, record, _, sharding) in enumerate(moves)
+                if (record["type"] == "key") == keys
+                and (sharding is not None and not keys) == sharded
+            ]
+            if not batch:
+                continue
+            arrays = [moves[k][2] for k in batch]
+            shardings = [moves[k][3] for k in batch]
+            outs = jax.device_put(arrays, shardings if sharded else None)
+            for k, out in zip(batch, outs):
+                placed[k] = out
+    for (index, record, _, sharding), out in zip(moves, placed):
+        if record["type"] == "key":
+            out = jax.random.wrap_key_data(out, impl=record["impl"])
+            if sharding is not None:
+                out = jax.device_put(out, sharding)
+        if _dtype_name(out.dtype) != record["dtype"]:
+            raise ValueError(
+                f"Cannot load `{name}`: the array at `{record['path']}` was saved as "
+                f"{record['dtype']} but loads as {out.dtype}."
+                + (_X64_HINT if _needs_x64(record["dtype"]) else "")
+            )
+        new[index] = out
+    return new
 
 
 def _concrete_fixed(node: Any) -> Any:
@@ -656,7 +731,5 @@ def load(path: str | os.PathLike, like: _T) -> _T:
             raise _corrupted(name, "its data does not match its header") from e
         if f.tell() != payload_start + payload_size:
             raise _corrupted(name, "its data does not match its header")
-    new = list(all_leaves)
-    for leaf, record, arr in zip(current, records, stored):
-        new[leaf.index] = _restore(name, arr, leaf.value, record)
+    new = _restore(name, current, records, stored, all_leaves)
     return jtu.tree_unflatten(treedef, new)
