@@ -212,8 +212,10 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
         return
     for name, allowed in checks:
         value = fields.get(name)
-        # An array is fine: the field's value, as `ep.unwrap` leaves it.
-        if not (isinstance(value, allowed) or is_array(value)):
+        # Fine: any wrapper (`ep.freeze` turns a Param into a Fixed), an array
+        # (the field's value, as `ep.unwrap` leaves it), or None (unset).
+        del allowed
+        if not (value is None or isinstance(value, AbstractWrapper) or is_array(value)):
             problems.append((node, name))
 
 

@@ -189,15 +189,20 @@ def shared_gradient_check(model: Serial, x: Array) -> dict:
     def loss(params, rest):
         return jnp.sum(ep.combine(params, rest)(x) ** 2)
 
-    grads = eqx.filter_grad(loss)(*ep.partition(model))
-    untied_grads = eqx.filter_grad(loss)(*ep.partition(untie(model)))
-    shared = grads.layers[2].block
-    first, second = untied_grads.layers[2].layers
-    summed = jax.tree.map(jnp.add, first, second)
-    err = max(
-        float(jnp.max(jnp.abs(a - b)))
-        for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(summed), strict=True)
-    )
+    # `ep.partition` gives the gradients as a dict by path: pick out the block's
+    # entries (shared) and those of its two untied copies.
+    grads = jax.grad(loss)(*ep.partition(model))
+    untied_grads = jax.grad(loss)(*ep.partition(untie(model)))
+
+    def under(tree: dict, prefix: str) -> dict:
+        return {k[len(prefix) :]: v for k, v in tree.items() if k.startswith(prefix)}
+
+    shared = under(grads, "layers[2].block")
+    first = under(untied_grads, "layers[2].layers[0]")
+    second = under(untied_grads, "layers[2].layers[1]")
+    summed = {k: first[k] + second[k] for k in first}
+    assert shared.keys() == summed.keys() and shared
+    err = max(float(jnp.max(jnp.abs(shared[k] - summed[k]))) for k in shared)
     return {"shared": shared, "first_use": first, "second_use": second, "err": err}
 
 
