@@ -207,19 +207,18 @@ def test_combinators_shared_gradient_is_sum_of_uses(getkey):
         *ep.partition(model)
     )
     shared = model.layers[2].block.layers[0]
-    g_shared = g_model.layers[2].block.layers[0]
     for name in ("weight", "bias"):
         # d loss / d latent = sigma * d loss / d value for an ep.Normal prior.
-        sigma = np.asarray(getattr(shared, name).prior.sigma)
+        sigma = np.asarray(getattr(shared, name).prior.sigma.value)
         key = name[0]
         use1, use2 = g_hand["s1"][key], g_hand["s2"][key]
-        got = getattr(g_shared, name).latent
+        got = g_model[f"layers[2].block.layers[0].{name}"]
         np.testing.assert_allclose(got, sigma * (use1 + use2), rtol=1e-4, atol=1e-6)
         # Both uses contribute: neither alone is the gradient.
         assert not np.allclose(got, sigma * use1, rtol=1e-2, atol=1e-4)
         assert not np.allclose(got, sigma * use2, rtol=1e-2, atol=1e-4)
-    g_in = g_model.layers[0].weight.latent
-    sigma_in = np.asarray(model.layers[0].weight.prior.sigma)
+    g_in = g_model["layers[0].weight"]
+    sigma_in = np.asarray(model.layers[0].weight.prior.sigma.value)
     np.testing.assert_allclose(g_in, sigma_in * g_hand["in"]["w"], rtol=1e-4, atol=1e-6)
 
 
