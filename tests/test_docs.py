@@ -206,15 +206,7 @@ def _page_params():
         page = path.relative_to(ROOT).as_posix()
         if not any(not b.skip for b in collect(path.read_text())):
             continue  # API pages, example pages: nothing to run
-        marks = []
-        if page == "README.md":
-            # lead: remove once README rewritten
-            marks.append(
-                pytest.mark.xfail(
-                    strict=False, reason="README blocks predate the docs test"
-                )
-            )
-        params.append(pytest.param(page, id=page, marks=marks))
+        params.append(pytest.param(page, id=page))
     return params
 
 
