@@ -37,10 +37,21 @@ import equinox as eqx
 import jax
 import jax.tree_util as jtu
 import numpy as np
-from jax.core import Tracer
 from jaxtyping import PyTree
 
-from ._wrappers import AbstractWrapper, Fixed
+from ._save_header import (
+    SCALARS,
+    X64_HINT,
+    Leaf,
+    array_leaves,
+    concrete_fixed,
+    describe,
+    dtype_name,
+    is_fixed_node,
+    match,
+    needs_x64,
+    portable,
+)
 
 __all__ = ["load", "save"]
 
@@ -54,217 +65,9 @@ _TRAILER = struct.Struct("<Q32s8s")  # payload length, SHA-256, end marker
 _START = len(MAGIC) + _PREFIX.size
 _NUMPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 1 << 20
-_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex"}
-_TYPE_NAMES = {
-    "array": "a JAX array",
-    "key": "a JAX PRNG key array",
-    "numpy": "a NumPy array",
-    "bool": "a Python bool",
-    "int": "a Python int",
-    "float": "a Python float",
-    "complex": "a Python complex",
-}
-_X64_HINT = (
-    " The file holds 64-bit data: turn on `jax_enable_x64` "
-    '(`jax.config.update("jax_enable_x64", True)`, or `with jax.enable_x64(True):`) '
-    "before building `like` and loading."
-)
 
 
-# --- the model as a list of array leaves -------------------------------------------
-
-
-def _step(key: Any) -> str:
-    """One step of a key path, written the way it is read (`.a`, `[0]`, `['k']`).
-
-    The file format depends on this text, so it is ours rather than `jtu.keystr`.
-    """
-    if isinstance(key, jtu.GetAttrKey):
-        return "." + key.name
-    if isinstance(key, jtu.SequenceKey):
-        return f"[{key.idx}]"
-    if isinstance(key, jtu.DictKey):
-        return f"[{key.key!r}]"
-    if isinstance(key, jtu.FlattenedIndexKey):
-        return f"[{key.key}]"
-    return f"[{key!r}]"
-
-
-def _path(steps: list[str]) -> str:
-    text = "".join(steps)
-    return (text[1:] if text.startswith(".") else text) or "<model>"
-
-
-_DTYPE_NAMES: dict[Any, str] = {}
-
-
-def _dtype_name(dtype: Any) -> str:
-    """`str(dtype)`, cached (it is slow, and a model has few distinct dtypes)."""
-    try:
-        return _DTYPE_NAMES[dtype]
-    except KeyError:
-        name = _DTYPE_NAMES[dtype] = str(dtype)
-        return name
-    except TypeError:  # pragma: no cover - an unhashable dtype
-        return str(dtype)
-
-
-def _leaf_type(x: Any) -> str | None:
-    """The kind of leaf `x` is for saving, or None for a leaf that is not data."""
-    if isinstance(x, Tracer):
-        return "traced"
-    if isinstance(x, jax.Array | jax.ShapeDtypeStruct):
-        is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-        return "key" if is_key else "array"
-    if isinstance(x, np.ndarray | np.generic):
-        return "numpy"
-    return _SCALARS.get(type(x))
-
-
-class _Leaf:
-    """An array leaf of a model: where it is, what holds it, and its description."""
-
-    def __init__(
-        self,
-        index: int,
-        steps: list[str],
-        nodes: list[str],
-        value: Any,
-        wrapper: dict[str, Any] | None,
-    ):
-        self.index = index  # position among all leaves of the model
-        self.steps = steps
-        self.nodes = nodes  # per step: the eqx.Module class stepped into, or ""
-        self.value = value
-        self.type = _leaf_type(value)
-        self.wrapper = wrapper  # the Param/Fixed holding it directly, if any
-
-    @property
-    def path(self) -> str:
-        return _path(self.steps)
-
-
-def _wrapper_record(node: Any) -> dict[str, Any] | None:
-    """The class, shape and dtype of an `ep.Param`/`ep.Fixed` (as users see them,
-    whatever its storage), for the leaves it holds directly."""
-    if not isinstance(node, AbstractWrapper):
-        return None
-    try:
-        shape, dtype = list(node.shape), _dtype_name(node.dtype)
-    except Exception:  # a wrapper that cannot say: compare its leaves only
-        return None
-    return {"class": type(node).__name__, "shape": shape, "dtype": dtype}
-
-
-def _child(node: Any, key: Any) -> Any:
-    """The child of pytree node `node` at `key`."""
-    try:
-        if isinstance(key, jtu.GetAttrKey):
-            return getattr(node, key.name)
-        if isinstance(key, jtu.SequenceKey):
-            return node[key.idx]
-        if isinstance(key, jtu.DictKey):
-            return node[key.key]
-    except Exception:  # a custom node: look the key up below
-        pass
-    children, _ = jtu.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
-    for keypath, child in children:
-        if keypath == (key,):
-            return child
-    raise AssertionError(f"eqxpurify internal error: no child at {key!r}")
-
-
-def _leaves(tree: Any) -> tuple[list[_Leaf], list[Any], Any]:
-    """The array leaves of `tree` with their paths, all its leaves, its treedef.
-
-    The containers on each path are found by walking down from the root, sharing
-    the walk with the previous leaf's path (so it costs about one step a leaf).
-    """
-    with_paths, treedef = jtu.tree_flatten_with_path(tree)
-    found: list[_Leaf] = []
-    keys: list[Any] = []  # the key path of the last leaf walked to
-    chain: list[Any] = [tree]  # chain[k]: the node at keys[:k]
-    steps: list[str] = []
-    names: list[str] = []  # names[k]: the Module class of chain[k], or ""
-    wrappers: dict[int, dict[str, Any] | None] = {}
-    for index, (keypath, leaf) in enumerate(with_paths):
-        if _leaf_type(leaf) is None:
-            continue
-        k, n = 0, min(len(keypath), len(keys))
-        while k < n and keypath[k] == keys[k]:
-            k += 1
-        del keys[k:], chain[k + 1 :], steps[k:], names[k:]
-        for key in keypath[k:]:
-            node = chain[-1]
-            names.append(type(node).__name__ if isinstance(node, eqx.Module) else "")
-            keys.append(key)
-            steps.append(_step(key))
-            chain.append(_child(node, key))
-        wrapper = None
-        if len(chain) > 1:
-            parent = chain[-2]
-            if id(parent) not in wrappers:
-                wrappers[id(parent)] = _wrapper_record(parent)
-            wrapper = wrappers[id(parent)]
-        found.append(_Leaf(index, list(steps), list(names), leaf, wrapper))
-    all_leaves = [leaf for _, leaf in with_paths]
-    return found, all_leaves, treedef
-
-
-def _portable(dtype: np.dtype) -> np.dtype:
-    """The dtype `np.save` stores data of `dtype` as: itself, or for the ml_dtypes
-    types (bfloat16, float8, int4, ...) the unsigned integer of the same width."""
-    if dtype.kind in "biufc":
-        return dtype
-    return np.dtype(f"u{dtype.itemsize}")
-
-
-def _describe(leaf: _Leaf, saving: bool) -> dict[str, Any]:
-    """The header record of `leaf` (raising on a leaf that cannot be saved)."""
-    x, kind = leaf.value, leaf.type
-    if kind == "traced":
-        raise ValueError(
-            f"{'Cannot save the model' if saving else 'Cannot load into `like`'}: "
-            f"the array at `{leaf.path}` is a JAX tracer (this was called inside "
-            "`jax.jit`, `grad` or `vmap`). Call `ep.save`/`ep.load` outside "
-            "transformed functions."
-        )
-    if saving and isinstance(x, jax.ShapeDtypeStruct):
-        raise ValueError(
-            f"Cannot save the model: the array at `{leaf.path}` is abstract (a "
-            "`jax.ShapeDtypeStruct`: a Param or Fixed with a shape but no value "
-            "yet). Initialise it first, e.g. `ep.normal(model, key=key)`."
-        )
-    record: dict[str, Any] = {"path": leaf.path, "steps": leaf.steps}
-    record["nodes"] = leaf.nodes
-    record["type"] = kind
-    if isinstance(x, jax.ShapeDtypeStruct):
-        record["abstract"] = True
-    if leaf.wrapper is not None:
-        record["wrapper"] = leaf.wrapper
-    if kind in ("array", "key", "numpy"):
-        record["shape"] = [int(d) for d in np.shape(x)]
-        record["dtype"] = _dtype_name(x.dtype)
-    else:
-        record["shape"], record["dtype"] = [], kind
-    if not saving:
-        return record
-    if kind == "key":
-        data = jax.eval_shape(jax.random.key_data, x)
-        record["impl"] = str(jax.random.key_impl(x))  # pyright: ignore
-        shape, dtype = tuple(data.shape), np.dtype(data.dtype)
-    else:
-        stored = x if kind == "array" else np.asarray(x)
-        shape, dtype = tuple(np.shape(stored)), np.dtype(stored.dtype)
-        if dtype.kind not in "biufcV":
-            raise ValueError(
-                f"Cannot save the model: the leaf at `{leaf.path}` ({x!r:.60}) is "
-                f"not numeric data (dtype {stored.dtype}). Store it as a static "
-                "field (`eqx.field(static=True)`) or as an array."
-            )
-        dtype = _portable(dtype)
-    record["stored_shape"], record["stored_dtype"] = list(shape), dtype.str
-    return record
+# --- the payload: each leaf as a NumPy array -----------------------------------------
 
 
 def _stored(x: Any) -> np.ndarray:
@@ -272,7 +75,7 @@ def _stored(x: Any) -> np.ndarray:
     if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
         return np.asarray(jax.random.key_data(x))
     arr = np.asarray(x)
-    return arr.view(_portable(arr.dtype))
+    return arr.view(portable(arr.dtype))
 
 
 def _write_leaf(f: Any, x: Any) -> None:
@@ -357,12 +160,12 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
         >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
         >>> from eqxpurify._save import load, save
         >>> model = {"scale": ep.Param(2.0, prior=ep.LogNormal(1.0, 1.0)),
-        ...          "x": ep.Fixed(jnp.arange(3.0))}
+        ...          "x": ep.Fixed(jnp.arange(3.0, dtype=jnp.float32))}
         >>> directory = tempfile.mkdtemp()
         >>> path = os.path.join(directory, "model.ckpt")
         >>> save(path, model)
         >>> like = {"scale": ep.Param(prior=ep.LogNormal(1.0, 1.0)),
-        ...         "x": ep.Fixed(shape=(3,))}
+        ...         "x": ep.Fixed(shape=(3,), dtype=jnp.float32)}
         >>> loaded = load(path, like)
         >>> loaded["x"].value
         Array([0., 1., 2.], dtype=float32)
@@ -370,8 +173,8 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
         True
         >>> shutil.rmtree(directory)
     """
-    leaves, _, _ = _leaves(model)
-    records = [_describe(leaf, saving=True) for leaf in leaves]
+    leaves, _, _ = array_leaves(model)
+    records = [describe(leaf, saving=True) for leaf in leaves]
     writer_version = importlib.metadata.version("eqxpurify")
     header = json.dumps(
         {"writer": f"eqxpurify {writer_version}", "leaves": records},
@@ -487,107 +290,6 @@ def _read_header(f: Any, name: str) -> tuple[list[dict[str, Any]], int, int]:
     return records, payload_start, payload_size
 
 
-def _shape_str(shape: list[int]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _mismatch(name: str, where: str, saved: str, current: str, fix: str) -> ValueError:
-    return ValueError(
-        f"Cannot load `{name}` into `like`: they differ at `{where}`: the saved "
-        f"model has {saved}, `like` has {current}. {fix}"
-    )
-
-
-def _needs_x64(dtype: str) -> bool:
-    """Whether arrays of `dtype` (a name) need `jax_enable_x64` and it is off."""
-    if jax.config.read("jax_enable_x64"):
-        return False
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        return False
-    return dt.itemsize == (16 if dt.kind == "c" else 8) and dt.kind in "iufc"
-
-
-def _compare(name: str, saved: dict[str, Any], current: dict[str, Any], i: int) -> None:
-    """Raise a clear error at the first difference of two leaf records."""
-    s_steps, c_steps = saved["steps"], current["steps"]
-    for k in range(min(len(s_steps), len(c_steps))):
-        s_node, c_node = saved["nodes"][k], current["nodes"][k]
-        if s_node != c_node:
-            raise _mismatch(
-                name,
-                _path(s_steps[:k]),
-                f"`{s_node}`" if s_node else "a plain container",
-                f"`{c_node}`" if c_node else "a plain container",
-                "Build `like` with the same classes as the saved model: the same "
-                "priors (a prior's kind is part of the model), modules and "
-                "containers, and the same Params frozen with `ep.freeze`.",
-            )
-        if s_steps[k] != c_steps[k]:
-            break
-    if s_steps != c_steps:
-        raise ValueError(
-            f"Cannot load `{name}` into `like`: array leaf {i} of the saved model is "
-            f"`{saved['path']}`, but in `like` it is `{current['path']}`. Build "
-            "`like` with the same fields, in the same order, as the saved model."
-        )
-    where = saved["path"]
-    s_wrap, c_wrap = saved.get("wrapper"), current.get("wrapper")
-    if s_wrap and c_wrap and s_wrap != c_wrap:
-        where = _path(s_steps[:-1])
-        kind = f"ep.{s_wrap['class']}"
-        raise _mismatch(
-            name,
-            where,
-            f"an `{kind}` of shape {_shape_str(s_wrap['shape'])} and dtype "
-            f"{s_wrap['dtype']}",
-            f"one of shape {_shape_str(c_wrap['shape'])} and dtype {c_wrap['dtype']}",
-            "Give the template the saved shape and dtype (`shape=`, `dtype=`)."
-            + (_X64_HINT if _needs_x64(s_wrap["dtype"]) else ""),
-        )
-    # An abstract template leaf (`eqx.filter_eval_shape`) stands for a NumPy array.
-    numpy_as_abstract = saved["type"] == "numpy" and current.get("abstract")
-    if saved["type"] != current["type"] and not numpy_as_abstract:
-        raise _mismatch(
-            name,
-            where,
-            _TYPE_NAMES.get(saved["type"], str(saved["type"])),
-            _TYPE_NAMES.get(current["type"], str(current["type"])),
-            "Build `like` with leaves of the same types as the saved model.",
-        )
-    if saved["shape"] != current["shape"] or saved["dtype"] != current["dtype"]:
-        raise _mismatch(
-            name,
-            where,
-            f"an array of shape {_shape_str(saved['shape'])} and dtype "
-            f"{saved['dtype']}",
-            f"one of shape {_shape_str(current['shape'])} and dtype {current['dtype']}",
-            "Build `like` with the saved sizes and dtypes."
-            + (_X64_HINT if _needs_x64(saved["dtype"]) else ""),
-        )
-
-
-def _match(name: str, saved: list[dict[str, Any]], current: list[_Leaf]) -> None:
-    records = [_describe(leaf, saving=False) for leaf in current]
-    for i, (s, c) in enumerate(zip(saved, records)):
-        _compare(name, s, c, i)
-    if len(saved) > len(records):
-        raise ValueError(
-            f"Cannot load `{name}` into `like`: the file holds {len(saved)} arrays "
-            f"but `like` has {len(records)}; the saved `{saved[len(records)]['path']}`"
-            " (and any after it) has no place in `like`. Build `like` with all the "
-            "fields of the saved model: `ep.load` never drops saved data."
-        )
-    if len(saved) < len(records):
-        raise ValueError(
-            f"Cannot load `{name}` into `like`: the file holds {len(saved)} arrays "
-            f"but `like` has {len(records)}; `like` has "
-            f"`{records[len(saved)]['path']}` (and any after it), which the file "
-            "does not hold. Build `like` with the same fields as the saved model."
-        )
-
-
 def _template(record: dict[str, Any]) -> np.ndarray:
     """A zero-cost NumPy stand-in of the stored array, for Equinox's loader."""
     dtype = np.dtype(record["stored_dtype"])
@@ -598,7 +300,7 @@ def _template(record: dict[str, Any]) -> np.ndarray:
 
 def _restore(
     name: str,
-    current: list[_Leaf],
+    current: list[Leaf],
     records: list[dict[str, Any]],
     stored: list[np.ndarray],
     all_leaves: list[Any],
@@ -610,7 +312,7 @@ def _restore(
     moves: list[tuple[int, dict[str, Any], np.ndarray, Any]] = []
     for leaf, record, arr in zip(current, records, stored):
         kind, like = record["type"], leaf.value
-        if kind in _SCALARS.values():
+        if kind in SCALARS.values():
             new[leaf.index] = type(like)(arr.item())
         elif kind == "numpy":
             arr = arr.view(np.dtype(like.dtype))
@@ -640,39 +342,14 @@ def _restore(
             out = jax.random.wrap_key_data(out, impl=record["impl"])
             if sharding is not None:
                 out = jax.device_put(out, sharding)
-        if _dtype_name(out.dtype) != record["dtype"]:
+        if dtype_name(out.dtype) != record["dtype"]:
             raise ValueError(
                 f"Cannot load `{name}`: the array at `{record['path']}` was saved as "
                 f"{record['dtype']} but loads as {out.dtype}."
-                + (_X64_HINT if _needs_x64(record["dtype"]) else "")
+                + (X64_HINT if needs_x64(record["dtype"]) else "")
             )
         new[index] = out
     return new
-
-
-def _concrete_fixed(node: Any) -> Any:
-    """An abstract `ep.Fixed` as the concrete one it loads into: the same class,
-    shape, dtype and prior, with its storage still abstract (nothing allocated)."""
-    if not isinstance(node, Fixed):
-        return node
-    prior = node.prior
-    if prior is not None:
-        prior = jtu.tree_map(_concrete_fixed, prior, is_leaf=_is_fixed)
-    if node.is_abstract:
-        try:
-            spec = jax.ShapeDtypeStruct(node.shape, node.dtype)
-        except Exception:  # a Fixed that cannot say: load into it as it is
-            return node
-        shell = jax.eval_shape(lambda a: Fixed(a), spec)
-    elif prior is node.prior:
-        return node
-    else:
-        shell = node
-    return eqx.tree_at(lambda f: f.prior, shell, prior, is_leaf=lambda x: x is None)
-
-
-def _is_fixed(node: Any) -> bool:
-    return isinstance(node, Fixed)
 
 
 def load(path: str | os.PathLike, like: _T) -> _T:
@@ -718,16 +395,18 @@ def load(path: str | os.PathLike, like: _T) -> _T:
         >>> shutil.rmtree(directory)
     """  # noqa: E501
     name = os.fspath(path)
-    like_filled = jtu.tree_map(_concrete_fixed, like, is_leaf=_is_fixed)
-    current, all_leaves, treedef = _leaves(like_filled)
+    like_filled = jtu.tree_map(concrete_fixed, like, is_leaf=is_fixed_node)
+    current, all_leaves, treedef = array_leaves(like_filled)
     with open(name, "rb") as f:
         records, payload_start, payload_size = _read_header(f, name)
-        _match(name, records, current)
+        match(name, records, current)
         try:
             templates = [_template(record) for record in records]
             f.seek(payload_start)
             stored = eqx.tree_deserialise_leaves(f, templates)
         except Exception as e:
+            if isinstance(_cause(e), OSError):  # a failing disk, not a bad file
+                raise _cause(e) from None
             raise _corrupted(name, "its data does not match its header") from e
         if f.tell() != payload_start + payload_size:
             raise _corrupted(name, "its data does not match its header")

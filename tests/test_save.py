@@ -273,6 +273,16 @@ def test_header_format(path):
 # --- atomic writes ----------------------------------------------------------------
 
 
+def test_deterministic(path, tmp_path):
+    """The same model gives the same bytes; saving does not change the model."""
+    model = make_model(0)
+    before = raw_leaves(model)
+    save(path, model)
+    save(tmp_path / "again.ckpt", model)
+    assert path.read_bytes() == (tmp_path / "again.ckpt").read_bytes()
+    assert raw_leaves(model) == before
+
+
 def test_overwrite_and_permissions(path):
     save(path, {"a": jnp.zeros(3)})
     save(path, {"a": jnp.ones(3)})
@@ -505,6 +515,8 @@ def test_save_refuses(path):
         save(path, ep.shapes(make_model(0)))
     with pytest.raises(ValueError, match=r"`\['big'\]` .*not numeric data"):
         save(path, {"big": 2**70})
+    with pytest.raises(ValueError, match=r"`\['s'\]` .*not numeric data.*static"):
+        save(path, {"s": np.array(["text"])})
 
     @eqx.filter_jit
     def inside(model):
