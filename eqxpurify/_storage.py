@@ -73,6 +73,16 @@ def hide(arr: Any) -> Array:
 _SMALL = 64  # elements: revealed on the host, a constant for the compiler
 
 
+def _on_default_device(x: Any) -> bool:
+    """Whether `x` is a concrete array on the default device (where `jnp.asarray`
+    would put a copy), so a host round trip keeps its placement."""
+    if is_traced(x) or not isinstance(x, jax.Array):
+        return False
+    devices = x.sharding.device_set
+    default = jax.config.jax_default_device or jax.devices()[0]
+    return len(devices) == 1 and default in devices
+
+
 def reveal(stored: Any, dtype: Any) -> Array:
     """The array of `dtype` whose stored form is `stored` (inverse of `hide`).
 
@@ -82,7 +92,7 @@ def reveal(stored: Any, dtype: Any) -> Array:
     if not is_hidden_kind(dtype):
         return stored
     dtype = np.dtype(dtype)
-    if stored.size <= _SMALL and not is_traced(stored):
+    if stored.size <= _SMALL and _on_default_device(stored):
         host = np.asarray(stored).view(_real(dtype) if _is_complex(dtype) else dtype)
         if _is_complex(dtype):
             host = host[..., 0] + 1j * host[..., 1]

@@ -219,8 +219,11 @@ def _new_param(
     then one compiled `prior.inverse` call per distinct prior and shape, not one per
     operation of the prior.
     """
+    sharding = getattr(value, "sharding", None)
+    if sharding is not None and len(sharding.device_set) <= 1:
+        sharding = None  # single-device data: the default placement
     try:
-        param = Param(shape=shape, dtype=dtype, prior=prior)
+        param = Param(shape=shape, dtype=dtype, prior=prior, sharding=sharding)
     except (TypeError, ValueError) as e:
         raise type(e)(f"`{caller}`: the array at `{path}`: {e}") from e
     if value is None:

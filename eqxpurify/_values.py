@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._flat import compute_dtype
+from ._flat import compute_dtype, is_traced
 from ._format import prior_str
 from ._nodes import Nodes
 from ._paths import normalise_path, unknown_path_error
@@ -156,16 +156,27 @@ def with_value(
             f"of its prior `{prior_str(node.prior)}` (`prior.inverse(value)` is not "
             "finite). Pass a value inside the prior's support.",
         )
-        return build(Param, latent=latent, prior=node.prior)
+        return build(Param, latent=_placed(latent, node.latent), prior=node.prior)
     if isinstance(node, Fixed):
         arr = checked_array(
             value, node.shape, node.dtype, what=what, caller=caller, any_shape=reshape
         )
-        return build(Fixed, stored=hide(arr), kind=node.kind, prior=node.prior)
+        stored = hide(arr)
+        if stored.shape == node.stored.shape:
+            stored = _placed(stored, node.stored)
+        return build(Fixed, stored=stored, kind=node.kind, prior=node.prior)
     raise TypeError(
         f"`{caller}`: the node at `{path}` is an `ep.{kind}`; only `ep.Param` and "
         "`ep.Fixed` hold values that can be set."
     )
+
+
+def _placed(new: Any, old: Any) -> Any:
+    """`new` with the sharding of `old` (an array, or a struct asking for one)."""
+    sharding = getattr(old, "sharding", None)
+    if sharding is None or is_traced(new, old) or len(sharding.device_set) <= 1:
+        return new
+    return jax.device_put(new, sharding)
 
 
 # --------------------------------------------------------------------------------

@@ -175,6 +175,9 @@ class Param(AbstractWrapper):
         dtype: a floating dtype; default the value's floating dtype, else JAX's
             default float (float32, or float64 under `jax_enable_x64`).
         latent: the latent instead of `value` (what `from_latent` uses).
+        sharding: a `jax.sharding.Sharding` for the latent. An abstract Param
+            keeps it in its `jax.ShapeDtypeStruct`, so `ep.normal` and `ep.zeros`
+            create the latent directly in its shards.
 
     Example:
         >>> import eqxpurify as ep
@@ -196,6 +199,7 @@ class Param(AbstractWrapper):
         shape: int | Sequence[int] | None = None,
         dtype: Any = None,
         latent: ArrayLike | None = None,
+        sharding: jax.sharding.Sharding | None = None,
     ):
         if prior is None:
             from ._priors import standard_normal
@@ -217,7 +221,7 @@ class Param(AbstractWrapper):
             if shape is None:
                 shape = prior.batch_shape
             _check_broadcast(prior, shape)
-            self.latent = jax.ShapeDtypeStruct(shape, dtype)
+            self.latent = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
         else:
             what = "value" if latent is None else "latent"
             arr = as_array(given, None, "ep.Param")
@@ -259,6 +263,8 @@ class Param(AbstractWrapper):
                     "inf) in its dtype. Pass finite latents; the physical value is "
                     "`prior.forward(latent)`.",
                 )
+            if sharding is not None:
+                arr = jax.device_put(arr, sharding)
             self.latent = arr
         self.prior = prior
 
