@@ -575,9 +575,17 @@ def test_cond_branches_must_agree():
             x > 0, lambda y: ep.intermediate(y, name="only"), lambda y: y, x
         )
 
-    with pytest.raises(ValueError, match="harvest `only`: it is recorded in some"):
+    with pytest.raises(ValueError, match="harvest `only`: it is recorded in only"):
         _jit_harvest(one_sided)(_f32(1))
     assert _jit_harvest(one_sided, names=[])(_f32(1))[0] == 1.0
+
+    def other_computes(x):
+        return lax.cond(
+            x > 0, lambda y: ep.intermediate(y, name="only"), lambda y: 2 * y, x
+        )
+
+    with pytest.raises(ValueError, match="harvest `only`: it is recorded in some"):
+        _jit_harvest(other_computes)(_f32(1))
 
     def shapes(x):
         return lax.cond(

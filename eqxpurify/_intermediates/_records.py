@@ -59,13 +59,14 @@ def check_branches(metas, shapes, branches) -> None:
             without = branches[i if name in names0 else 0]
             if is_pass_through(without):
                 raise ValueError(
-                    f"Cannot harvest `{name}`: it is recorded only on the steps a "
-                    "`lax.cond` takes, and its other branch passes its inputs "
-                    "through unchanged: the step of a bounded `while_loop` (e.g. "
-                    "`equinox.internal.while_loop`, as in diffrax and optimistix), "
-                    "whose number of steps is not known when tracing, so its values "
-                    "cannot be stacked. Move the tap out of the loop, or leave it "
-                    "out of the harvest with `names=`."
+                    f"Cannot harvest `{name}`: it is recorded in only one branch of "
+                    "a `lax.cond` whose other branch computes nothing from its "
+                    "inputs. That is how a bounded `while_loop` runs its steps "
+                    "(`equinox.internal.while_loop`, as used by diffrax and "
+                    "optimistix), whose number of steps is not known when tracing, "
+                    "so its values cannot be stacked. Move the tap out of the loop "
+                    "(or record it in every branch of the cond), or leave it out of "
+                    "the harvest with `names=`."
                 )
             raise ValueError(
                 f"Cannot harvest `{name}`: it is recorded in some branches of "
