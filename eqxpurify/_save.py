@@ -321,20 +321,16 @@ def _restore(
             if kind == "array":
                 arr = arr.view(np.dtype(like.dtype))
             moves.append((leaf.index, record, arr, getattr(like, "sharding", None)))
+    # Key data is placed unsharded and gets its key array's sharding once wrapped.
+    shardings = [None if r["type"] == "key" else sh for _, r, _, sh in moves]
     placed: list[Any] = [None] * len(moves)
-    for keys in (True, False):  # key data first lands unsharded, then is wrapped
-        for sharded in (True, False):
-            batch = [
-                k
-                for k, (_, record, _, sharding) in enumerate(moves)
-                if (record["type"] == "key") == keys
-                and (sharding is not None and not keys) == sharded
-            ]
-            if not batch:
-                continue
-            arrays = [moves[k][2] for k in batch]
-            shardings = [moves[k][3] for k in batch]
-            outs = jax.device_put(arrays, shardings if sharded else None)
+    for with_sharding in (True, False):  # one batched transfer each
+        batch = [
+            k for k, sh in enumerate(shardings) if (sh is not None) == with_sharding
+        ]
+        if batch:
+            targets = [shardings[k] for k in batch] if with_sharding else None
+            outs = jax.device_put([moves[k][2] for k in batch], targets)
             for k, out in zip(batch, outs):
                 placed[k] = out
     for (index, record, _, sharding), out in zip(moves, placed):
@@ -355,7 +351,7 @@ def _restore(
 def load(path: str | os.PathLike, like: _T) -> _T:
     """Load a model saved by [`save`][] into a template of the same structure.
 
-    The file's header is checked against `like` before anything is read: a file
+    The file's header is checked against `like` before any array is read: a file
     that is truncated, corrupted or not a checkpoint, and a template that differs
     from the saved model (another prior kind, a Param where a Fixed was saved,
     another shape or dtype, more or fewer arrays) each raise a `ValueError`

@@ -540,3 +540,59 @@ def test_vmapped_ensemble(path):
 
 def make_mlp(key):
     return ep.wrap(eqx.nn.MLP(2, 1, 3, 1, key=key))
+
+
+_SHARDED = """
+import json, os, sys
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import eqxpurify as ep
+from eqxpurify._save import load, save
+
+mesh = Mesh(np.array(jax.devices()), ("x",))
+split = NamedSharding(mesh, P("x"))
+def build(seed):
+    model = {
+        "w": ep.Param(jnp.arange(8.0) + seed),
+        "keys": jax.random.split(jax.random.key(seed), 4),
+        "n": jnp.arange(8) * seed,
+    }
+    whole = NamedSharding(mesh, P())
+    return jax.tree.map(lambda x: jax.device_put(x, split if x.ndim else whole), model)
+path = os.path.join(sys.argv[1], "sharded.ckpt")
+model = build(1)
+save(path, model)
+like = build(2)
+loaded = load(path, like)
+print(json.dumps({
+    "devices": len(jax.devices()),
+    "w": loaded["w"].latent.sharding == like["w"].latent.sharding,
+    "keys": loaded["keys"].sharding == like["keys"].sharding,
+    "n": loaded["n"].sharding == like["n"].sharding,
+    "equal": bool(np.array_equal(loaded["w"].latent, model["w"].latent))
+    and bool(np.array_equal(jax.random.key_data(loaded["keys"]),
+                            jax.random.key_data(model["keys"])))
+    and bool(np.array_equal(loaded["n"], model["n"])),
+}))
+"""
+
+
+def test_load_keeps_template_shardings(tmp_path):
+    """Loaded arrays (PRNG keys included) get the shardings of the template's arrays,
+    on 4 simulated CPU devices (a fresh process: the device count is fixed at
+    start)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env["JAX_PLATFORMS"] = "cpu"
+    result = subprocess.run(
+        [sys.executable, "-c", _SHARDED, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {"devices": 4, "w": True, "keys": True, "n": True, "equal": True}
