@@ -36,6 +36,7 @@ from ._ravel import (
     flatten as flatten,
     ravel as ravel,
 )
+from ._save import load as load, save as save
 from ._summary import summary as summary
 from ._surgery import (
     freeze as freeze,
@@ -85,6 +86,7 @@ __all__ = [
     "is_param",
     "is_trainable",
     "is_wrapper",
+    "load",
     "load_values",
     "log_prior",
     "log_prob",
@@ -92,6 +94,7 @@ __all__ = [
     "normal",
     "partition",
     "ravel",
+    "save",
     "set_value",
     "shapes",
     "summary",

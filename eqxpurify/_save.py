@@ -158,15 +158,14 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
     Example:
         >>> import os, shutil, tempfile
         >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
-        >>> from eqxpurify._save import load, save
         >>> model = {"scale": ep.Param(2.0, prior=ep.LogNormal(1.0, 1.0)),
         ...          "x": ep.Fixed(jnp.arange(3.0, dtype=jnp.float32))}
         >>> directory = tempfile.mkdtemp()
         >>> path = os.path.join(directory, "model.ckpt")
-        >>> save(path, model)
+        >>> ep.save(path, model)
         >>> like = {"scale": ep.Param(prior=ep.LogNormal(1.0, 1.0)),
         ...         "x": ep.Fixed(shape=(3,), dtype=jnp.float32)}
-        >>> loaded = load(path, like)
+        >>> loaded = ep.load(path, like)
         >>> loaded["x"].value
         Array([0., 1., 2.], dtype=float32)
         >>> bool(eqx.tree_equal(loaded, model))
@@ -377,14 +376,13 @@ def load(path: str | os.PathLike, like: _T) -> _T:
     Example:
         >>> import os, shutil, tempfile
         >>> import jax.numpy as jnp, eqxpurify as ep
-        >>> from eqxpurify._save import load, save
         >>> directory = tempfile.mkdtemp()
         >>> path = os.path.join(directory, "theta.ckpt")
-        >>> save(path, {"theta": ep.Param(1.5, prior=ep.Normal(0.0, 2.0))})
+        >>> ep.save(path, {"theta": ep.Param(1.5, prior=ep.Normal(0.0, 2.0))})
         >>> like = {"theta": ep.Param(prior=ep.Normal())}  # hyperparameters load too
-        >>> round(float(load(path, like)["theta"].value), 4)
+        >>> round(float(ep.load(path, like)["theta"].value), 4)
         1.5
-        >>> load(path, {"theta": ep.Param(prior=ep.LogNormal(1.0, 1.0))})
+        >>> ep.load(path, {"theta": ep.Param(prior=ep.LogNormal(1.0, 1.0))})
         Traceback (most recent call last):
         ...
         ValueError: Cannot load `...` into `like`: they differ at `['theta'].prior`: the saved model has `Normal`, `like` has `LogNormal`. ...

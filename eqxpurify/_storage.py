@@ -20,7 +20,14 @@ from jaxtyping import Array
 
 from ._flat import is_traced
 
-__all__ = ["hide", "is_hidden_kind", "reveal", "storage_dtype"]
+__all__ = [
+    "hide",
+    "is_array",
+    "is_hidden_kind",
+    "reveal",
+    "storage_dtype",
+    "storage_shape",
+]
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 

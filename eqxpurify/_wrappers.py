@@ -13,7 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from ._abstract_prior import AbstractPrior
 from ._flat import compute_dtype, is_traced
-from ._storage import hide, is_array, reveal, storage_dtype
+from ._storage import hide, is_array, reveal, storage_dtype, storage_shape
 
 __all__ = ["AbstractWrapper", "Fixed", "Param", "is_fixed", "is_param", "is_wrapper"]
 
@@ -39,6 +39,13 @@ def with_prior(node: "_W", prior: Any) -> "_W":
     fields = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
     fields["prior"] = prior
     return build(type(node), **fields)
+
+
+def _any_dtype(dtype: Any) -> Any:
+    """`np.dtype(dtype)`, or JAX's extended dtype (PRNG keys) as it is."""
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        return dtype
+    return np.dtype(dtype)
 
 
 def _default_float() -> np.dtype:
@@ -99,7 +106,7 @@ class AbstractWrapper(eqx.Module):
 
     @property
     @abc.abstractmethod
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> Any:
         """The dtype of `.value`."""
 
     def __repr__(self) -> str:
@@ -411,8 +418,10 @@ class Fixed(AbstractWrapper):
                 raise ValueError(
                     "`ep.Fixed` needs a `value`, or a `shape=` for an abstract Fixed."
                 )
-            kind = _default_float() if dtype is None else np.dtype(dtype)
-            self.stored = jax.ShapeDtypeStruct(shape, kind)
+            kind = _default_float() if dtype is None else _any_dtype(dtype)
+            self.stored = jax.ShapeDtypeStruct(
+                storage_shape(shape, kind), storage_dtype(kind)
+            )
             self.kind = kind
             return
         if is_wrapper(value):
@@ -456,7 +465,7 @@ class Fixed(AbstractWrapper):
         return shape[:-1] if jnp.issubdtype(self.kind, jnp.complexfloating) else shape
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> Any:
         return self.kind
 
 
