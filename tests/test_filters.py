@@ -39,19 +39,79 @@ def make_decay(key):
     return ep.normal(model, key=key)
 
 
+def _ids(tree):
+    return {id(x) for x in jax.tree.leaves(tree)}
+
+
 def test_partition_holds_exactly_the_latents(getkey):
     model = make_decay(getkey())
     params, rest = ep.partition(model)
-    leaves = jax.tree.leaves(params)
-    assert len(leaves) == 3
-    assert all(isinstance(x, jax.Array) for x in leaves)
-    assert params.amplitude.latent is model.amplitude.latent
-    assert params.t.array is None and params.mask is None
-    assert params.rate.prior is None
-    assert rest.amplitude.latent is None
-    assert rest.t.array is model.t.array
-    assert rest.rate.prior.mean is model.rate.prior.mean
-    assert rest.name == "decay"
+    assert type(params) is dict
+    assert list(params) == ["amplitude", "rate", "offset"]  # path order
+    assert all(isinstance(x, jax.Array) for x in params.values())
+    assert params["amplitude"] is model.amplitude.latent
+    assert params["rate"] is model.rate.latent
+    assert params["offset"] is model.offset.latent
+    assert isinstance(rest, ep.Rest)
+    # `rest` holds only the arrays that never train, by identity.
+    rest_leaves = jax.tree.leaves(rest)
+    assert not any(eqx.is_inexact_array(x) for x in rest_leaves)
+    assert _ids(rest) == _ids(
+        (
+            model.amplitude.prior,
+            model.rate.prior,
+            model.offset.prior,
+            model.t,
+            model.mask,
+        )
+    )
+    assert id(model.t.stored) in _ids(rest)
+    assert id(model.rate.prior.mean.stored) in _ids(rest)
+    assert id(model.mask) in _ids(rest)
+    assert not _ids(params) & _ids(rest)
+    assert ep.combine(params, rest).name == "decay"
+
+
+def test_is_trainable_is_eqx_is_inexact_array(getkey):
+    model = make_decay(getkey())
+    leaves = [
+        *jax.tree.leaves(model),
+        jnp.zeros(2, jnp.bfloat16),
+        jnp.zeros(2, jnp.complex64),
+        np.zeros(2, np.float32),
+        np.float32(1.0),
+        jax.random.key(0),
+        1.0,
+        "x",
+        None,
+    ]
+    for leaf in leaves:
+        assert ep.is_trainable(leaf) == eqx.is_inexact_array(leaf), leaf
+    trainable = [x for x in jax.tree.leaves(model) if ep.is_trainable(x)]
+    assert _ids(trainable) == _ids(ep.partition(model)[0])
+
+
+def test_partition_names_params_by_their_own_path(getkey):
+    """Plain floating arrays (an MLP beside the physics) and Params nested in a
+    prior train too, each named by its path."""
+    mu = ep.Param(0.5, prior=ep.Normal(0.0, 5.0))
+    model = {
+        "theta": ep.Param(shape=(2,), prior=ep.Normal(mu, 1.0)),
+        "mlp": eqx.nn.Linear(2, 1, key=getkey()),
+        "t": ep.Fixed(jnp.arange(3.0)),
+        "n": jnp.arange(3),
+    }
+    model = ep.normal(model, key=getkey())
+    params, rest = ep.partition(model)
+    assert list(params) == [
+        "['mlp'].weight",
+        "['mlp'].bias",
+        "['theta']",
+        "['theta'].prior.mean",
+    ]
+    assert params["['mlp'].weight"] is model["mlp"].weight
+    assert params["['theta'].prior.mean"] is model["theta"].prior.mean.latent
+    assert tree_allclose(ep.combine(params, rest), model, rtol=0, atol=0)
 
 
 def test_combine_partition_round_trip(getkey):
@@ -59,6 +119,18 @@ def test_combine_partition_round_trip(getkey):
     rebuilt = ep.combine(*ep.partition(model))
     assert tree_allclose(rebuilt, model, rtol=0, atol=0)
     assert jax.tree.structure(rebuilt) == jax.tree.structure(model)
+
+
+def test_combine_casts_updated_arrays_back_to_their_dtype(getkey):
+    model = make_decay(getkey())
+    params, rest = ep.partition(model)
+    with jax.numpy_dtype_promotion("standard"):
+        updated = {k: v.astype(jnp.float16) for k, v in params.items()}
+    rebuilt = ep.combine(updated, rest)
+    assert rebuilt.rate.latent.dtype == model.rate.latent.dtype
+    np.testing.assert_array_equal(
+        rebuilt.rate.latent, updated["rate"].astype(model.rate.latent.dtype)
+    )
 
 
 def test_partition_abstract_model():
@@ -70,16 +142,32 @@ def test_partition_abstract_model():
         jnp.ones(5, jnp.int32),
         "x",
     )
-    params, rest = ep.partition(model)
-    assert isinstance(params.rate.latent, jax.ShapeDtypeStruct)
-    assert ep.combine(params, rest).rate.shape == (3,)
+    with pytest.raises(
+        ValueError,
+        match=r"`ep\.partition` needs concrete Params.*`amplitude`.*ep\.normal",
+    ):
+        ep.partition(model)
+    model = eqx.tree_at(lambda m: m.amplitude, model, ep.Param(1.0))
+    with pytest.raises(ValueError, match=r"the Param at `rate` is abstract"):
+        ep.partition(model)
 
 
 def test_combine_mismatched_structures(getkey):
     model = make_decay(getkey())
-    params, _ = ep.partition(model)
-    with pytest.raises(ValueError, match="same `ep.partition"):
-        ep.combine(params, {"a": 1})
+    params, rest = ep.partition(model)
+    with pytest.raises(TypeError, match="rest"):
+        ep.combine(params, {"a": 1})  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match="params"):
+        ep.combine(list(params.values()), rest)  # pyright: ignore[reportArgumentType]
+    missing = {k: v for k, v in params.items() if k != "offset"}
+    with pytest.raises(ValueError, match=r"missing `offset`.*same `ep\.partition"):
+        ep.combine(missing, rest)
+    extra = {**params, "scale": jnp.zeros(())}
+    with pytest.raises(ValueError, match=r"unknown `scale`.*same `ep\.partition"):
+        ep.combine(extra, rest)
+    _, other_rest = ep.partition({"a": ep.Param(1.0)})
+    with pytest.raises(ValueError, match=r"missing `\['a'\]`; unknown `amplitude`"):
+        ep.combine(params, other_rest)
 
 
 def test_partition_under_jit_grad_vmap(getkey):
@@ -90,21 +178,37 @@ def test_partition_under_jit_grad_vmap(getkey):
         return jnp.sum(ep.combine(p, rest)() ** 2)
 
     grads = eqx.filter_grad(loss)(params)
-    assert grads.t.array is None and grads.mask is None
-    assert grads.rate.latent.shape == (3,)
+    # JAX rebuilds dicts with sorted keys; no Fixed, no mask.
+    assert sorted(grads) == ["amplitude", "offset", "rate"]
+    assert grads["rate"].shape == (3,)
+    assert all(jnp.all(g != 0) for g in grads.values())
+    assert tree_allclose(jax.grad(loss)(params), grads, rtol=0, atol=0)
     jitted = eqx.filter_jit(eqx.filter_grad(loss))(params)
+    assert tree_allclose(jitted, grads, rtol=1e-5)
+    jitted = jax.jit(jax.grad(loss))(params)
     assert tree_allclose(jitted, grads, rtol=1e-5)
 
     # vmap over an ensemble of latents: partition of a batched model.
     keys = jax.random.split(getkey(), 4)
     ensemble = eqx.filter_vmap(lambda k: ep.normal(model, key=k))(keys)
     batched_params, batched_rest = ep.partition(ensemble)
+    assert {k: v.shape for k, v in batched_params.items()} == {
+        "amplitude": (4,),
+        "rate": (4, 3),
+        "offset": (4,),
+    }
     outs = eqx.filter_vmap(lambda p: ep.combine(p, rest)())(batched_params)
     assert outs.shape == (4, 3, 20)
     np.testing.assert_allclose(
         outs[2], ep.combine(jax.tree.map(lambda x: x[2], batched_params), rest)()
     )
-    assert batched_rest.rate.latent is None
+    assert not any(eqx.is_inexact_array(x) for x in jax.tree.leaves(batched_rest))
+    # The data is unchanged, broadcast along the ensemble axis by `filter_vmap`.
+    for batched, single in zip(jax.tree.leaves(batched_rest), jax.tree.leaves(rest)):
+        assert batched.dtype == single.dtype
+        np.testing.assert_array_equal(
+            batched, jnp.broadcast_to(single, (4, *single.shape))
+        )
 
 
 def test_adamw_training_leaves_fixed_and_hyperparameters_untouched(
@@ -139,9 +243,13 @@ def test_adamw_training_leaves_fixed_and_hyperparameters_untouched(
         np.testing.assert_array_equal(np.asarray(a), b)  # bit for bit
         assert np.asarray(a).dtype == b.dtype
     # Explicitly: the Fixed grid and the array-valued prior means.
-    np.testing.assert_array_equal(trained.t.array, model.t.array)
-    np.testing.assert_array_equal(trained.rate.prior.mean, model.rate.prior.mean)
-    for old, new in zip(
-        jax.tree.leaves(ep.partition(model)[0]), jax.tree.leaves(params)
-    ):
+    assert trained.t.stored.tobytes() == model.t.stored.tobytes()
+    np.testing.assert_array_equal(trained.t.value, model.t.value)
+    mean, old_mean = trained.rate.prior.mean, model.rate.prior.mean
+    assert mean.stored.tobytes() == old_mean.stored.tobytes()
+    np.testing.assert_array_equal(mean.value, old_mean.value)
+    old_params = ep.partition(model)[0]
+    assert sorted(old_params) == sorted(params)
+    for name, old in old_params.items():
+        new = params[name]
         assert np.all(np.asarray(old) != np.asarray(new))  # every element moved

@@ -34,12 +34,30 @@ def make_net(dtype=None):
     )
 
 
+def _without_shardings(tree):
+    def strip(x):
+        if isinstance(x, jax.ShapeDtypeStruct):
+            return jax.ShapeDtypeStruct(x.shape, x.dtype)
+        return x
+
+    return jax.tree.map(strip, tree)
+
+
 def test_shapes():
     model = ep.normal(make_net(), key=jax.random.key(0))
     abstract = ep.shapes(model)
-    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct((3, 2), DEFAULT_FLOAT)
-    assert abstract.data.array is model.data.array
-    assert tree_allclose(ep.shapes(make_net()), abstract)
+    # The struct keeps the latent's sharding (here: the one default device).
+    sharding = model.layers[0]["w"].latent.sharding
+    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct(
+        (3, 2), DEFAULT_FLOAT, sharding=sharding
+    )
+    params = ep.named_params(abstract)
+    assert len(params) == 4 and all(p.is_abstract for p in params.values())
+    assert abstract.data.stored is model.data.stored
+    assert abstract.scale.prior is model.scale.prior
+    assert tree_allclose(ep.shapes(make_net()), _without_shardings(abstract))
+    # An abstract model has no shardings to keep: `shapes` gives it back.
+    assert tree_allclose(ep.shapes(make_net()), make_net())
 
 
 def test_zeros(float_dtype):
@@ -47,7 +65,7 @@ def test_zeros(float_dtype):
     assert model.layers[0]["w"].latent.dtype == float_dtype
     np.testing.assert_array_equal(model.layers[0]["w"].latent, np.zeros((3, 2)))
     np.testing.assert_allclose(model.layers[1]["w"].value, 0.0)
-    np.testing.assert_array_equal(model.data.array, np.arange(4.0))
+    np.testing.assert_array_equal(model.data.value, np.arange(4.0))
 
 
 def test_normal_fills_every_latent_with_distinct_values(getkey):
@@ -74,11 +92,45 @@ def test_normal_accepts_raw_uint32_keys():
 def test_normal_never_touches_non_params(getkey):
     template = make_net()
     model = ep.normal(template, key=getkey())
-    assert model.data.array is template.data.array
+    assert model.data.stored is template.data.stored
     assert model.counts is template.counts
     assert model.key is template.key
     assert model.tag == "net"
     assert model.scale.prior is template.scale.prior
+
+
+def test_normal_draws_fold_in_of_the_param_index():
+    """The j-th Param in path order gets `normal(fold_in(key, j))`, drawn in at
+    least float32 and cast to its dtype."""
+    key = jax.random.key(11)
+    mu = ep.Param(shape=(2,), prior=ep.Normal(0.0, 3.0))
+    template = {
+        "a": ep.Param(shape=(3,), dtype=jnp.bfloat16),
+        "b": ep.Param(shape=(2,), prior=ep.Normal(mu, 1.0)),  # b, then b.prior.mean
+        "c": ep.Fixed(jnp.arange(3.0)),
+        "d": ep.Param(shape=(2,)),
+        "e": ep.Param(shape=()),
+    }
+    model = ep.normal(template, key=key)
+
+    def draw(j, shape, dtype):
+        ct = jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+        return jax.random.normal(jax.random.fold_in(key, j), shape, ct).astype(dtype)
+
+    latents = {
+        "a": model["a"].latent,
+        "b": model["b"].latent,
+        "b.prior.mean": model["b"].prior.mean.latent,
+        "d": model["d"].latent,
+        "e": model["e"].latent,
+    }
+    for j, (name, z) in enumerate(latents.items()):
+        expected = draw(j, z.shape, z.dtype)
+        assert z.dtype == expected.dtype, name
+        np.testing.assert_array_equal(z, expected, err_msg=name)
+    assert model["c"].stored is template["c"].stored
+    jitted = eqx.filter_jit(lambda k: ep.normal(template, key=k))(key)
+    assert tree_allclose(jitted, model, rtol=0, atol=0)
 
 
 def test_normal_is_standard_normal(getkey):
@@ -158,7 +210,8 @@ def test_log_prior(getkey):
     np.testing.assert_allclose(ep.log_prior(model), expected, rtol=1e-6)
     params, rest = ep.partition(model)
     grad = eqx.filter_grad(lambda p: ep.log_prior(ep.combine(p, rest)))(params)
-    np.testing.assert_allclose(grad.scale.latent, -model.scale.latent, rtol=1e-6)
+    assert sorted(grad) == sorted(params)
+    np.testing.assert_allclose(grad["scale"], -model.scale.latent, rtol=1e-6)
     jitted = eqx.filter_jit(ep.log_prior)(model)
     np.testing.assert_allclose(jitted, expected, rtol=1e-6)
     keys = jax.random.split(getkey(), 3)

@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 
 import eqxpurify as ep
-from eqxpurify._paths import (
-    ROOT,
-    find_path,
-    load_values,
-    named_params,
-    path_str,
-    values,
-)
+from eqxpurify import load_values, named_params, values
+from eqxpurify._nodes import ROOT, path_str
 
 from .conftest import FLOAT_DTYPES, tree_allclose
 
@@ -93,11 +87,68 @@ def test_named_params_root_and_empty():
     assert named_params([ep.Param(1.0), (ep.Param(2.0),)]).keys() == {"[0]", "[1][0]"}
 
 
-def test_path_str_and_find_path_unchanged(fitted):
-    # Core uses these for its error messages.
-    assert path_str(()) == ROOT
-    assert find_path(fitted, 4, ep.is_param) == "encoder.scale"
-    assert find_path(fitted, 7, ep.is_param) == "alpha"
+def test_path_str():
+    # Core uses it for every path it shows or accepts.
+    assert path_str(()) == ROOT == "<model>"
+    keys = (
+        jax.tree_util.GetAttrKey("encoder"),
+        jax.tree_util.GetAttrKey("layers"),
+        jax.tree_util.SequenceKey(0),
+        jax.tree_util.GetAttrKey("weight"),
+    )
+    assert path_str(keys) == "encoder.layers[0].weight"
+    assert path_str((jax.tree_util.DictKey("mean"),)) == "['mean']"
+
+
+def test_nested_params_are_named_by_their_path_in_the_prior():
+    mu = ep.Param(0.5, prior=ep.Normal(0.0, 5.0))
+    tau = ep.Param(2.0, prior=ep.HalfCauchy(1.0))
+    model = {
+        "theta": ep.Param(jnp.zeros(3), prior=ep.Normal(mu, tau)),
+        "x": ep.Fixed(jnp.ones(2)),
+    }
+    named = named_params(model)
+    # A Param comes before the Params of its prior.
+    assert list(named) == [
+        "['theta']",
+        "['theta'].prior.mean",
+        "['theta'].prior.sigma",
+    ]
+    assert named["['theta'].prior.mean"] is mu
+    vals = values(model)
+    assert list(vals) == list(named)
+    np.testing.assert_allclose(vals["['theta'].prior.mean"], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(vals["['theta'].prior.sigma"], 2.0, rtol=1e-6)
+    np.testing.assert_allclose(vals["['theta']"], [0.0, 0.0, 0.0], atol=1e-6)
+    # Loading only the hyperparameters sets them.
+    loaded = load_values(
+        model,
+        {"['theta'].prior.mean": 1.5, '["theta"].prior.sigma': 3.0},
+        strict=False,
+    )
+    np.testing.assert_allclose(loaded["theta"].prior.mean.value, 1.5, rtol=1e-6)
+    np.testing.assert_allclose(loaded["theta"].prior.sigma.value, 3.0, rtol=1e-6)
+    assert loaded["theta"].latent is model["theta"].latent
+
+
+def _hierarchical():
+    mu = ep.Param(prior=ep.Normal(0.0, 5.0))
+    tau = ep.Param(prior=ep.HalfCauchy(1.0))
+    return {"theta": ep.Param(shape=(3,), prior=ep.Normal(mu, tau))}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lead: load_values inverts an outer Param's value with its OLD prior, "
+    "then swaps in the loaded hyperparameters; values(load_values(m, v)) != v",
+)
+def test_load_values_round_trip_hierarchical():
+    fitted = ep.normal(_hierarchical(), key=jax.random.key(0))
+    other = ep.normal(_hierarchical(), key=jax.random.key(1))
+    vals = values(fitted)
+    loaded = load_values(other, vals)
+    assert tree_allclose(values(loaded), vals, rtol=1e-5, atol=1e-6)
+    assert tree_allclose(loaded, fitted, rtol=1e-4, atol=1e-5)
 
 
 def test_values_physical(fitted):
@@ -115,7 +166,7 @@ def test_values_physical(fitted):
 def test_values_filter_spec(fitted):
     fixed = values(fitted, ep.is_fixed)
     assert list(fixed) == ["x_obs"]
-    np.testing.assert_array_equal(fixed["x_obs"], fitted.x_obs.array)
+    np.testing.assert_array_equal(fixed["x_obs"], fitted.x_obs.value)
     both = values(fitted, ep.is_wrapper)
     assert list(both) == PATHS + ["x_obs"]
 
@@ -195,6 +246,14 @@ def test_load_values_normalises_quotes(fitted):
     np.testing.assert_allclose(loaded.heads["sd"].value, 2.0, rtol=1e-6)
 
 
+def test_load_values_refuses_a_path_given_twice(fitted):
+    sd = jnp.asarray(2.0, fitted.alpha.dtype)
+    with pytest.raises(
+        ValueError, match=r"the path `heads\['sd'\]` is given twice.*Give each path"
+    ):
+        load_values(fitted, {"heads['sd']": sd, 'heads["sd"]': sd}, strict=False)
+
+
 def test_load_values_checks_shape_and_dtype(fitted):
     with pytest.raises(ValueError, match=r"Param at `alpha` has shape \(\), but the"):
         load_values(fitted, {"alpha": jnp.ones(2, fitted.alpha.dtype)}, strict=False)
@@ -221,8 +280,9 @@ def test_values_grad(fitted):
 
     grads = jax.grad(f)(params)
     # d(mean + sigma z)/dz = sigma; Fixed data is not differentiated.
-    np.testing.assert_allclose(grads.heads["mean"].latent, [0.5, 0.5])
-    np.testing.assert_array_equal(grads.alpha.latent, 0.0)
+    assert sorted(grads) == sorted(PATHS)  # only the latents
+    np.testing.assert_allclose(grads["heads['mean']"], [0.5, 0.5])
+    np.testing.assert_array_equal(grads["alpha"], 0.0)
 
     def g(v):
         return values(load_values(fitted, {"alpha": v}, strict=False))["alpha"]

@@ -42,9 +42,24 @@ def test_param_from_python_float():
     assert not p.is_abstract
 
 
-def test_param_value_broadcasts_to_shape_and_prior():
+def test_param_value_broadcasts_to_shape():
     p = ep.Param(0.5, shape=(2, 3))
     assert p.shape == (2, 3)
+    np.testing.assert_array_equal(p.latent, np.full((2, 3), 0.5, p.dtype))
+
+
+def test_param_value_broadcasts_to_prior_with_explicit_shape():
+    q = ep.Param(1.0, shape=(3,), prior=ep.Normal(jnp.array([0.0, 1.0, 2.0]), 1.0))
+    assert q.shape == (3,)
+    np.testing.assert_allclose(q.latent, [1.0, 0.0, -1.0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lead: a scalar value with array hyperparameters no longer takes the "
+    "prior's batch shape (SPEC 1: hyperparameters broadcast); it raises",
+)
+def test_param_value_broadcasts_to_prior():
     q = ep.Param(1.0, prior=ep.Normal(jnp.array([0.0, 1.0, 2.0]), 1.0))
     assert q.shape == (3,)
     np.testing.assert_allclose(q.latent, [1.0, 0.0, -1.0])
@@ -121,7 +136,9 @@ def test_predicates_as_is_leaf():
     assert [type(x).__name__ for x in leaves] == ["Param", "Fixed", "ArrayImpl"]
     params = eqx.filter(tree, ep.is_param, is_leaf=ep.is_param)
     assert isinstance(params["a"], ep.Param)
-    assert params["b"][0].array is None and params["b"][1] is None
+    # The Fixed keeps its structure; its storage (its only leaf) is filtered out.
+    assert isinstance(params["b"][0], ep.Fixed)
+    assert params["b"][0].stored is None and params["b"][1] is None
 
 
 @pytest.mark.parametrize(
@@ -170,15 +187,19 @@ def test_print_is_short():
 
 
 def test_default_prior_first_built_under_jit_does_not_leak(monkeypatch):
-    from eqxpurify import _wrappers
+    import functools
 
-    monkeypatch.setattr(
-        _wrappers, "standard_normal", _wrappers.standard_normal.__wrapped__
-    )
-    cached = _wrappers.functools.cache(_wrappers.standard_normal)
-    monkeypatch.setattr(_wrappers, "standard_normal", cached)
+    from eqxpurify import _priors
+
+    # A fresh cache, so the default prior is first built inside the trace below.
+    cached = functools.cache(_priors.standard_normal.__wrapped__)
+    monkeypatch.setattr(_priors, "standard_normal", cached)
     out = jax.jit(lambda x: ep.Param(shape=(3,)).shape[0] * x)(1.0)
     assert out == 3.0
     # The cached default prior is concrete: later Params can use it eagerly.
     np.testing.assert_array_equal(ep.unwrap(ep.zeros(ep.Param(shape=(3,)))), 0.0)
-    assert not isinstance(cached().sigma, jax.core.Tracer)
+    assert cached.cache_info().currsize == 1
+    sigma = cached().sigma
+    assert isinstance(sigma, ep.Fixed)
+    assert not isinstance(sigma.stored, jax.core.Tracer)
+    assert float(sigma.value) == 1.0
