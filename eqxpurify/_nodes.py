@@ -55,13 +55,17 @@ def join(prefix: str, keypath: Sequence[Any]) -> str:
     return prefix + rest
 
 
+def _is_nested_entry(x: Any) -> bool:
+    """Inside a prior, the entries are Params and frozen Params (Fixed that
+    remember a prior); constant hyperparameters are part of the prior."""
+    return isinstance(x, Param) or (isinstance(x, Fixed) and x.prior is not None)
+
+
 def _nested(prior: Any, cache: dict[int, bool]) -> bool:
     key = id(prior)
     if key not in cache:
-        cache[key] = any(
-            isinstance(leaf, Param)
-            for leaf in jax.tree.leaves(prior, is_leaf=is_wrapper)
-        )
+        leaves = jax.tree.leaves(prior, is_leaf=is_wrapper)
+        cache[key] = any(_is_nested_entry(leaf) for leaf in leaves)
     return cache[key]
 
 
@@ -97,7 +101,7 @@ class Nodes:
         level = _Level(treedef, [], [], {})
         for pos, (keypath, leaf) in enumerate(with_paths):
             level.leaves.append(leaf)
-            if depth > 0 and not isinstance(leaf, Param):
+            if depth > 0 and not _is_nested_entry(leaf):
                 level.entry.append(None)
                 continue
             level.entry.append(len(self.nodes))
@@ -125,6 +129,23 @@ class Nodes:
                     new = with_prior(new, prior)
             out.append(new)
         return jax.tree.unflatten(level.treedef, out)
+
+    def marked(self, marker: Callable[[int, Any], Any]) -> Any:
+        """The model with entry k replaced by `marker(k, prior)`, where `prior` is
+        the entry's prior rebuilt from markers (None for an entry without nested
+        entries): so a `where` callable can reach `m.theta.prior.mean`."""
+
+        def build(level: _Level) -> Any:
+            out = []
+            for pos, leaf in enumerate(level.leaves):
+                k = level.entry[pos]
+                if k is not None:
+                    child = level.children.get(pos)
+                    leaf = marker(k, None if child is None else build(child))
+                out.append(leaf)
+            return jax.tree.unflatten(level.treedef, out)
+
+        return build(self._root)
 
     def wrapper_paths(self) -> list[str]:
         return [p for p, n in zip(self.paths, self.nodes) if is_wrapper(n)]

@@ -84,12 +84,14 @@ def unknown_path_error(caller: str, path: str, nodes: Nodes) -> ValueError:
 
 
 class _Marker:
-    """Stands in for leaf `index` while a `where` callable is applied to the model."""
+    """Stands in for entry `index` while a `where` callable is applied to the
+    model; `prior` (markers too) lets it reach Params nested in a prior."""
 
-    __slots__ = ("index",)
+    __slots__ = ("index", "prior")
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, prior: Any = None):
         self.index = index
+        self.prior = prior
 
 
 def _is_marker(x: Any) -> bool:
@@ -97,7 +99,7 @@ def _is_marker(x: Any) -> bool:
 
 
 def _apply_where(nodes: Nodes, where: Callable[[Any], Any], caller: str) -> Any:
-    marked = nodes.unflatten([_Marker(i) for i in range(len(nodes.nodes))])
+    marked = nodes.marked(_Marker)
     try:
         return where(marked)
     except Exception as e:

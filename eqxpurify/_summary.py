@@ -13,8 +13,15 @@ from ._flat import is_traced
 from ._format import prior_str
 from ._intermediates import is_intermediate
 from ._nodes import ROOT, check_fields, join
-from ._priors import has_params
-from ._wrappers import AbstractWrapper, Fixed, Param, check_model, is_wrapper, value_of
+from ._wrappers import (
+    AbstractWrapper,
+    Fixed,
+    Param,
+    check_model,
+    is_fixed,
+    is_wrapper,
+    value_of,
+)
 
 __all__ = ["summary"]
 
@@ -75,13 +82,14 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
 
 
 def _rows(keypath: Any, node: Any, prefix: str) -> list[tuple[str, Any]]:
-    """`(path, node)` for a node and, for a hierarchical Param, its prior's Params."""
+    """`(path, node)` for a node and, for a hierarchical Param, its prior's Params
+    (and frozen Params)."""
     path = join(prefix, keypath)
     out = [(path, node)]
-    if isinstance(node, Param) and has_params(node.prior):
+    if isinstance(node, Param):
         inner, _ = jtu.tree_flatten_with_path(node.prior, is_leaf=_is_node)
         for sub, leaf in inner:
-            if isinstance(leaf, Param):
+            if isinstance(leaf, Param) or (is_fixed(leaf) and leaf.prior is not None):
                 out.extend(_rows(sub, leaf, path + ".prior"))
     return out
 

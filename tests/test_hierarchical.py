@@ -219,12 +219,6 @@ def test_set_value_of_a_hyperparameter():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: a `where` callable cannot reach into a Param's prior "
-    "(`lambda m: m.theta.prior.mean` fails on `_Marker` in _paths._apply_where), "
-    "though the string path works and eqx.tree_at accepts the same lambda",
-)
 @pytest.mark.parametrize("surgery", ["set_value", "freeze"])
 def test_callable_where_reaches_a_hyperparameter(surgery):
     model = ep.normal(make_model(), key=jax.random.key(5))
@@ -251,13 +245,6 @@ def test_freeze_one_hyperparameter():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: after `ep.freeze(model, 'theta.prior.mean')` the frozen "
-    "hyperparameter (a Fixed that remembers its prior) is no node of the model: "
-    "`ep.unfreeze(frozen, 'theta.prior.mean')` raises 'the model has no node at "
-    "`theta.prior.mean`', so freezing a hyperparameter is one-way",
-)
 def test_unfreeze_one_hyperparameter_round_trips():
     model = ep.normal(make_model(), key=jax.random.key(10))
     frozen = ep.freeze(model, "theta.prior.mean")
