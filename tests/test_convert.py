@@ -28,9 +28,11 @@ def test_linear(getkey, float_dtype):
     x = jax.random.normal(getkey(), (3,), float_dtype)
     _close(ep.unwrap(wrapped)(x), linear(x))
     # The default priors: LeCun scale for the weight, N(0, 1) for the bias.
-    np.testing.assert_allclose(wrapped.weight.prior.sigma, 1 / math.sqrt(3), rtol=1e-6)
-    np.testing.assert_array_equal(wrapped.weight.prior.mean, 0.0)
-    np.testing.assert_array_equal(wrapped.bias.prior.sigma, 1.0)
+    sigma = wrapped.weight.prior.sigma
+    assert isinstance(sigma, ep.Fixed)  # a constant hyperparameter
+    np.testing.assert_allclose(sigma.value, 1 / math.sqrt(3), rtol=1e-6)
+    np.testing.assert_array_equal(wrapped.weight.prior.mean.value, 0.0)
+    np.testing.assert_array_equal(wrapped.bias.prior.sigma.value, 1.0)
     # Values kept: latents are the weights over the prior scale.
     _close(wrapped.weight.latent, linear.weight * math.sqrt(3))
     _close(wrapped.bias.latent, linear.bias)
@@ -54,7 +56,9 @@ def test_lstm_cell(getkey):
     cell = eqx.nn.LSTMCell(3, 4, key=getkey())
     wrapped = wrap(cell)
     assert list(named_params(wrapped)) == ["weight_ih", "weight_hh", "bias"]
-    np.testing.assert_allclose(wrapped.weight_hh.prior.sigma, 1 / math.sqrt(4))
+    np.testing.assert_allclose(
+        wrapped.weight_hh.prior.sigma.value, 1 / math.sqrt(4), rtol=1e-6
+    )
     x = jax.random.normal(getkey(), (3,))
     state = (jax.random.normal(getkey(), (4,)), jax.random.normal(getkey(), (4,)))
     run = eqx.filter_jit(lambda m, x, state: ep.unwrap(m)(x, state))
@@ -79,9 +83,12 @@ def test_mlp_gradient_matches(getkey):
         eqx.filter_grad(lambda p, r: loss(ep.unwrap(ep.combine(p, r))))
     )
     got = grad(params, rest)
-    for layer_got, layer_want in zip(got.layers, want.layers):
-        _close(layer_got.weight.latent, layer_want.weight)
-        _close(layer_got.bias.latent, layer_want.bias)
+    assert sorted(got) == sorted(
+        f"layers[{i}].{name}" for i in range(3) for name in ("weight", "bias")
+    )
+    for i, layer_want in enumerate(want.layers):
+        _close(got[f"layers[{i}].weight"], layer_want.weight)
+        _close(got[f"layers[{i}].bias"], layer_want.bias)
 
     # With the default LeCun prior w = z / sqrt(fan_in): dL/dz = dL/dw / sqrt(fan_in).
     wrapped = wrap(mlp)
@@ -90,9 +97,11 @@ def test_mlp_gradient_matches(getkey):
         scale = 1 / math.sqrt(layer.in_features)
         _close(layer_got.weight.latent, layer_want.weight * scale)
         _close(layer_got.bias.latent, layer_want.bias)
-        # Prior hyperparameters get no gradient worth applying: partition drops them.
+        # Prior hyperparameters are not floating leaves: no gradient at all.
+        assert layer_got.weight.prior.sigma.stored is None
+        assert layer_got.weight.prior.mean.stored is None
     params, _ = ep.partition(wrapped)
-    assert params.layers[0].weight.prior is None
+    assert list(params) == list(named_params(wrapped))  # the 6 latents, no more
 
 
 def test_default_prior_reinitialises_like_lecun(getkey):
@@ -110,7 +119,12 @@ def test_fixed_selection(getkey):
     assert isinstance(wrapped.layers[1].weight, ep.Param)
     np.testing.assert_array_equal(wrapped.layers[0].weight.value, mlp.layers[0].weight)
     params, _ = ep.partition(wrapped)
-    assert jax.tree.leaves(params.layers[0]) == []
+    assert list(params) == [
+        "layers[1].weight",
+        "layers[1].bias",
+        "layers[2].weight",
+        "layers[2].bias",
+    ]
     # Paths and sequences of paths select the same way.
     by_path = wrap(mlp, fixed="layers[0]")
     assert tree_allclose(by_path, wrapped, rtol=0, atol=0)

@@ -51,7 +51,8 @@ def test_rows():
     text = summary(make_model())
     rows = _rows(text)
     assert rows[0] == [
-        "path", "kind", "shape", "dtype", "prior", "mean", "std", "min", "max"
+        "path", "kind", "trains", "shape", "dtype", "prior", "mean", "std", "min",
+        "max",
     ]  # fmt: skip
     assert set(text.splitlines()[1]) == {"-", " "}
     body = {row[0]: row[1:] for row in rows[2:-1]}
@@ -59,22 +60,28 @@ def test_rows():
         "alpha", "offset", "x_obs", "encoder.weight", "encoder.bias", "field", "counts"
     ]  # fmt: skip
     assert body["alpha"] == [
-        "Param", "()", "float32", "LogNormal(3, 0.1)", "2.5", "0", "2.5", "2.5"
+        "Param", "yes", "()", "float32", "LogNormal(3, 0.1)", "2.5", "0", "2.5",
+        "2.5",
     ]  # fmt: skip
+    # Small array hyperparameters are shown by value.
     assert body["offset"] == [
-        "Param", "(4,)", "float32", "Normal(f32[4], 0.5)", "-", "-", "-", "-"
+        "Param", "yes", "(4,)", "float32", "Normal([0, 1, 2, 3], 0.5)", "-", "-", "-",
+        "-",
     ]  # fmt: skip
     assert body["x_obs"] == [
-        "Fixed", "(3,)", "float32", "-", "1", "0.8165", "0", "2"
+        "Fixed", "no", "(3,)", "float32", "-", "1", "0.8165", "0", "2"
     ]  # fmt: skip
     assert body["encoder.weight"] == [
-        "Param", "(3, 2)", "float32", "Normal(0, 0.7071)", "0.4167", "0.9317", "-1", "2"
+        "Param", "yes", "(3, 2)", "float32", "Normal(0, 0.7071)", "0.4167", "0.9317",
+        "-1", "2",
     ]  # fmt: skip
     assert body["encoder.bias"] == [
-        "Param", "(3,)", "float32", "Normal(0, 1)", "0", "0", "0", "0"
+        "Param", "yes", "(3,)", "float32", "Normal(0, 1)", "0", "0", "0", "0"
     ]  # fmt: skip
-    assert body["field"] == ["Intermediate", "-", "-", "-", "-", "-", "-", "-"]
-    assert body["counts"] == ["array", "(4,)", "int32", "-", "2.5", "1.118", "1", "4"]
+    assert body["field"] == ["Intermediate"] + ["-"] * 8
+    assert body["counts"] == [
+        "array", "no", "(4,)", "int32", "-", "2.5", "1.118", "1", "4"
+    ]  # fmt: skip
     assert rows[-1] == [
         "Total: 4 Params (14 elements), 1 Fixed (3 elements), 1 Intermediate, "
         "1 array (4 elements)"
@@ -85,10 +92,10 @@ def test_frozen_and_keys():
     model = freeze(make_model(), "encoder")
     model = eqx.tree_at(lambda m: m.counts, model, jax.random.key(0))
     body = {row[0]: row[1:] for row in _rows(summary(model))[2:-1]}
-    assert body["encoder.weight"][:4] == [
-        "Fixed", "(3, 2)", "float32", "Normal(0, 0.7071) (frozen)"
+    assert body["encoder.weight"][:5] == [
+        "Fixed", "no", "(3, 2)", "float32", "Normal(0, 0.7071) (frozen)"
     ]  # fmt: skip
-    assert body["counts"] == ["array", "()", "key<fry>", "-", "-", "-", "-", "-"]
+    assert body["counts"] == ["array", "no", "()", "key<fry>"] + ["-"] * 5
     last = summary(model).splitlines()[-1]
     assert last.startswith("Total: 2 Params (5 elements), 3 Fixed (12 elements)")
 
@@ -102,6 +109,30 @@ def test_empty_and_plain():
     assert text.splitlines()[-1] == (
         "Total: 0 Params (0 elements), 0 Fixed (0 elements), 2 arrays (16 elements)"
     )
+    # Plain floating arrays train (Equinox's meaning of trainable).
+    body = {row[0]: row[1:] for row in _rows(text)[2:-1]}
+    assert body["weight"][:4] == ["array", "yes", "(4, 3)", "float32"]
+    assert body["bias"][:4] == ["array", "yes", "(4,)", "float32"]
+
+
+def test_nested_params_are_listed():
+    mu = ep.Param(0.5, prior=ep.Normal(0.0, 5.0))
+    tau = ep.Param(2.0, prior=ep.HalfCauchy(1.0))
+    model = {"theta": ep.Param(jnp.zeros(3), prior=ep.Normal(mu, tau))}
+    rows = _rows(summary(model))
+    body = {row[0]: row[1:] for row in rows[2:-1]}
+    assert list(body) == ["['theta']", "['theta'].prior.mean", "['theta'].prior.sigma"]
+    assert body["['theta']"][:5] == [
+        "Param", "yes", "(3,)", "float32",
+        "Normal(Param(0.5, prior=Normal(0, 5)), Param(2, prior=HalfCauchy(1)))",
+    ]  # fmt: skip
+    assert body["['theta'].prior.mean"] == [
+        "Param", "yes", "()", "float32", "Normal(0, 5)", "0.5", "0", "0.5", "0.5"
+    ]  # fmt: skip
+    assert body["['theta'].prior.sigma"][:5] == [
+        "Param", "yes", "()", "float32", "HalfCauchy(1)"
+    ]  # fmt: skip
+    assert rows[-1] == ["Total: 3 Params (5 elements), 0 Fixed (0 elements)"]
 
 
 def test_under_jit_values_are_dashes():
@@ -115,8 +146,9 @@ def test_under_jit_values_are_dashes():
 
     f(model)
     body = {row[0]: row[1:] for row in _rows(texts[0])[2:-1]}
-    prior = "LogNormal(traced, traced)"  # hyperparameters are traced too
-    assert body["alpha"] == ["Param", "()", "float32", prior] + ["-"] * 4
+    prior = "LogNormal(f32[], f32[])"  # hyperparameters are traced too
+    assert body["alpha"] == ["Param", "yes", "()", "float32", prior] + ["-"] * 4
+    assert body["x_obs"] == ["Fixed", "no", "(3,)", "float32"] + ["-"] * 5
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
@@ -126,6 +158,7 @@ def test_low_precision(dtype):
     assert rows[2] == [
         "['p']",
         "Param",
+        "yes",
         "(2,)",
         jnp.dtype(dtype).name,
         "Normal(0, 1)",
@@ -139,7 +172,9 @@ def test_low_precision(dtype):
 def test_print_model_stays_short():
     text = str(make_model())
     assert len(text.splitlines()) <= 20
-    assert "alpha=Param(latent=f32[], prior=LogNormal(mean=f" in text
+    # Physical values, not the whitened latents; priors by their hyperparameters.
+    assert "alpha=Param(2.5, prior=LogNormal(3, 0.1))" in text
+    assert "x_obs=Fixed([0, 1, 2])" in text
 
 
 def test_documented_output():
