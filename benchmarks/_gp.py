@@ -64,7 +64,8 @@ def log_prior_latents(*latents: jax.Array) -> jax.Array:
     """Standard-normal log density of latents, written as `ep.log_prior` computes it."""
     count = sum(z.size for z in latents)
     total = sum(jnp.sum(jnp.square(z)) for z in latents)
-    return -0.5 * total + np.asarray(count * LOG_2PI_HALF, np.float32)
+    const = jnp.asarray(count * LOG_2PI_HALF, jnp.result_type(*latents))
+    return -0.5 * total + const
 
 
 def data(n: int, seed: int = 0) -> dict[str, Any]:
@@ -145,7 +146,8 @@ def _ep_loss_split(params: Any, rest: Any, y: jax.Array) -> jax.Array:
 
 
 def build_eqxpurify(d: dict[str, Any]) -> tuple[Callable, tuple]:
-    """`params, rest = ep.partition(model)`; `rest` and the data closed over."""
+    """The README's loop: `params, rest = ep.partition(model)`; a jitted
+    value-and-grad over `params`, `rest` and the data closed over."""
     params, rest = ep.partition(ep_model(d))
     vg = jax.value_and_grad(_ep_loss_split)
     y = d["y"]
@@ -154,8 +156,7 @@ def build_eqxpurify(d: dict[str, Any]) -> tuple[Callable, tuple]:
 
 def build_eqxpurify_flatten(d: dict[str, Any]) -> tuple[Callable, tuple]:
     """`latents, unflatten = ep.flatten(model)`; `unflatten` and the data closed
-    over: the jitted value-and-grad takes the list of latents (the recommended
-    pattern)."""
+    over: the jitted value-and-grad takes the list of latents."""
     latents, unflatten = ep.flatten(ep_model(d))
     y = d["y"]
     vg = jax.value_and_grad(lambda zs: ep_loss(unflatten(zs), y))
@@ -173,30 +174,6 @@ def build_eqxpurify_rest_arg(d: dict[str, Any]) -> tuple[Callable, tuple]:
     """`rest` (Fixed data and prior hyperparameters) and `y` passed as arguments."""
     params, rest = ep.partition(ep_model(d))
     return jax.jit(jax.value_and_grad(_ep_loss_split)), (params, rest, d["y"])
-
-
-def split_rest(rest: Any) -> tuple[Any, Any]:
-    """Split `rest` into its Fixed data and the remainder (prior hyperparameters,
-    static parts): pass the data to the jitted function, close over the remainder,
-    and XLA folds the prior transforms' constants as in hand-written code."""
-    fixed = eqx.filter(rest, ep.is_fixed, is_leaf=ep.is_fixed)
-    consts = eqx.filter(rest, ep.is_fixed, inverse=True, is_leaf=ep.is_fixed)
-    return fixed, consts
-
-
-def join_rest(fixed: Any, consts: Any) -> Any:
-    return eqx.combine(fixed, consts, is_leaf=ep.is_fixed)
-
-
-def build_eqxpurify_fixed_arg(d: dict[str, Any]) -> tuple[Callable, tuple]:
-    """Fixed data and `y` as arguments, prior hyperparameters closed over."""
-    params, rest = ep.partition(ep_model(d))
-    fixed, consts = split_rest(rest)
-
-    def loss(params: Any, fixed: Any, y: jax.Array) -> jax.Array:
-        return _ep_loss_split(params, join_rest(fixed, consts), y)
-
-    return jax.jit(jax.value_and_grad(loss)), (params, fixed, d["y"])
 
 
 def build_eqxpurify_filter_jit(d: dict[str, Any]) -> tuple[Callable, tuple]:
@@ -313,11 +290,11 @@ def build_nnx(d: dict[str, Any]) -> tuple[Callable, tuple]:
 BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[Callable, tuple]]] = {
     "hand-written jax.jit": build_reference,
     "hand-written jax.jit (A/A copy)": build_reference,
-    "eqxpurify: flatten (recommended)": build_eqxpurify_flatten,
+    "eqxpurify (README loop): partition, rest closed over": build_eqxpurify,
+    "eqxpurify: flatten, unflatten closed over": build_eqxpurify_flatten,
     "eqxpurify: ravel, unravel closed over (samplers, Hessians, scipy)": (
         build_eqxpurify_ravel
     ),
-    "eqxpurify: partition, rest closed over": build_eqxpurify,
     "eqxpurify: partition, rest as argument": build_eqxpurify_rest_arg,
     "eqxpurify model, eqx.filter_jit": build_eqxpurify_filter_jit,
     "jaxpurify": build_jaxpurify,

@@ -3,7 +3,10 @@
 Weights have the prior `Normal(0, 1/sqrt(fan_in))` (so `ep.normal` is a LeCun
 init) and biases `Normal(0, 1)`; the loss is the mean squared error on a fixed
 batch plus the whitened prior. The hand-written version applies the same prior
-transforms, so both can compile to the same program.
+transforms, so both can compile to the same program. `build_*` return a jitted
+value-and-grad and its arguments; `step_*` a jitted optax (adam) training step
+(value-and-grad, update, apply; returns the new state and the loss) and its
+arguments.
 """
 
 import math
@@ -14,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import eqxpurify as ep
 
@@ -122,6 +126,45 @@ def build_eqxpurify_flatten(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
 def build_eqxpurify_ravel(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
     flat, unravel = ep.ravel(ep_model(key))
     return jax.jit(jax.value_and_grad(lambda v: ep_loss(unravel(v), d))), (flat,)
+
+
+# --- one optax training step -------------------------------------------------
+
+OPT = optax.adam(1e-3)
+
+
+def _optax_step(loss_fn: Callable, params: Any, opt_state: Any) -> tuple:
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = OPT.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def step_reference(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
+    """The hand-written step: `jax.jit` over `(params, opt_state)`, a dict of
+    arrays, the data closed over."""
+    params = ref_params(key)
+
+    @jax.jit
+    def step(params: dict, opt_state: Any) -> tuple:
+        return _optax_step(lambda p: ref_loss(p, d), params, opt_state)
+
+    return step, (params, OPT.init(params))
+
+
+def step_readme(key: jax.Array, d: dict) -> tuple[Callable, tuple]:
+    """The README's loop: `params, rest = ep.partition(model)`, a `jax.jit` step
+    over `(params, opt_state)` with `rest` and the data closed over."""
+    params, rest = ep.partition(ep_model(key))
+
+    @jax.jit
+    def step(params: dict, opt_state: Any) -> tuple:
+        loss, grads = jax.value_and_grad(lambda p: ep_loss(ep.combine(p, rest), d))(
+            params
+        )
+        updates, opt_state = OPT.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return step, (params, OPT.init(params))
 
 
 def check_same_value(key: jax.Array) -> Any:

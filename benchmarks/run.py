@@ -1,23 +1,29 @@
 """eqxpurify's performance benchmarks against hand-written JAX and its peers.
 
-    python -m benchmarks --quick              # under 3 minutes on 2 CPU cores
+    python -m benchmarks --quick              # a few minutes on 2 CPU cores
     python -m benchmarks --out results.json   # the full run
     python -m benchmarks --only S2 S4         # some scenarios
 
-Scenarios (see SPEC.md section 8 and notes/performance.md):
+Scenarios (see SPEC.md section 8):
 
 - S1: the GP field model, jitted value-and-grad of the whitened negative log
   posterior, n = 10^2, 10^4, 10^6: median and minimum time per call, first call.
 - S2: dispatch: one full optax (adam) step of the 5-parameter regression model.
 - S3: many leaves: L Params of shape (4,), L = 10 .. 10^4: init, flatten +
-  unflatten, ravel + unravel, partition + combine, unwrap, and a jitted gradient
-  step (compile, per call).
+  unflatten, ravel + unravel (warm and first call) against `ravel_pytree`,
+  partition + combine, unwrap, a jitted optax (sgd) step, and a jitted
+  value-and-grad over `ep.ravel`'s vector against `ravel_pytree`'s and a
+  hand-written flat-vector loss (first call and per call).
 - S4: compiled-program identity: the optimized HLO of eqxpurify's step against the
-  hand-written step, for the GP model and an MLP.
+  hand-written step, for the GP model, an MLP and the regression model.
 
-eqxpurify's recommended training step is the `ep.flatten` one (a jitted step over
-the list of latents, `unflatten` closed over); `ep.ravel`'s flat vector is the
-pattern for samplers, Hessians and scipy.
+The row "eqxpurify (README loop)" is the training loop the README recommends:
+`params, rest = ep.partition(model)`, a `jax.jit` step over `(params, opt_state)`
+with `rest` and the data closed over, `jax.value_and_grad` of
+`loss(ep.combine(params, rest))`, optax update and apply. The other eqxpurify rows
+are the alternatives (`ep.flatten`'s list, `ep.ravel`'s vector for samplers,
+Hessians and scipy, the stock Equinox loop run on an eqxpurify model); "equinox"
+rows are a plain Equinox model of raw arrays.
 
 Rows of one table are timed interleaved (round-robin), each sample a batch of calls
 blocked on, and the hand-written reference is run twice (the A/A row) to show the
@@ -156,93 +162,161 @@ def s2(cfg: dict, avail: dict[str, bool]) -> tuple[str, dict]:
 
 # --- S3 -----------------------------------------------------------------------
 
+RAVEL_PYTREE = "jax.flatten_util.ravel_pytree (dict)"
+RAVEL_PYTREE_VG = RAVEL_PYTREE + ": the same loss over its vector"
+EQXPURIFY = "eqxpurify"
+# per operation: the row the other rows' min/min ratios are taken to
+S3_REFERENCE = {
+    "whitened init": "hand-written jax.jit (dict)",
+    "flatten + unflatten": "hand-written jax.jit (dict)",
+    "ravel + unravel (eager, warm)": RAVEL_PYTREE,
+    "ravel + unravel (eager, first call)": RAVEL_PYTREE,
+    "partition + combine": "equinox partition + jax.jit (plain arrays)",
+    "unwrap": "hand-written jax.jit (dict)",
+    "jitted step: first call (trace + compile)": "hand-written jax.jit (dict)",
+    "jitted step: per call": "hand-written jax.jit (dict)",
+    "jitted value-and-grad over a flat vector: first call": RAVEL_PYTREE_VG,
+    "jitted value-and-grad over a flat vector: per call": RAVEL_PYTREE_VG,
+}
+
+
+def _s3_impls(
+    leaves: int, cfg: dict, avail: dict[str, bool], key: jax.Array
+) -> dict[str, Callable[[], dict[str, Callable]]]:
+    from benchmarks import _leaves as lv
+
+    compiled = leaves <= cfg["s3_compile_max"]
+    impls: dict[str, Callable[[], dict[str, Callable]]] = {
+        lv.REF: lambda: lv.reference(leaves, key=key, compiled=compiled),
+        lv.AA: lambda: lv.reference(leaves, key=key, compiled=compiled),
+        EQXPURIFY: lambda: lv.eqxpurify(leaves, key=key, compiled=compiled),
+        "equinox partition + jax.jit (plain arrays)": lambda: lv.equinox_(
+            leaves, key=key, compiled=compiled
+        ),
+    }
+    if leaves <= cfg["s3_ravel_pytree_max"]:
+        impls[RAVEL_PYTREE] = lambda: lv.ravel_pytree_ops(
+            leaves, key=key, compiled=compiled
+        )
+    if compiled:
+        impls |= {
+            lv.FLAT_REF: lambda: lv.flat_reference(leaves, key=key),
+            "equinox eqx.filter_jit, whole model (plain arrays)": lambda: lv.equinox_(
+                leaves, key=key, compiled=True, pattern="filter_jit"
+            ),
+            "stock Equinox loop (eqx.filter_jit) on eqxpurify model": lambda: (
+                lv.ep_steps(leaves, key=key, pattern="stock")
+            ),
+            "eqxpurify: flatten step": lambda: lv.ep_steps(
+                leaves, key=key, pattern="flatten"
+            ),
+            "eqxpurify: ravel step": lambda: lv.ep_steps(
+                leaves, key=key, pattern="ravel"
+            ),
+        }
+    peers = {"jaxpurify": lv.jaxpurify, "paramax": lv.paramax_, "flax": lv.nnx_}
+    for module, build in peers.items():
+        if avail[module]:
+            impls[PEERS[module]] = lambda build=build: build(
+                leaves, key=key, compiled=compiled
+            )
+    return impls
+
+
+def _s3_label(impl: str, op: str) -> str:
+    """The row name of an implementation's operation."""
+    from benchmarks import _leaves as lv
+
+    if impl == EQXPURIFY and op in (lv.STEP, lv.STEP_FIRST):
+        return lv.README
+    if op in (lv.VG, lv.VG_FIRST):
+        if impl == EQXPURIFY:
+            return "eqxpurify: loss over ep.ravel's vector"
+        if impl == RAVEL_PYTREE:
+            return RAVEL_PYTREE_VG
+    return impl
+
 
 def s3(cfg: dict, avail: dict[str, bool]) -> tuple[str, dict]:
-    from benchmarks import _leaves
+    from benchmarks import _leaves as lv
 
     key = jax.random.key(0)
-    results: dict[str, dict[str, dict[int, Any]]] = {}  # op -> impl -> L -> stats
+    results: dict[str, dict[str, dict[int, Any]]] = {}  # op -> row -> L -> stats
     sizes = cfg["s3_sizes"]
     for leaves in sizes:
-        compile_ok = leaves <= cfg["s3_compile_max"]
-        impls: dict[str, Callable[[], dict[str, Callable]]] = {
-            "hand-written (dict)": lambda L=leaves: _leaves.reference(
-                L, key=key, ravel=L <= cfg["s3_ravel_pytree_max"]
-            ),
-            "eqxpurify (step: flatten, recommended)": lambda L=leaves: (
-                _leaves.eqxpurify(L, key=key, pattern="flatten")
-            ),
-            "eqxpurify (step: ravel)": lambda L=leaves: _leaves.eqxpurify(
-                L, key=key, pattern="ravel", python_ops=False
-            ),
-            "eqxpurify (step: partition)": lambda L=leaves: _leaves.eqxpurify(
-                L, key=key, pattern="partition", python_ops=False
-            ),
-            "equinox": lambda L=leaves: _leaves.equinox_(L, key=key),
+        built = {
+            impl: make() for impl, make in _s3_impls(leaves, cfg, avail, key).items()
         }
-        if avail["jaxpurify"]:
-            impls["jaxpurify"] = lambda L=leaves: _leaves.jaxpurify(L, key=key)
-        if avail["paramax"]:
-            impls["paramax"] = lambda L=leaves: _leaves.paramax_(L, key=key)
-        if avail["flax"]:
-            impls["flax nnx"] = lambda L=leaves: _leaves.nnx_(L, key=key)
-        built = {name: make() for name, make in impls.items()}
-        gc.collect()
-        gc.freeze()  # the models are long-lived: keep them out of the GC's scans
         by_op: dict[str, dict[str, Callable]] = {}
         for impl, ops in built.items():
             for op, fn in ops.items():
-                if op in _leaves.COMPILED and not compile_ok:
-                    continue
-                label = impl
-                if op not in _leaves.COMPILED and impl.startswith("eqxpurify"):
-                    label = "eqxpurify"
-                by_op.setdefault(op, {})[label] = fn
-        first_op, per_op = _leaves.COMPILED
-        for impl, fn in by_op.get(first_op, {}).items():
+                by_op.setdefault(op, {})[_s3_label(impl, op)] = fn
+        gc.collect()
+        gc.freeze()  # the models are long-lived: keep them out of the GC's scans
+
+        def record(op: str, row: str, stats: dict, leaves: int = leaves) -> None:
+            results.setdefault(op, {}).setdefault(row, {})[leaves] = stats
+
+        # eager first calls, each from empty caches (before anything is compiled)
+        for row, fn in by_op.get(lv.RAVEL_COLD, {}).items():
+            jax.clear_caches()
             t = _timing.first_call(fn)
-            results.setdefault(first_op, {}).setdefault(impl, {})[leaves] = {
-                "median": t,
-                "min": t,
-            }
+            record(lv.RAVEL_COLD, row, {"median": t, "min": t})
+        # jitted first calls: each function is new, so its first call traces and
+        # compiles it (caches are kept, so that later rows can reuse them)
+        for op in (lv.STEP_FIRST, lv.VG_FIRST):
+            for row, fn in by_op.get(op, {}).items():
+                t = _timing.first_call(fn)
+                record(op, row, {"median": t, "min": t})
+        rounds = cfg["s3_rounds"] if leaves < 10_000 else cfg["s3_rounds_10k"]
         for op, fns in by_op.items():
-            if op == first_op:
+            if op in lv.FIRST:
                 continue
-            cases = {impl: _timing.repeat_each(fn) for impl, fn in fns.items()}
-            rounds = cfg["s3_rounds"] if leaves < 10_000 else cfg["s3_rounds_10k"]
+            cases = {row: _timing.repeat_each(fn) for row, fn in fns.items()}
             res = _timing.interleaved(cases, rounds=rounds, target=cfg["target"])
-            for impl, r in res.items():
-                results.setdefault(op, {}).setdefault(impl, {})[leaves] = r
+            for row, r in res.items():
+                record(op, row, r)
         del built, by_op
         gc.unfreeze()
         gc.collect()
+        print(f"  (S3: L={leaves:,} done)", flush=True)
     header = ["operation", "implementation"] + [f"L={L:,}" for L in sizes]
     big, small = sizes[-1], sizes[-2] if len(sizes) > 1 else None
     if small:
         header.append(f"L={big:,} / L={small:,} (median; min)")
     rows = []
-    for op in _leaves.OPS:
-        for impl, per_size in results.get(op, {}).items():
-            row = [op, impl] + [
-                fmt_time(per_size.get(L, {}).get("median")) for L in sizes
-            ]
+    for op in lv.OPS:
+        per_row = results.get(op, {})
+        ref = per_row.get(S3_REFERENCE[op], {})
+        for row, per_size in per_row.items():
+            cells = []
+            for L in sizes:
+                r, r0 = per_size.get(L), ref.get(L)
+                cell = fmt_time(r["median"]) if r else "—"
+                if r and r0 and row != S3_REFERENCE[op]:
+                    cell += f" ({r['min'] / r0['min']:.2f}x)"
+                cells.append(cell)
+            line = [op, row] + cells
             if small:
                 a, b = per_size.get(small), per_size.get(big)
-                row.append(
+                line.append(
                     f"{b['median'] / a['median']:.1f}; {b['min'] / a['min']:.1f}"
                     if a and b
                     else "—"
                 )
-            rows.append(row)
+            rows.append(line)
     note = (
-        f"(medians of {cfg['s3_rounds']} interleaved samples, "
-        f"{cfg['s3_rounds_10k']} at L=10,000; jitted steps compiled "
-        f"up to L={cfg['s3_compile_max']:,}, `ravel_pytree` up to "
-        f"L={cfg['s3_ravel_pytree_max']:,}: its first unravel compiles one program "
-        "per leaf)\n\n"
+        f"(median per call of {cfg['s3_rounds']} interleaved samples, "
+        f"{cfg['s3_rounds_10k']} at L=10,000, and in brackets the min/min ratio "
+        "to the operation's reference row: the hand-written dict for init, "
+        "flatten, unwrap and steps, `ravel_pytree` for ravel and the flat-vector "
+        "value-and-grad, Equinox for partition. First calls are single "
+        "measurements; eager ones start from `jax.clear_caches()`. Jitted "
+        f"operations run up to L={cfg['s3_compile_max']:,}, `ravel_pytree` up to "
+        f"L={cfg['s3_ravel_pytree_max']:,}.)\n\n"
     )
     out = {
-        op: {impl: {str(L): r for L, r in v.items()} for impl, v in d.items()}
+        op: {row: {str(L): r for L, r in v.items()} for row, v in d.items()}
         for op, d in results.items()
     }
     return note + _table(header, rows) + "\n", out
@@ -255,31 +329,25 @@ def s4(cfg: dict, avail: dict[str, bool]) -> tuple[str, dict]:
     from benchmarks import _gp, _hlo, _mlp, _regression
 
     comparisons: list[tuple[str, str, Callable, Callable]] = []
+    closed = "reference, data closed over"
     for n in cfg["s4_gp_sizes"]:
         d = _gp.data(n)
-        recommended = (
+        readme = (
             f"GP n={n:,}",
-            "flatten, unflatten closed over (recommended)  vs  reference, data "
-            "closed over",
+            f"README loop: partition, rest closed over  vs  {closed}",
             lambda d=d: _gp.build_reference(d),
-            lambda d=d: _gp.build_eqxpurify_flatten(d),
+            lambda d=d: _gp.build_eqxpurify(d),
         )
-        if n > cfg["s4_all_patterns_max"]:  # quick mode: the recommended step only
-            comparisons.append(recommended)
+        if n > cfg["s4_all_patterns_max"]:  # quick mode: the README loop only
+            comparisons.append(readme)
             continue
         comparisons += [
-            recommended,
+            readme,
             (
                 f"GP n={n:,}",
-                "partition, rest closed over  vs  reference, data closed over",
+                f"flatten, unflatten closed over  vs  {closed}",
                 lambda d=d: _gp.build_reference(d),
-                lambda d=d: _gp.build_eqxpurify(d),
-            ),
-            (
-                f"GP n={n:,}",
-                "partition, Fixed as argument  vs  reference, data as argument",
-                lambda d=d: _gp.build_reference_args(d),
-                lambda d=d: _gp.build_eqxpurify_fixed_arg(d),
+                lambda d=d: _gp.build_eqxpurify_flatten(d),
             ),
             (
                 f"GP n={n:,}",
@@ -289,7 +357,7 @@ def s4(cfg: dict, avail: dict[str, bool]) -> tuple[str, dict]:
             ),
             (
                 f"GP n={n:,}",
-                "ravel, unravel closed over  vs  reference, data closed over",
+                f"ravel, unravel closed over  vs  {closed}",
                 lambda d=d: _gp.build_reference(d),
                 lambda d=d: _gp.build_eqxpurify_ravel(d),
             ),
@@ -297,35 +365,39 @@ def s4(cfg: dict, avail: dict[str, bool]) -> tuple[str, dict]:
     key, d = jax.random.key(1), _mlp.data()
     comparisons += [
         (
-            "MLP 8-64-64-1",
-            "flatten, unflatten closed over (recommended)  vs  reference, data "
-            "closed over",
+            "MLP 8-64-64-1, optax adam step",
+            f"README loop: partition, rest closed over  vs  {closed}",
+            lambda: _mlp.step_reference(key, d),
+            lambda: _mlp.step_readme(key, d),
+        ),
+        (
+            "MLP 8-64-64-1, value-and-grad",
+            f"flatten, unflatten closed over  vs  {closed}",
             lambda: _mlp.build_reference(key, d),
             lambda: _mlp.build_eqxpurify_flatten(key, d),
         ),
         (
-            "MLP 8-64-64-1",
-            "partition, rest closed over  vs  reference, data closed over",
-            lambda: _mlp.build_reference(key, d),
-            lambda: _mlp.build_eqxpurify(key, d),
-        ),
-        (
-            "MLP 8-64-64-1",
-            "ravel, unravel closed over  vs  reference, data closed over",
+            "MLP 8-64-64-1, value-and-grad",
+            f"ravel, unravel closed over  vs  {closed}",
             lambda: _mlp.build_reference(key, d),
             lambda: _mlp.build_eqxpurify_ravel(key, d),
         ),
     ]
     rd = _regression.data()
-    comparisons.append(
+    comparisons += [
         (
             "regression, optax adam step (S2)",
-            "flatten, unflatten closed over (recommended)  vs  reference, data "
-            "closed over",
+            f"README loop: partition, rest closed over  vs  {closed}",
+            lambda: _regression.hlo_reference(rd),
+            lambda: _regression.hlo_readme(rd),
+        ),
+        (
+            "regression, optax adam step (S2)",
+            f"flatten, unflatten closed over  vs  {closed}",
             lambda: _regression.hlo_reference(rd),
             lambda: _regression.hlo_flatten(rd),
-        )
-    )
+        ),
+    ]
     rows, out = [], []
     for model, what, build_ref, build_ep in comparisons:
         ref_text = _hlo.optimized_hlo(*build_ref())
@@ -371,10 +443,10 @@ QUICK = {
     "s1_skip": ["eqxpurify: partition, rest as argument"],
     "s2_rounds": 30,
     "s3_sizes": [10, 100, 1000, 10_000],
-    "s3_rounds": 3,
+    "s3_rounds": 5,
     "s3_rounds_10k": 3,
-    "s3_compile_max": 100,
-    "s3_ravel_pytree_max": 100,
+    "s3_compile_max": 1000,
+    "s3_ravel_pytree_max": 1000,
     "s4_gp_sizes": [100, 10_000, 1_000_000],
     "s4_all_patterns_max": 100,
 }
@@ -426,7 +498,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--quick", action="store_true", help="the < 3 minute run")
+    parser.add_argument(
+        "--quick", action="store_true", help="the short run (a few minutes)"
+    )
     parser.add_argument("--out", help="write all results as JSON to this file")
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=None)
     args = parser.parse_args(argv)
