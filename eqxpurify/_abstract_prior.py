@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float
 
+from ._format import pdoc, prior_str, treescope_constructor
+
 __all__ = ["AbstractPrior"]
 
 
@@ -71,23 +73,13 @@ class AbstractPrior(eqx.Module):
         ]
         return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
 
-    def __repr__(self) -> str:
-        from ._format import prior_str
-
-        return prior_str(self)
-
-    def __pdoc__(self, **kwargs: Any) -> Any:
-        """The text for Equinox's pretty-printer (`print(model)`)."""
-        import wadler_lindig as wl
-
-        del kwargs
-        return wl.TextDoc(repr(self))
+    # Readable text: physical values, via `print`/`repr` and Equinox's printer.
+    __repr__ = prior_str
+    __pdoc__ = pdoc
 
     def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
         """Render in treescope with constant hyperparameters as their values."""
         import dataclasses
-
-        from treescope import repr_lib
 
         from ._wrappers import Fixed
 
@@ -97,13 +89,7 @@ class AbstractPrior(eqx.Module):
             if isinstance(x, Fixed) and not x.is_abstract and x.prior is None:
                 x = x.value
             attributes[field.name] = x
-        return repr_lib.render_object_constructor(
-            object_type=type(self),
-            attributes=attributes,
-            path=path,
-            subtree_renderer=subtree_renderer,
-            roundtrippable=False,
-        )
+        return treescope_constructor(self, attributes, path, subtree_renderer)
 
     def __check_init__(self) -> None:
         from ._wrappers import is_wrapper

@@ -19,7 +19,7 @@ from jaxtyping import Array, PyTree
 
 from ._nodes import check_fields, path_str
 from ._storage import is_array
-from ._wrappers import check_model
+from ._wrappers import Param, abstract_error, check_model
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
 
@@ -139,12 +139,8 @@ def split_model(model: Any, caller: str) -> tuple[list[Array], Rest]:
         check_fields(model, caller)
         for keypath, leaf in with_paths:
             if isinstance(leaf, jax.ShapeDtypeStruct) and keypath[-1] == _LATENT:
-                raise ValueError(
-                    f"`{caller}` needs concrete Params, but the Param at "
-                    f"`{path_str(keypath[:-1])}` is abstract (a shape, no value "
-                    "yet). Initialise the model first: "
-                    "`model = ep.normal(model, key=key)` or `model = ep.zeros(model)`."
-                )
+                abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
+                raise abstract_error(abstract, path_str(keypath[:-1]), caller)
     layout = _Layout(
         treedef,
         tuple(names),

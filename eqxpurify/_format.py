@@ -15,7 +15,14 @@ import numpy as np
 
 from ._flat import is_traced
 
-__all__ = ["prior_str", "short_dtype", "value_str", "wrapper_str"]
+__all__ = [
+    "pdoc",
+    "prior_str",
+    "short_dtype",
+    "treescope_constructor",
+    "value_str",
+    "wrapper_str",
+]
 
 _DTYPE_PREFIX = {"f": "f", "i": "i", "u": "u", "c": "c", "b": "bool"}
 _SMALL = 6  # elements shown one by one
@@ -66,6 +73,30 @@ def value_str(x: Any) -> str:
     stats = jnp.stack([jnp.mean(x.astype(jnp.float32)), jnp.std(x.astype(jnp.float32))])
     mean, std = (float(v) for v in np.asarray(stats))
     return f"{_spec(shape, dtype)}(mean={mean:.4g}, std={std:.4g})"
+
+
+def pdoc(obj: Any, **kwargs: Any) -> Any:
+    """`obj`'s text for Equinox's pretty-printer (`print(model)`), which calls an
+    object's `__pdoc__`."""
+    import wadler_lindig as wl
+
+    del kwargs
+    return wl.TextDoc(repr(obj))
+
+
+def treescope_constructor(
+    obj: Any, attributes: dict[str, Any], path: Any, subtree_renderer: Any
+) -> Any:
+    """A treescope rendering of `obj` as its type called with `attributes`."""
+    from treescope import repr_lib
+
+    return repr_lib.render_object_constructor(
+        object_type=type(obj),
+        attributes=attributes,
+        path=path,
+        subtree_renderer=subtree_renderer,
+        roundtrippable=False,
+    )
 
 
 def _hyper_str(x: Any) -> str:

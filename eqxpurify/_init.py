@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._flat import common_dtype, compute_dtype, is_traced, unstack
 from ._nodes import Nodes, map_params
 from ._priors import standard_normal_logpdf_constant
-from ._wrappers import Param, build
+from ._wrappers import Param, abstract_error, build
 
 __all__ = ["log_prior", "log_prob", "normal", "require_concrete", "shapes", "zeros"]
 
@@ -26,12 +26,7 @@ def require_concrete(nodes: Nodes, caller: str) -> list[Param]:
     for k in nodes.params():
         node = nodes.nodes[k]
         if node.is_abstract:
-            raise ValueError(
-                f"`{caller}` needs concrete Params, but the Param at "
-                f"`{nodes.paths[k]}` is abstract (shape {node.shape}, no value yet). "
-                "Initialise the model first: `model = ep.normal(model, key=key)` or "
-                "`model = ep.zeros(model)`."
-            )
+            raise abstract_error(node, nodes.paths[k], caller)
         params.append(node)
     return params
 

@@ -349,6 +349,21 @@ class Uniform(AbstractPrior):
         return jnp.where(inside, -jnp.log(high - low), -jnp.inf)
 
 
+def _from_tails(z: Array, low: Any, high: Any) -> Array:
+    """`low(z)` for z < 0, `high(z)` otherwise; each branch only ever sees its own
+    half of the line, so the branch not taken cannot produce NaN gradients."""
+    return jnp.where(z < 0, low(jnp.minimum(z, 0)), high(jnp.maximum(z, 0)))
+
+
+def _to_tails(y: Array, lower: Array, z_low: Any, z_high: Any, safe: Any) -> Array:
+    """The inverse: `z_low(y)` where `lower`, else `z_high(y)`; the branch not taken
+    gets the harmless argument `safe`. Negative `y` (outside the support) is NaN."""
+    z = jnp.where(
+        lower, z_low(jnp.where(lower, y, safe)), z_high(jnp.where(lower, safe, y))
+    )
+    return jnp.where(y < 0, jnp.nan, z)
+
+
 class HalfNormal(AbstractPrior):
     """Half-normal prior on `[0, inf)`: `|N(0, sigma^2)|`.
 
@@ -368,20 +383,26 @@ class HalfNormal(AbstractPrior):
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, zc = _ct(z)
-        sigma = _v(self.sigma, ct)
-        low = jnp.sqrt(jnp.asarray(2.0, ct)) * erfinv(ndtr(jnp.minimum(zc, 0)))
-        high = -ndtri(0.5 * ndtr(-jnp.maximum(zc, 0)))
-        return (sigma * jnp.where(zc < 0, low, high)).astype(z.dtype)
+        root2 = jnp.sqrt(jnp.asarray(2.0, ct))
+        x = _from_tails(
+            zc,
+            lambda lo: root2 * erfinv(ndtr(lo)),
+            lambda hi: -ndtri(0.5 * ndtr(-hi)),
+        )
+        return (_v(self.sigma, ct) * x).astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, xc = _ct(x)
         y = xc / _v(self.sigma, ct)
-        r = y / jnp.sqrt(jnp.asarray(2.0, ct))
-        lower = y < 0.6744897501960817  # the median: Phi^-1(3/4)
-        z_low = ndtri(_open_interval(jax.lax.erf(jnp.where(lower, r, 0.5))))
-        z_high = -ndtri(_open_interval(erfc(jnp.where(lower, 1.0, r))))
-        z = jnp.where(lower, z_low, z_high)
-        return jnp.where(y < 0, jnp.nan, z).astype(x.dtype)
+        r2 = jnp.sqrt(jnp.asarray(2.0, ct))
+        z = _to_tails(
+            y,
+            y < 0.6744897501960817,  # the median: Phi^-1(3/4)
+            lambda lo: ndtri(_open_interval(jax.lax.erf(lo / r2))),
+            lambda hi: -ndtri(_open_interval(erfc(hi / r2))),
+            safe=1.0,
+        )
+        return z.astype(x.dtype)
 
     def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, xc = _ct(x)
@@ -414,22 +435,26 @@ class HalfCauchy(AbstractPrior):
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, zc = _ct(z)
-        scale = _v(self.scale, ct)
         half_pi = jnp.asarray(0.5 * math.pi, ct)
-        low = jnp.tan(half_pi * ndtr(jnp.minimum(zc, 0)))
-        high = 1 / jnp.tan(half_pi * ndtr(-jnp.maximum(zc, 0)))
-        return (scale * jnp.where(zc < 0, low, high)).astype(z.dtype)
+        x = _from_tails(
+            zc,
+            lambda lo: jnp.tan(half_pi * ndtr(lo)),
+            lambda hi: 1 / jnp.tan(half_pi * ndtr(-hi)),
+        )
+        return (_v(self.scale, ct) * x).astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, xc = _ct(x)
         y = xc / _v(self.scale, ct)
         two_over_pi = jnp.asarray(2 / math.pi, ct)
-        lower = y < 1
-        safe = jnp.where(lower, 1.0, y)
-        z_low = ndtri(_open_interval(two_over_pi * jnp.arctan(jnp.where(lower, y, 1))))
-        z_high = -ndtri(_open_interval(two_over_pi * jnp.arctan(1 / safe)))
-        z = jnp.where(lower, z_low, z_high)
-        return jnp.where(y < 0, jnp.nan, z).astype(x.dtype)
+        z = _to_tails(
+            y,
+            y < 1,  # the median
+            lambda lo: ndtri(_open_interval(two_over_pi * jnp.arctan(lo))),
+            lambda hi: -ndtri(_open_interval(two_over_pi * jnp.arctan(1 / hi))),
+            safe=1.0,
+        )
+        return z.astype(x.dtype)
 
     def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, xc = _ct(x)
@@ -457,19 +482,20 @@ class Exponential(AbstractPrior):
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, zc = _ct(z)
-        rate = _v(self.rate, ct)
-        low = -jnp.log1p(-ndtr(jnp.minimum(zc, 0)))
-        high = -log_ndtr(-jnp.maximum(zc, 0))
-        return (jnp.where(zc < 0, low, high) / rate).astype(z.dtype)
+        x = _from_tails(zc, lambda lo: -jnp.log1p(-ndtr(lo)), lambda hi: -log_ndtr(-hi))
+        return (x / _v(self.rate, ct)).astype(z.dtype)
 
     def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, xc = _ct(x)
         y = xc * _v(self.rate, ct)
-        lower = y < math.log(2.0)
-        z_low = ndtri(_open_interval(-jnp.expm1(-jnp.where(lower, y, 0.5))))
-        z_high = -ndtri(_open_interval(jnp.exp(-jnp.where(lower, 1.0, y))))
-        z = jnp.where(lower, z_low, z_high)
-        return jnp.where(y < 0, jnp.nan, z).astype(x.dtype)
+        z = _to_tails(
+            y,
+            y < math.log(2.0),  # the median
+            lambda lo: ndtri(_open_interval(-jnp.expm1(-lo))),
+            lambda hi: -ndtri(_open_interval(jnp.exp(-hi))),
+            safe=math.log(2.0),
+        )
+        return z.astype(x.dtype)
 
     def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, xc = _ct(x)

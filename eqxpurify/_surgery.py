@@ -64,13 +64,22 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
     return nodes.unflatten(out)
 
 
-def _check_selects_wrappers(nodes: Nodes, indices: list[int], caller: str) -> None:
+def _selection(model: Any, where: Where, caller: str) -> tuple[Nodes, list[int]]:
+    """The model's entries and those `where` selects, which must hold a wrapper."""
+    nodes = Nodes(model)
+    indices = select(nodes, where, caller)
     if not any(is_wrapper(nodes.nodes[i]) for i in indices):
         shown = ", ".join(f"`{nodes.paths[i]}`" for i in indices[:3])
         raise ValueError(
             f"`{caller}`: `where` selects no `ep.Param` or `ep.Fixed` (it selects "
             f"{shown}). Select a Param, a Fixed or a submodule holding them."
         )
+    return nodes, indices
+
+
+def _of_kind(nodes: Nodes, indices: list[int], kind: type) -> list[tuple[int, Any]]:
+    """The selected entries that are of `kind` (Param to freeze, Fixed to thaw)."""
+    return [(i, nodes.nodes[i]) for i in indices if isinstance(nodes.nodes[i], kind)]
 
 
 def freeze(model: _M, where: Where) -> _M:
@@ -104,14 +113,9 @@ def freeze(model: _M, where: Where) -> _M:
         ValueError: for an unknown path (listing the closest existing paths), or a
             selection that holds no Param or Fixed.
     """
-    nodes = Nodes(model)
-    indices = select(nodes, where, "ep.freeze")
-    _check_selects_wrappers(nodes, indices, "ep.freeze")
+    nodes, indices = _selection(model, where, "ep.freeze")
     out = list(nodes.nodes)
-    for i in indices:
-        node = out[i]
-        if not isinstance(node, Param):
-            continue
+    for i, node in _of_kind(nodes, indices, Param):
         prior = _freeze_all(node.prior)
         if node.is_abstract:
             out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=prior)
@@ -176,14 +180,9 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
         opt_state = optim.init(params)
         ```
     """
-    nodes = Nodes(model)
-    indices = select(nodes, where, "ep.unfreeze")
-    _check_selects_wrappers(nodes, indices, "ep.unfreeze")
+    nodes, indices = _selection(model, where, "ep.unfreeze")
     out = list(nodes.nodes)
-    for i in indices:
-        node = out[i]
-        if not isinstance(node, Fixed):
-            continue
+    for i, node in _of_kind(nodes, indices, Fixed):
         path = nodes.paths[i]
         p = prior if prior is not None else node.prior
         if p is None:

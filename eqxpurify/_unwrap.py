@@ -11,14 +11,14 @@ from ._nodes import check_fields, path_str
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
-    Param,
+    abstract_error,
     check_model,
     check_storage,
     is_wrapper,
     value_of,
 )
 
-__all__ = ["abstract_error", "unwrap", "unwrapped"]
+__all__ = ["unwrap", "unwrapped"]
 
 _M = TypeVar("_M")
 _P = ParamSpec("_P")
@@ -65,24 +65,6 @@ def unwrap(model: _M) -> _M:
             node = value_of(node)
         out.append(node)
     return jax.tree.unflatten(treedef, out)
-
-
-def abstract_error(node: AbstractWrapper, path: str) -> ValueError:
-    """The error for using an abstract wrapper, naming its path and the fix."""
-    if isinstance(node, Param):
-        fix = (
-            "Initialise it with `model = ep.normal(model, key=key)` or "
-            "`model = ep.zeros(model)` before calling the model."
-        )
-    else:
-        fix = (
-            "Fill it with `ep.set_value(model, where, array)` or "
-            "`eqx.tree_at(where, model, ep.Fixed(array))` before calling the model."
-        )
-    return ValueError(
-        f"The {type(node).__name__} at `{path}` is abstract (shape {node.shape}, no "
-        f"value yet). {fix}"
-    )
 
 
 def unwrapped(

@@ -16,11 +16,11 @@ from ._format import prior_str
 from ._nodes import Nodes
 from ._paths import normalise_path, unknown_path_error
 from ._storage import hide
-from ._unwrap import abstract_error
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
     Param,
+    abstract_error,
     build,
     check_finite,
     is_param,

@@ -13,13 +13,35 @@ from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from ._abstract_prior import AbstractPrior
 from ._flat import compute_dtype, is_traced
+from ._format import pdoc, treescope_constructor, wrapper_str
 from ._storage import hide, is_array, reveal, storage_dtype, storage_shape
 
 __all__ = ["AbstractWrapper", "Fixed", "Param", "is_fixed", "is_param", "is_wrapper"]
 
 _W = TypeVar("_W", bound="AbstractWrapper")
 
-_INIT_HINT = "Initialise it with `ep.normal(model, key=key)` or `ep.zeros(model)`."
+
+def abstract_error(
+    node: "AbstractWrapper", path: str | None = None, caller: str | None = None
+) -> ValueError:
+    """The one error for using an abstract wrapper: its path and how to fill it."""
+    kind = type(node).__name__
+    where = f" at `{path}`" if path else ""
+    lead = f"`{caller}`: the" if caller else "The"
+    if isinstance(node, Param):
+        fix = (
+            "Initialise it first: `model = ep.normal(model, key=key)` or "
+            "`model = ep.zeros(model)`."
+        )
+    else:
+        fix = (
+            "Fill it first: `ep.set_value(model, where, array)` or "
+            "`eqx.tree_at(where, model, ep.Fixed(array))`."
+        )
+    return ValueError(
+        f"{lead} {kind}{where} is abstract (shape {shape_str(node.shape)}, no value "
+        f"yet). {fix}"
+    )
 
 
 def build(cls: type[_W], **fields: Any) -> _W:
@@ -109,22 +131,12 @@ class AbstractWrapper(eqx.Module):
     def dtype(self) -> Any:
         """The dtype of `.value`."""
 
-    def __repr__(self) -> str:
-        from ._format import wrapper_str
-
-        return wrapper_str(self)
-
-    def __pdoc__(self, **kwargs: Any) -> Any:
-        """The text for Equinox's pretty-printer (`print(model)`)."""
-        import wadler_lindig as wl
-
-        del kwargs
-        return wl.TextDoc(repr(self))
+    # Readable text: physical values, via `print`/`repr` and Equinox's printer.
+    __repr__ = wrapper_str
+    __pdoc__ = pdoc
 
     def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
         """Render in treescope by physical value, prior, and whether it trains."""
-        from treescope import repr_lib
-
         if self.is_abstract:
             value: Any = jax.ShapeDtypeStruct(self.shape, self.dtype)
         elif isinstance(self, Fixed) and self.stored.dtype != storage_dtype(self.kind):
@@ -135,13 +147,7 @@ class AbstractWrapper(eqx.Module):
         if getattr(self, "prior", None) is not None:
             attributes["prior"] = self.prior
         attributes["trains"] = isinstance(self, Param)
-        return repr_lib.render_object_constructor(
-            object_type=type(self),
-            attributes=attributes,
-            path=path,
-            subtree_renderer=subtree_renderer,
-            roundtrippable=False,
-        )
+        return treescope_constructor(self, attributes, path, subtree_renderer)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -290,10 +296,7 @@ class Param(AbstractWrapper):
     def value(self) -> Array:
         """The physical value `prior.forward(latent)`."""
         if self.is_abstract:
-            raise ValueError(
-                f"This Param (shape {shape_str(self.shape)}) is abstract: it has a "
-                f"shape but no value yet. {_INIT_HINT}"
-            )
+            raise abstract_error(self)
         assert not isinstance(self.latent, jax.ShapeDtypeStruct)
         return self.prior.forward(self.latent)
 
@@ -446,11 +449,7 @@ class Fixed(AbstractWrapper):
     def array(self) -> Array:
         """The array itself (without `stop_gradient`)."""
         if self.is_abstract:
-            raise ValueError(
-                f"This Fixed (shape {shape_str(self.shape)}) is abstract: fill it "
-                "with `ep.set_value(model, where, array)` or "
-                "`eqx.tree_at(where, model, ep.Fixed(array))` before use."
-            )
+            raise abstract_error(self)
         check_storage(self)
         return reveal(self.stored, self.kind)
 
