@@ -25,9 +25,9 @@ class AbstractPrior(eqx.Module):
     optimiser would train it. Methods live on the class, so rebuilding a model
     with an equal prior never recompiles (unlike a lambda stored per instance).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, eqxpurify as ep
-        >>> class Exponential(ep.AbstractPrior):
+        >>> class MyExponential(ep.AbstractPrior):
         ...     rate: ep.Fixed | ep.Param
         ...
         ...     def __init__(self, rate):
@@ -44,9 +44,11 @@ class AbstractPrior(eqx.Module):
         ...     @ep.unwrapped
         ...     def log_prob(self, x):
         ...         return jnp.log(self.rate) - self.rate * x
-        >>> p = ep.Param(0.5, prior=Exponential(2.0))
+        >>> p = ep.Param(0.5, prior=MyExponential(2.0))
         >>> round(float(p.value), 4)
         0.5
+        >>> p
+        Param(0.5, prior=MyExponential(2))
     """
 
     @abc.abstractmethod

@@ -110,8 +110,11 @@ def _has_tracer(tree: Any) -> bool:
 
 
 def _validate(h: Hyper, bad: Any, message: str) -> Hyper:
-    """Raise `message` where `bad(value)` holds for the hyperparameter's value:
-    now if concrete, at run time (`eqx.error_if`) if it was built under a trace."""
+    """Raise `message` where `bad(value)` holds for the hyperparameter's value.
+
+    The check runs now if the value is concrete, and at run time (`eqx.error_if`)
+    if it was built under a trace.
+    """
     x = _current(h)
     if x is None:
         return h
@@ -184,11 +187,13 @@ class Normal(AbstractPrior):
         sigma: the standard deviation, > 0. `ep.Normal(0, 1 / sqrt(fan_in))` makes
             `ep.normal` a LeCun initialisation.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, eqxpurify as ep
         >>> prior = ep.Normal(1.0, 2.0)
         >>> prior.forward(jnp.array([0.0, 1.0]))
         Array([1., 3.], dtype=float32)
+        >>> ep.Param(jnp.array([1.0, 5.0]), prior=prior).latent  # (x - 1) / 2
+        Array([0., 2.], dtype=float32)
     """
 
     mean: Hyper
@@ -223,6 +228,14 @@ class LogNormal(AbstractPrior):
     Arguments:
         mean: the mean of the log-normal variable, > 0.
         sigma: its standard deviation, > 0.
+
+    Examples:
+        >>> import eqxpurify as ep
+        >>> prior = ep.LogNormal(3.0, 0.1)  # mean 3, standard deviation 0.1
+        >>> ep.Param(2.9, prior=prior)
+        Param(2.9, prior=LogNormal(3, 0.1))
+        >>> ep.zeros(ep.Param(prior=prior))  # z = 0: the median, below the mean
+        Param(2.998, prior=LogNormal(3, 0.1))
     """
 
     mean: Hyper
@@ -273,8 +286,11 @@ class LogNormal(AbstractPrior):
 
 
 def _open_interval(u: Array) -> Array:
-    """Keep a probability away from 0, where `ndtri` is infinite: a value that
-    rounded onto a bound maps back to a finite latent (that maps onto the bound)."""
+    """Keep a probability away from 0, where `ndtri` is infinite.
+
+    So a value that rounded onto a bound maps back to a finite latent (that maps
+    onto the bound).
+    """
     return jnp.maximum(u, jnp.finfo(u.dtype).tiny)
 
 
@@ -288,6 +304,14 @@ class Uniform(AbstractPrior):
     Arguments:
         low: lower bound.
         high: upper bound, > `low`, with `high - low` finite in its dtype.
+
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> prior = ep.Uniform(0.0, 10.0)
+        >>> ep.Param(jnp.array([1.0, 5.0]), prior=prior)
+        Param([1, 5], prior=Uniform(0, 10))
+        >>> round(float(prior.log_prob(jnp.array(3.0))), 4)  # -log(10)
+        -2.3026
     """
 
     low: Hyper
@@ -350,14 +374,20 @@ class Uniform(AbstractPrior):
 
 
 def _from_tails(z: Array, low: Any, high: Any) -> Array:
-    """`low(z)` for z < 0, `high(z)` otherwise; each branch only ever sees its own
-    half of the line, so the branch not taken cannot produce NaN gradients."""
+    """`low(z)` for z < 0, `high(z)` otherwise.
+
+    Each branch only ever sees its own half of the line, so the branch not taken
+    cannot produce NaN gradients.
+    """
     return jnp.where(z < 0, low(jnp.minimum(z, 0)), high(jnp.maximum(z, 0)))
 
 
 def _to_tails(y: Array, lower: Array, z_low: Any, z_high: Any, safe: Any) -> Array:
-    """The inverse: `z_low(y)` where `lower`, else `z_high(y)`; the branch not taken
-    gets the harmless argument `safe`. Negative `y` (outside the support) is NaN."""
+    """The inverse of `_from_tails`: `z_low(y)` where `lower`, else `z_high(y)`.
+
+    The branch not taken gets the harmless argument `safe`. Negative `y` (outside
+    the support) is NaN.
+    """
     z = jnp.where(
         lower, z_low(jnp.where(lower, y, safe)), z_high(jnp.where(lower, safe, y))
     )
@@ -372,6 +402,21 @@ class HalfNormal(AbstractPrior):
 
     Arguments:
         sigma: the scale, > 0 (the sd of the underlying normal).
+
+    Examples:
+        >>> import jax, eqxpurify as ep
+        >>> ep.zeros(ep.Param(prior=ep.HalfNormal(2.0)))  # z = 0: the median
+        Param(1.349, prior=HalfNormal(2))
+        >>> ep.Param.from_latent(3.0, prior=ep.HalfNormal(2.0))
+        Param(6.41, prior=HalfNormal(2))
+
+        A positive scale for a hierarchical prior:
+
+        >>> tau = ep.Param(1.0, prior=ep.HalfNormal(5.0))
+        >>> model = {"theta": ep.Param(shape=(8,), prior=ep.Normal(0.0, tau))}
+        >>> params, rest = ep.partition(ep.normal(model, key=jax.random.key(0)))
+        >>> {path: z.shape for path, z in params.items()}
+        {"['theta']": (8,), "['theta'].prior.sigma": ()}
     """
 
     sigma: Hyper
@@ -424,6 +469,13 @@ class HalfCauchy(AbstractPrior):
 
     Arguments:
         scale: the scale, > 0 (the median of the distribution).
+
+    Examples:
+        >>> import eqxpurify as ep
+        >>> ep.zeros(ep.Param(prior=ep.HalfCauchy(2.0)))  # z = 0: the median
+        Param(2, prior=HalfCauchy(2))
+        >>> ep.Param.from_latent(3.0, prior=ep.HalfCauchy(2.0))  # the heavy tail
+        Param(943.2, prior=HalfCauchy(2))
     """
 
     scale: Hyper
@@ -471,6 +523,13 @@ class Exponential(AbstractPrior):
 
     Arguments:
         rate: the rate, > 0.
+
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> ep.zeros(ep.Param(prior=ep.Exponential(2.0)))  # z = 0: the median
+        Param(0.3466, prior=Exponential(2))
+        >>> round(float(ep.Exponential(2.0).log_prob(jnp.array(0.5))), 4)
+        -0.3069
     """
 
     rate: Hyper
