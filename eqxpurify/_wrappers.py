@@ -108,8 +108,10 @@ _OPERATORS = (
 
 
 class AbstractWrapper(eqx.Module):
-    """A tagged field of a model: `ep.Param` or `ep.Fixed` (closed: not for
-    subclassing). `ep.unwrap` replaces each wrapper by its `.value`."""
+    """A tagged field of a model: `ep.Param` or `ep.Fixed`.
+
+    Closed: not for subclassing. `ep.unwrap` replaces each wrapper by its `.value`.
+    """
 
     @property
     @abc.abstractmethod
@@ -192,9 +194,11 @@ class Param(AbstractWrapper):
             keeps it in its `jax.ShapeDtypeStruct`, so `ep.normal` and `ep.zeros`
             create the latent directly in its shards.
 
-    Example:
+    Examples:
         >>> import eqxpurify as ep
         >>> p = ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))
+        >>> p
+        Param(2.5, prior=LogNormal(3, 0.1))
         >>> round(float(p.value), 4), p.shape
         (2.5, ())
         >>> ep.Param(shape=(3,)).is_abstract
@@ -336,8 +340,11 @@ def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
 
 
 def check_finite(latent: Array, message: str) -> Array:
-    """Raise `message` unless `latent` is finite: now if concrete, at run time if
-    traced (with `eqx.error_if`, so a jitted constructor cannot yield NaN)."""
+    """Raise `message` unless `latent` is finite.
+
+    The check runs now if `latent` is concrete, and at run time if it is traced
+    (with `eqx.error_if`, so a jitted constructor cannot yield NaN).
+    """
     if is_traced(latent):
         return eqx.error_if(latent, ~jnp.all(jnp.isfinite(latent)), message)
     if not np.all(np.isfinite(np.asarray(latent))):
@@ -387,7 +394,7 @@ class Fixed(AbstractWrapper):
             it so that `ep.unfreeze` restores the Param; it is never used otherwise
             (a Fixed is not transformed) and is not trained.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, equinox as eqx, eqxpurify as ep
         >>> t = ep.Fixed(jnp.array([0.0, 0.5, 1.0]))
         >>> t.value, t.dtype
@@ -521,8 +528,7 @@ def value_of(node: AbstractWrapper) -> Array:
 
 
 def check_model(model: Any) -> None:
-    """Refuse a class, or the `rest` half of `ep.partition`, where a model is
-    expected."""
+    """Refuse a class, or the `rest` half of `ep.partition`, where a model is due."""
     from ._filters import Rest
 
     if isinstance(model, Rest):
@@ -539,15 +545,42 @@ def check_model(model: Any) -> None:
 
 
 def is_param(node: Any) -> bool:
-    """Whether `node` is an `ep.Param` (usable as `is_leaf` with JAX and Equinox)."""
+    """Whether `node` is an `ep.Param` (usable as `is_leaf` with JAX and Equinox).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.zeros(3))}
+        >>> [k for k, v in model.items() if ep.is_param(v)]
+        ['w']
+        >>> jax.tree.leaves(model, is_leaf=ep.is_param)[-1]  # a Param stays whole
+        Param([1, 1], prior=Normal(0, 1))
+    """
     return isinstance(node, Param)
 
 
 def is_fixed(node: Any) -> bool:
-    """Whether `node` is an `ep.Fixed` (usable as `is_leaf` with JAX and Equinox)."""
+    """Whether `node` is an `ep.Fixed` (usable as `is_leaf` with JAX and Equinox).
+
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.zeros(3))}
+        >>> ep.is_fixed(model["t"]), ep.is_fixed(model["w"])
+        (True, False)
+        >>> ep.values(model, ep.is_fixed)  # the data instead of the Params
+        {"['t']": Array([0., 0., 0.], dtype=float32)}
+    """
     return isinstance(node, Fixed)
 
 
 def is_wrapper(node: Any) -> bool:
-    """Whether `node` is an `ep.Param` or `ep.Fixed`."""
+    """Whether `node` is an `ep.Param` or `ep.Fixed`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.zeros(3))}
+        >>> ep.is_wrapper(model["t"]), ep.is_wrapper(jnp.ones(2))
+        (True, False)
+        >>> jax.tree.map(lambda x: x.shape, model, is_leaf=ep.is_wrapper)
+        {'t': (3,), 'w': (2,)}
+    """
     return isinstance(node, AbstractWrapper)
