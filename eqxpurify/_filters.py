@@ -1,4 +1,4 @@
-"""What trains, and the split of a model into its trainable arrays and the rest.
+"""Split a model into its trainable arrays and the rest, and combine them back.
 
 Trainable means exactly Equinox's `eqx.is_inexact_array`: Param latents (also
 those of Params nested in priors) and plain floating arrays outside wrappers.
@@ -29,6 +29,16 @@ def is_trainable(leaf: Any) -> bool:
 
     Exactly `eqx.is_inexact_array`, with the dtype test cached (it runs on every
     leaf of a model).
+
+    Examples:
+        >>> import equinox as eqx, jax, jax.numpy as jnp, eqxpurify as ep
+        >>> ep.is_trainable(jnp.ones(2)), ep.is_trainable(jnp.arange(2))
+        (True, False)
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.zeros(3))}
+        >>> [ep.is_trainable(x) for x in jax.tree.leaves(model["t"])]  # stored bits
+        [False]
+        >>> eqx.filter(model, ep.is_trainable)["w"].latent
+        Array([1., 1.], dtype=float32)
     """
     if not isinstance(leaf, jax.Array | np.ndarray | np.generic):
         return False
@@ -44,8 +54,11 @@ _LATENT = jtu.GetAttrKey("latent")
 
 
 class _Layout:
-    """Where each leaf of a model goes (static; hashed once, compared by identity
-    first, so a jitted function taking `rest` pays nothing per call for it)."""
+    """Where each leaf of a model goes.
+
+    Static: hashed once and compared by identity first, so a jitted function
+    taking `rest` pays nothing per call for it.
+    """
 
     __slots__ = (
         "arrays",
@@ -103,6 +116,21 @@ class Rest(eqx.Module):
     Its only leaves are the model's non-trainable arrays (Fixed data and
     hyperparameters, stored as non-floating arrays; integers; keys), so it can
     be closed over by a jitted step or passed to one as an argument.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.arange(3.0))}
+        >>> params, rest = ep.partition(model)
+        >>> rest
+        Rest(<1 trainable, 3 other arrays>)
+        >>> [x.dtype.name for x in jax.tree.leaves(rest)]  # no floating arrays
+        ['uint32', 'uint32', 'uint32']
+        >>> @jax.jit
+        ... def loss(params):  # `rest` is closed over
+        ...     m = ep.unwrap(ep.combine(params, rest))
+        ...     return jnp.sum(m["w"]) * jnp.sum(m["t"])
+        >>> loss(params)
+        Array(6., dtype=float32)
     """
 
     arrays: list[Any]
@@ -195,7 +223,7 @@ def partition(model: PyTree) -> tuple[dict[str, Array], Rest]:
         TypeError: if a field declared `ep.Param`/`ep.Fixed` holds something else
             (e.g. a number put there by `eqx.tree_at`), naming its path.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"rate": ep.Param(0.5, prior=ep.LogNormal(1.0, 0.5)),
         ...          "t": ep.Fixed(jnp.linspace(0.0, 1.0, 4))}
@@ -224,11 +252,14 @@ def combine(params: Mapping[str, Any], rest: Rest) -> PyTree:
     Returns:
         The model.
 
-    Example:
+    Examples:
         >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"a": ep.Param(1.0), "b": ep.Fixed(jnp.array([1.0, 2.0]))}
-        >>> bool(eqx.tree_equal(ep.combine(*ep.partition(model)), model))
+        >>> params, rest = ep.partition(model)
+        >>> bool(eqx.tree_equal(ep.combine(params, rest), model))
         True
+        >>> ep.combine({"['a']": params["['a']"] + 1.0}, rest)["a"]  # an update
+        Param(2, prior=Normal(0, 1))
     """
     if not isinstance(rest, Rest):
         raise TypeError(
