@@ -1,4 +1,4 @@
-"""Shapes, initialisation and the prior densities of a model's Params."""
+"""Whole-model operations on Param latents: shapes, initialisation, log densities."""
 
 import functools
 import math
@@ -50,10 +50,10 @@ def shapes(model: _M) -> _M:
     fitted model (e.g. as a template for `ep.load`). The shardings of concrete
     latents are kept in the structs. Nothing is computed.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, eqxpurify as ep
-        >>> ep.shapes({"w": ep.Param(jnp.zeros((2, 3)))})["w"].latent.shape
-        (2, 3)
+        >>> ep.shapes({"w": ep.Param(jnp.zeros((2, 3)))})["w"]
+        Param(abstract, shape=(2, 3), prior=Normal(0, 1))
     """
 
     def to_struct(j: int, p: Param) -> Param:
@@ -70,10 +70,10 @@ def zeros(model: _M) -> _M:
     With zero latents every Param sits at its prior's median (e.g. the mean of an
     `ep.Normal`). Each latent keeps its sharding.
 
-    Example:
+    Examples:
         >>> import eqxpurify as ep
-        >>> float(ep.zeros(ep.Param(prior=ep.Normal(5.0, 2.0))).value)
-        5.0
+        >>> ep.zeros(ep.Param(prior=ep.Normal(5.0, 2.0)))
+        Param(5, prior=Normal(5, 2))
     """
 
     def to_zeros(j: int, p: Param) -> Param:
@@ -106,8 +106,10 @@ def _draw_one(key: Any, index: Any, shape: tuple, dtype: Any, sharding: Any) -> 
 
 
 def _draws(key: Any, params: list[Param]) -> list[Array]:
-    """Latent j is `normal(fold_in(key, j), shape)`: the same numbers whatever the
-    route (eager, traced, grouped, sharded), one stream per Param."""
+    """Latent j is `normal(fold_in(key, j), shape)`: one stream per Param.
+
+    The numbers are the same whatever the route (eager, traced, grouped, sharded).
+    """
     out: list[Any] = [None] * len(params)
     groups: dict[tuple, list[int]] = defaultdict(list)
     for j, p in enumerate(params):
@@ -161,7 +163,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         data, plain arrays, integer arrays, keys, constant hyperparameters) is
         untouched.
 
-    Example:
+    Examples:
         >>> import jax, eqxpurify as ep
         >>> model = {"w": ep.Param(shape=(3, 2)),
         ...          "alpha": ep.Param(prior=ep.LogNormal(3.0, 0.1))}
@@ -184,7 +186,7 @@ def log_prior(model: object) -> Float[Array, ""]:
     optimisers and samplers work in). The result has the widest latent dtype (at
     least float32). For the density of the physical values, see `ep.log_prob`.
 
-    Example:
+    Examples:
         >>> import eqxpurify as ep
         >>> round(float(ep.log_prior(ep.zeros({"z": ep.Param(shape=(2,))}))), 4)
         -1.8379
@@ -202,16 +204,16 @@ def log_prior(model: object) -> Float[Array, ""]:
 
 
 def log_prob(model: object) -> Float[Array, ""]:
-    """Sum over Params of `prior.log_prob(value)`: the log prior density of the
-    model's physical values.
+    """The log prior density of the model's physical values.
 
-    For a hierarchical model each Param's density is conditional on the current
-    values of its prior's Params, so the sum is the joint density. It equals
+    This is the sum over Params of `prior.log_prob(value)`. For a hierarchical
+    model each Param's density is conditional on the current values of its
+    prior's Params, so the sum is the joint density. It equals
     `ep.log_prior(model)` minus the log-Jacobian of the map from latents to
     values. Use it to compare with densities written in physical space (numpyro,
     `jax.scipy.stats`); optimise and sample with `ep.log_prior`.
 
-    Example:
+    Examples:
         >>> import eqxpurify as ep
         >>> round(float(ep.log_prob({"x": ep.Param(0.0, prior=ep.Normal(0, 2))})), 4)
         -1.6121
