@@ -22,6 +22,18 @@ class Unflatten(eqx.Module):
     It holds the rest of the model, so it can be closed over by a jitted step (its
     arrays become constants of the compiled program) or passed to one. It hashes
     by identity, so `jax.jit(unflatten)` works like jitting any function.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
+        >>> latents, unflatten = ep.flatten(model)
+        >>> new = jax.jit(unflatten)([z + 1 for z in latents])
+        >>> ep.values(new)
+        {"['a']": Array([1., 1.], dtype=float32), "['b']": Array(2., dtype=float32)}
+        >>> unflatten(latents[:1])
+        Traceback (most recent call last):
+        ...
+        ValueError: `unflatten` expects 2 arrays (one per trainable array ...), got 1.
     """
 
     rest: Rest
@@ -60,6 +72,17 @@ class Unravel(eqx.Module):
     concatenation, so a gradient through `unravel` costs the same at any number
     of arrays); eagerly it is cut on the host and each piece placed with the
     sharding its array had.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
+        >>> flat, unravel = ep.ravel(model)
+        >>> ep.values(jax.jit(unravel)(jnp.array([1.0, 2.0, 3.0])))
+        {"['a']": Array([1., 2.], dtype=float32), "['b']": Array(3., dtype=float32)}
+        >>> unravel(jnp.zeros(4))
+        Traceback (most recent call last):
+        ...
+        ValueError: `unravel` expects a 1-d vector of length 3 (...), got shape (4,).
     """
 
     rest: Rest
@@ -130,7 +153,7 @@ def flatten(model: PyTree) -> tuple[list[Array], Unflatten]:
         `unflatten(latents)` returns the full model (Fixed data, priors and static
         parts kept). `unflatten` checks the number, shapes and dtypes.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"w": ep.Param(jnp.ones(3)), "x": ep.Fixed(jnp.arange(3.0))}
         >>> latents, unflatten = ep.flatten(model)
@@ -144,8 +167,10 @@ def flatten(model: PyTree) -> tuple[list[Array], Unflatten]:
 
 
 def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
-    """Flatten every trainable array into one 1-d vector: the representation for
-    samplers, Hessians (Laplace approximations) and scipy.
+    """Flatten every trainable array into one 1-d vector.
+
+    This is the representation for samplers, Hessians (Laplace approximations)
+    and scipy.
 
     Arguments:
         model: a model whose Params are all concrete.
@@ -158,7 +183,7 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
         `jax.grad`, `jax.vmap` and `jax.hessian`; `unravel` raises a clear error
         for a vector of the wrong length or rank.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"a": ep.Param(jnp.ones(2)), "b": ep.Param(3.0),
         ...          "x": ep.Fixed(2.0)}
