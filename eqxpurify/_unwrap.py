@@ -34,13 +34,19 @@ def unwrap(model: _M) -> _M:
     `__call__` (or decorate the method with `ep.unwrapped`) so the model code
     reads plain arrays. Differentiating through it reaches the latents.
 
+    Arguments:
+        model: any pytree (usually an `eqx.Module`) whose wrappers are concrete.
+
+    Returns:
+        The same pytree with plain arrays in place of the wrappers.
+
     Raises:
         ValueError: if a Param or Fixed is still abstract; the message names its
             path in the model and how to initialise it.
         TypeError: if a field declared `ep.Param`/`ep.Fixed` holds something else
             (naming the path).
 
-    Example:
+    Examples:
         >>> import eqxpurify as ep
         >>> model = {"alpha": ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1)),
         ...          "x": ep.Fixed(1.0)}
@@ -73,19 +79,31 @@ def unwrapped(
     """Decorate a module's method so that `self` arrives unwrapped.
 
     Inside the method every `ep.Param`/`ep.Fixed` field (of the module and its
-    submodules) is a plain array, so the model code is written against values:
-
-    ```python
-    class Decay(eqx.Module):
-        rate: ep.Param
-        t: ep.Fixed
-
-        @ep.unwrapped
-        def __call__(self):
-            return jnp.exp(-self.rate * self.t)
-    ```
-
+    submodules) is a plain array, so the model code is written against values.
     Calling a model with abstract Params raises an error naming the path.
+
+    Arguments:
+        method: a method of an `eqx.Module` (usually `__call__`), or of a custom
+            `ep.AbstractPrior`.
+
+    Returns:
+        The method, calling `method(ep.unwrap(self), ...)`.
+
+    Examples:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> class Line(eqx.Module):
+        ...     slope: ep.Param
+        ...     x: ep.Fixed
+        ...
+        ...     @ep.unwrapped
+        ...     def __call__(self):
+        ...         return self.slope * self.x  # plain arrays here
+        >>> Line(ep.Param(2.0), ep.Fixed(jnp.array([0.0, 1.0, 2.0])))()
+        Array([0., 2., 4.], dtype=float32)
+        >>> Line(ep.Param(shape=()), ep.Fixed(jnp.zeros(3)))()
+        Traceback (most recent call last):
+        ...
+        ValueError: The Param at `slope` is abstract (shape (), no value yet). ...
     """
 
     @functools.wraps(method)
