@@ -50,12 +50,23 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
             path).
         TypeError: for a wrong dtype (naming the path).
 
-    !!! example
-
-        ```python
-        model = ep.set_value(model, lambda m: m.alpha, 2.0)
-        model = ep.set_value(model, "encoder.weight", jnp.zeros((3, 2)))
-        ```
+    Examples:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> class Decay(eqx.Module):
+        ...     rate: ep.Param
+        ...     t: ep.Fixed
+        >>> model = Decay(ep.Param(1.0, prior=ep.LogNormal(2.0, 0.5)),
+        ...               ep.Fixed(jnp.zeros(2)))
+        >>> model = ep.set_value(model, lambda m: m.rate, 2.5)
+        >>> model.rate
+        Param(2.5, prior=LogNormal(2, 0.5))
+        >>> model = ep.set_value(model, "t", jnp.arange(3.0))  # a new length
+        >>> model.t
+        Fixed([0, 1, 2])
+        >>> ep.set_value(model, "t", jnp.arange(3))
+        Traceback (most recent call last):
+        ...
+        TypeError: `ep.set_value`: the Fixed at `t` has dtype float32, ...
     """
     nodes = Nodes(model)
     i = select_one(nodes, where, "ep.set_value")
@@ -91,13 +102,7 @@ def freeze(model: _M, where: Where) -> _M:
     gives the Param back. Fixed nodes in the selection stay as they are.
 
     After freezing, re-partition the model and re-initialise the optimizer state
-    on the new `params` (its structure changed):
-
-    ```python
-    model = ep.freeze(model, lambda m: m.encoder)
-    params, rest = ep.partition(model)
-    opt_state = optim.init(params)
-    ```
+    on the new `params` (its structure changed), as in the example below.
 
     Arguments:
         model: the model.
@@ -112,6 +117,18 @@ def freeze(model: _M, where: Where) -> _M:
     Raises:
         ValueError: for an unknown path (listing the closest existing paths), or a
             selection that holds no Param or Fixed.
+
+    Examples:
+        >>> import optax, eqxpurify as ep
+        >>> model = {"a": ep.Param(1.0),
+        ...          "b": ep.Param(2.0, prior=ep.LogNormal(2.0, 0.5))}
+        >>> model = ep.freeze(model, lambda m: m["b"])
+        >>> model["b"]
+        Fixed(2, frozen from LogNormal(2, 0.5))
+        >>> params, rest = ep.partition(model)  # partition again: `b` is not there
+        >>> list(params)
+        ["['a']"]
+        >>> opt_state = optax.adam(1e-2).init(params)  # and a new optimizer state
     """
     nodes, indices = _selection(model, where, "ep.freeze")
     out = list(nodes.nodes)
@@ -125,8 +142,10 @@ def freeze(model: _M, where: Where) -> _M:
 
 
 def _freeze_all(prior: AbstractPrior) -> AbstractPrior:
-    """A remembered prior keeps no latents: its Params are frozen too (and come
-    back with it on `ep.unfreeze`)."""
+    """A remembered prior keeps no latents: its Params are frozen too.
+
+    They come back with it on `ep.unfreeze`.
+    """
     if not has_params(prior):
         return prior
     return freeze(prior, lambda p: p)
@@ -172,13 +191,15 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
             outside the prior's support (each naming the path).
         TypeError: for a Fixed of non-floating dtype (only floats are trained).
 
-    !!! example
-
-        ```python
-        model = ep.unfreeze(model, lambda m: m.encoder)
-        params, rest = ep.partition(model)
-        opt_state = optim.init(params)
-        ```
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.array([0.5, 2.0]), prior=ep.LogNormal(1.0, 1.0)),
+        ...          "x": ep.Fixed(jnp.array([1.0, 2.0]))}
+        >>> frozen = ep.freeze(model, lambda m: m["w"])
+        >>> ep.unfreeze(frozen, lambda m: m["w"])["w"]  # its prior comes back
+        Param([0.5, 2], prior=LogNormal(1, 1))
+        >>> ep.unfreeze(frozen, "['x']", prior=ep.Normal(0.0, 1.0))["x"]  # plain data
+        Param([1, 2], prior=Normal(0, 1))
     """
     nodes, indices = _selection(model, where, "ep.unfreeze")
     out = list(nodes.nodes)
@@ -295,13 +316,17 @@ def wrap(
         TypeError: for a complex array not selected by `fixed` (a Param must be
             real), or a `prior` function that returns no prior (naming the path).
 
-    !!! example
-
-        ```python
-        mlp = eqx.nn.MLP(2, 1, 32, 2, key=key)
-        model = ep.wrap(mlp, fixed=lambda m: m.layers[0])  # first layer frozen
-        y = ep.unwrap(model)(x)
-        ```
+    Examples:
+        >>> import equinox as eqx, jax, jax.numpy as jnp, eqxpurify as ep
+        >>> mlp = eqx.nn.MLP(2, 1, 4, 1, key=jax.random.key(0))
+        >>> model = ep.wrap(mlp, fixed=lambda m: m.layers[0])  # first layer frozen
+        >>> list(ep.partition(model)[0])
+        ['layers[1].weight', 'layers[1].bias']
+        >>> model.layers[1].weight.prior  # LeCun: fan_in = 4
+        Normal(0, 0.5)
+        >>> x = jnp.array([0.5, -1.0])
+        >>> bool(jnp.allclose(ep.unwrap(model)(x), mlp(x)))
+        True
     """
     nodes = Nodes(module)
     fixed_idx: set[int] = set()
