@@ -1,5 +1,8 @@
-"""Physical values by path: `named_params`, `values`, `load_values`, and the
-checked setting of one wrapper's value."""
+"""Physical values by path: read them and set them, each value checked.
+
+The public `named_params`, `values`, `draws` and `load_values`, and the checked
+setting of one wrapper's value that `ep.set_value` and the surgery use too.
+"""
 
 import functools
 from collections.abc import Callable, Mapping
@@ -50,12 +53,12 @@ def checked_array(
     caller: str,
     any_shape: bool = False,
 ) -> Array:
-    """`value` as an array of exactly `shape` (any shape if `any_shape`) and
-    `dtype`, or a clear error.
+    """`value` as an array of exactly `shape` and `dtype`, or a clear error.
 
-    Python scalars (and weakly typed JAX scalars) take the target dtype, as JAX's
-    own promotion would; a typed array must already have the target dtype, since a
-    silent cast (float64 -> float32, float -> int) would lose information.
+    Any shape is accepted if `any_shape`. Python scalars (and weakly typed JAX
+    scalars) take the target dtype, as JAX's own promotion would; a typed array
+    must already have the target dtype, since a silent cast (float64 -> float32,
+    float -> int) would lose information.
     """
     if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):  # e.g. PRNG keys
         if getattr(value, "dtype", None) != dtype:
@@ -194,12 +197,18 @@ def named_params(model: Any) -> dict[str, Param]:
         (abstract Params included). The order is `jax.tree.leaves` order, the order
         of `ep.ravel`.
 
-    !!! example
-
-        ```python
-        for path, param in ep.named_params(model).items():
-            print(path, param.shape, param.prior)
-        ```
+    Examples:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> class Model(eqx.Module):
+        ...     alpha: ep.Param
+        ...     w: ep.Param
+        ...     t: ep.Fixed
+        >>> model = Model(ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1)),
+        ...               ep.Param(shape=(3, 2)), ep.Fixed(jnp.zeros(4)))
+        >>> for path, param in ep.named_params(model).items():
+        ...     print(path, param.shape, param.prior)
+        alpha () LogNormal(3, 0.1)
+        w (3, 2) Normal(0, 1)
     """
     nodes = Nodes(model)
     return {p: n for p, n in zip(nodes.paths, nodes.nodes) if is_param(n)}
@@ -225,11 +234,16 @@ def values(
     Raises:
         ValueError: if a selected wrapper is abstract (the message names its path).
 
-    !!! example
-
-        ```python
-        ep.values(model)  # {"alpha": Array(2.5), "encoder.weight": Array([...])}
-        ```
+    Examples:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> class Model(eqx.Module):
+        ...     alpha: ep.Param
+        ...     t: ep.Fixed
+        >>> model = Model(ep.Param(2.0), ep.Fixed(jnp.array([0.0, 1.0])))
+        >>> ep.values(model)
+        {'alpha': Array(2., dtype=float32)}
+        >>> ep.values(model, ep.is_wrapper)
+        {'alpha': Array(2., dtype=float32), 't': Array([0., 1.], dtype=float32)}
     """
     nodes = Nodes(model)
     out = {}
@@ -268,12 +282,22 @@ def load_values(
             and for a value of the wrong shape (naming the path).
         TypeError: for a value of the wrong dtype (naming the path).
 
-    !!! example
-
-        ```python
-        saved = ep.values(fitted)
-        model = ep.load_values(ep.shapes(fitted), saved)
-        ```
+    Examples:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> class Model(eqx.Module):
+        ...     alpha: ep.Param
+        ...     t: ep.Fixed
+        >>> fitted = Model(ep.Param(2.0), ep.Fixed(jnp.array([0.0, 1.0])))
+        >>> saved = ep.values(fitted)
+        >>> model = ep.load_values(ep.shapes(fitted), saved)  # into abstract Params
+        >>> model.alpha
+        Param(2, prior=Normal(0, 1))
+        >>> ep.load_values(model, {"t": jnp.array([5.0, 6.0])})
+        Traceback (most recent call last):
+        ...
+        ValueError: `ep.load_values`: no value given for 1 Param(s) ...: `alpha`. ...
+        >>> ep.load_values(model, {"t": jnp.array([5.0, 6.0])}, strict=False).t
+        Fixed([5, 6])
     """
     nodes = Nodes(model)
     index = {p: i for i, (p, n) in enumerate(zip(nodes.paths, nodes.nodes))}
@@ -333,7 +357,7 @@ def draws(
         `arviz.from_dict(posterior=ep.draws(samples, unravel))` takes it as it
         is when `samples` has axes `(chains, draws, n)`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, eqxpurify as ep
         >>> model = {"scale": ep.Param(1.0, prior=ep.LogNormal(1.0, 0.5))}
         >>> flat, unravel = ep.ravel(model)
