@@ -82,8 +82,10 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
 
 
 def _rows(keypath: Any, node: Any, prefix: str) -> list[tuple[str, Any]]:
-    """`(path, node)` for a node and, for a hierarchical Param, its prior's Params
-    (and frozen Params)."""
+    """`(path, node)` for a node, then for its prior's Params if it has any.
+
+    Frozen Params (Fixed remembering a prior) in a prior are listed too.
+    """
     path = join(prefix, keypath)
     out = [(path, node)]
     if isinstance(node, Param):
@@ -101,11 +103,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary(model: Any) -> str:
-    """A table of every `ep.Param`, `ep.Fixed`, `ep.Intermediate` slot and plain
-    array of a model, with totals.
+    """A table of a model's Params, Fixed arrays, Intermediate slots and arrays.
 
-    One row per node, in path order, with its path, kind (`Param`, `Fixed`,
-    `Intermediate`, or `array` for a plain array field), shape, dtype, prior (a
+    One row per `ep.Param`, `ep.Fixed`, `ep.Intermediate` slot and plain array,
+    in path order, with its path, kind (`Param`, `Fixed`, `Intermediate`, or
+    `array` for a plain array field), whether it trains, shape, dtype, prior (a
     Fixed made by `ep.freeze` shows the prior it remembers), and the mean,
     standard deviation, minimum and maximum of its physical value (`-` where there
     is no concrete value: abstract wrappers, slots, keys, traced values). The last
@@ -120,18 +122,19 @@ def summary(model: Any) -> str:
     Returns:
         The table, as a string.
 
-    !!! example
-
-        ```python
-        print(ep.summary(model))
-        ```
-        ```
-        path     kind   shape   dtype    prior              mean   std    min    max
-        -------  -----  ------  -------  -----------------  -----  -----  -----  -----
-        alpha    Param  ()      float32  LogNormal(3, 0.1)    2.5      0    2.5    2.5
-        x_obs    Fixed  (3,)    float32  -                      1 0.8165      0      2
+    Examples:
+        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
+        >>> class Model(eqx.Module):
+        ...     alpha: ep.Param
+        ...     x_obs: ep.Fixed
+        >>> model = Model(ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1)),
+        ...               ep.Fixed(jnp.array([0.0, 1.0, 2.0])))
+        >>> print(ep.summary(model))
+        path   kind   trains  shape  dtype    prior              mean     std  min  max
+        -----  -----  ------  -----  -------  -----------------  ----  ------  ---  ---
+        alpha  Param  yes     ()     float32  LogNormal(3, 0.1)   2.5       0  2.5  2.5
+        x_obs  Fixed  no      (3,)   float32  -                     1  0.8165    0    2
         Total: 1 Param (1 element), 1 Fixed (3 elements)
-        ```
     """
     check_model(model)
     check_fields(model, "ep.summary")
