@@ -1,4 +1,4 @@
-"""Checkpoints: `save` a model to a file and `load` it back into a template.
+r"""Checkpoints: `save` a model to a file and `load` it back into a template.
 
 A checkpoint is Equinox's leaf serialisation (`eqx.tree_serialise_leaves`) framed
 by a small header and a trailer, so that a file cut short, a file that is not a
@@ -6,7 +6,7 @@ checkpoint, and a template that does not match the saved model are each a clear
 error naming the first mismatching path, never wrong values. The layout
 (integers little-endian):
 
-    offset 0       magic, 14 bytes: b"\\x89eqxpurify\\r\\n\\x1a\\n"
+    offset 0       magic, 14 bytes: b"\x89eqxpurify\r\n\x1a\n"
     14             format version, uint32 (this module writes and reads 1)
     18             header length H, uint64
     26             header: H bytes of UTF-8 JSON, one record per array leaf in
@@ -18,7 +18,7 @@ error naming the first mismatching path, never wrong values. The layout
                    leaf as NumPy data: ml_dtypes floats as same-width unsigned
                    integers, PRNG keys as `jax.random.key_data`)
     26 + H + P     trailer, 48 bytes: P as uint64, the SHA-256 of bytes [14, 26 + H
-                   + P), and the end marker b"\\x89eqxend\\n"
+                   + P), and the end marker b"\x89eqxend\n"
 
 Leaves that are not arrays (functions, strings) are not saved; they come from the
 template, as with Equinox.
@@ -155,7 +155,7 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
         ValueError: the model holds an abstract Param or Fixed, a traced array
             (called under `jax.jit`), or a leaf that is not numeric data.
 
-    Example:
+    Examples:
         >>> import os, shutil, tempfile
         >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
         >>> model = {"scale": ep.Param(2.0, prior=ep.LogNormal(1.0, 1.0)),
@@ -304,9 +304,11 @@ def _restore(
     stored: list[np.ndarray],
     all_leaves: list[Any],
 ) -> list[Any]:
-    """All leaves of the loaded model: the template's, with each array leaf replaced
-    by its stored array (moved to the device in one batch per kind of placement,
-    with the template leaf's sharding where it has one)."""
+    """All leaves of the loaded model: the template's, array leaves replaced.
+
+    Each array leaf becomes its stored array, moved to the device in one batch
+    per kind of placement, with the template leaf's sharding where it has one.
+    """
     new = list(all_leaves)
     moves: list[tuple[int, dict[str, Any], np.ndarray, Any]] = []
     for leaf, record, arr in zip(current, records, stored):
@@ -373,7 +375,7 @@ def load(path: str | os.PathLike, like: _T) -> _T:
         ValueError: the file is truncated, corrupted or not a checkpoint, or does
             not match `like`.
 
-    Example:
+    Examples:
         >>> import os, shutil, tempfile
         >>> import jax.numpy as jnp, eqxpurify as ep
         >>> directory = tempfile.mkdtemp()
@@ -385,9 +387,10 @@ def load(path: str | os.PathLike, like: _T) -> _T:
         >>> ep.load(path, {"theta": ep.Param(prior=ep.LogNormal(1.0, 1.0))})
         Traceback (most recent call last):
         ...
-        ValueError: Cannot load `...` into `like`: they differ at `['theta'].prior`: the saved model has `Normal`, `like` has `LogNormal`. ...
+        ValueError: Cannot load `...` into `like`: they differ at `['theta'].prior`:
+        the saved model has `Normal`, `like` has `LogNormal`. ...
         >>> shutil.rmtree(directory)
-    """  # noqa: E501
+    """
     name = os.fspath(path)
     like_filled = jtu.tree_map(concrete_fixed, like, is_leaf=is_fixed_node)
     current, all_leaves, treedef = array_leaves(like_filled)
