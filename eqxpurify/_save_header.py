@@ -1,13 +1,13 @@
-"""What a checkpoint records about each array leaf of a model, and the comparison
-that turns a template differing from the saved model into a clear error.
+"""A checkpoint's header: the record of each array leaf, checked against a template.
 
-A model is described leaf by leaf, in `jax.tree_util` flattening order, counting
-only the leaves that hold data (JAX and NumPy arrays, PRNG keys, Python numbers).
-Each record holds the leaf's path (`a.b[0]['k']`), the class of every
-`eqx.Module` on that path (so a `Normal` prior saved and a `LogNormal` in the
-template differ, although their fields have the same names), the leaf's shape
-and dtype, and the shape and dtype of the `ep.Param`/`ep.Fixed` holding it, as
-users see them whatever the wrapper's storage.
+A template that differs from the saved model becomes a clear error naming the
+first difference. A model is described leaf by leaf, in `jax.tree_util`
+flattening order, counting only the leaves that hold data (JAX and NumPy arrays,
+PRNG keys, Python numbers). Each record holds the leaf's path (`a.b[0]['k']`),
+the class of every `eqx.Module` on that path (so a `Normal` prior saved and a
+`LogNormal` in the template differ, although their fields have the same names),
+the leaf's shape and dtype, and the shape and dtype of the `ep.Param`/`ep.Fixed`
+holding it, as users see them whatever the wrapper's storage.
 """
 
 from typing import Any
@@ -115,8 +115,10 @@ class Leaf:
 
 
 def _wrapper_record(node: Any) -> dict[str, Any] | None:
-    """The class, shape and dtype of an `ep.Param`/`ep.Fixed` (as users see them,
-    whatever its storage), for the leaves it holds directly."""
+    """The class, shape and dtype of an `ep.Param`/`ep.Fixed`, as users see them.
+
+    Whatever the wrapper's storage; recorded for the leaves it holds directly.
+    """
     if not isinstance(node, AbstractWrapper):
         return None
     try:
@@ -182,8 +184,11 @@ def array_leaves(tree: Any) -> tuple[list[Leaf], list[Any], Any]:
 
 
 def portable(dtype: np.dtype) -> np.dtype:
-    """The dtype `np.save` stores data of `dtype` as: itself, or for the ml_dtypes
-    types (bfloat16, float8, int4, ...) the unsigned integer of the same width."""
+    """The dtype `np.save` stores data of `dtype` as.
+
+    That is `dtype` itself, or for the ml_dtypes types (bfloat16, float8, int4,
+    ...) the unsigned integer of the same width.
+    """
     if dtype.kind in "biufc":
         return dtype
     return np.dtype(f"u{dtype.itemsize}")
@@ -344,8 +349,11 @@ def match(name: str, saved: list[dict[str, Any]], current: list[Leaf]) -> None:
 
 
 def concrete_fixed(node: Any) -> Any:
-    """An abstract `ep.Fixed` as the concrete one it loads into: the same class,
-    shape, dtype and prior, with its storage still abstract (nothing allocated)."""
+    """An abstract `ep.Fixed` as the concrete one it loads into.
+
+    The same class, shape, dtype and prior, with its storage still abstract
+    (nothing allocated).
+    """
     if not isinstance(node, Fixed):
         return node
     prior = node.prior
