@@ -1,8 +1,9 @@
-"""Many small arrays joined into one vector and cut back, fast; dtype helpers.
+"""Array plumbing for the fast paths: many small arrays joined, cut and placed.
 
 Eagerly, one device call per small array dominates: vectors are joined and cut
 on the host, and pieces of one shape go to the device together, stacked, then
-are unstacked there (one cached program per shape).
+are unstacked there (one cached program per shape). Also here: the dtype arrays
+are computed and joined in, and the test for a tracer.
 """
 
 from collections import defaultdict

@@ -76,8 +76,10 @@ def value_str(x: Any) -> str:
 
 
 def pdoc(obj: Any, **kwargs: Any) -> Any:
-    """`obj`'s text for Equinox's pretty-printer (`print(model)`), which calls an
-    object's `__pdoc__`."""
+    """`obj`'s text for Equinox's pretty-printer (`print(model)`).
+
+    The printer calls an object's `__pdoc__`, which returns this.
+    """
     import wadler_lindig as wl
 
     del kwargs
@@ -114,8 +116,10 @@ def _hyper_str(x: Any) -> str:
 
 
 def prior_str(prior: Any) -> str:
-    """A prior with its hyperparameter values: `LogNormal(3, 0.1)`,
-    `Normal(Param(0.5, prior=Normal(0, 5)), 1)`."""
+    """A prior with its hyperparameter values.
+
+    For example `LogNormal(3, 0.1)` or `Normal(Param(0.5, prior=Normal(0, 5)), 1)`.
+    """
     try:
         fields = dataclasses.fields(prior)
     except TypeError:
@@ -130,8 +134,12 @@ def _dtype_note(dtype: Any) -> str:
 
 
 def wrapper_str(node: Any) -> str:
-    """`Param(1.811, prior=Normal(1, 0.5))`, `Fixed(f32[50](mean=5, std=2.9))`,
-    `Param(abstract, shape=(4,), prior=Normal(0, 1))`."""
+    """A wrapper by its physical value: the text of `repr(param)`.
+
+    For example `Param(1.811, prior=Normal(1, 0.5))`,
+    `Fixed(f32[50](mean=5, std=2.9))` or
+    `Param(abstract, shape=(4,), prior=Normal(0, 1))`.
+    """
     from ._wrappers import Param
 
     kind = type(node).__name__

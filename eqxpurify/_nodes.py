@@ -56,8 +56,11 @@ def join(prefix: str, keypath: Sequence[Any]) -> str:
 
 
 def _is_nested_entry(x: Any) -> bool:
-    """Inside a prior, the entries are Params and frozen Params (Fixed that
-    remember a prior); constant hyperparameters are part of the prior."""
+    """Whether `x`, inside a prior, is an entry: a Param or a frozen Param.
+
+    A frozen Param is a Fixed that remembers a prior; constant hyperparameters
+    are part of the prior, not entries.
+    """
     return isinstance(x, Param) or (isinstance(x, Fixed) and x.prior is not None)
 
 
@@ -131,9 +134,12 @@ class Nodes:
         return jax.tree.unflatten(level.treedef, out)
 
     def marked(self, marker: Callable[[int, Any], Any]) -> Any:
-        """The model with entry k replaced by `marker(k, prior)`, where `prior` is
-        the entry's prior rebuilt from markers (None for an entry without nested
-        entries): so a `where` callable can reach `m.theta.prior.mean`."""
+        """The model with entry k replaced by `marker(k, prior)`.
+
+        `prior` is the entry's prior rebuilt from markers (None for an entry
+        without nested entries), so a `where` callable can reach
+        `m.theta.prior.mean`.
+        """
 
         def build(level: _Level) -> Any:
             out = []
@@ -184,8 +190,10 @@ def map_params(nodes: Nodes, fn: Callable[[int, Param], Any]) -> Any:
 
 @functools.cache
 def _wrapper_fields(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
-    """The fields of a Module class annotated with wrapper types only, and the
-    types each may hold."""
+    """The fields of a Module class annotated with wrapper types only.
+
+    Each comes with the types it may hold.
+    """
     try:
         hints = typing.get_type_hints(cls)
     except Exception:  # unresolvable annotations: nothing to check
@@ -219,9 +227,11 @@ def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...] | None:
 
 
 def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
-    """Record `(module, field)` if `node` has a wrapper field holding something
-    else, or is a Param whose latent is not an array. Fast on every other node:
-    it runs on each node of a model."""
+    """Record `(module, field)` if a wrapper field of `node` holds something else.
+
+    A Param whose latent is not an array is recorded too. Fast on every other
+    node: it runs on each node of a model.
+    """
     checks = _checks(type(node))
     if checks is None:
         return
@@ -241,10 +251,12 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
 
 
 def check_fields(model: Any, caller: str) -> None:
-    """Raise, naming the path, if a field declared `ep.Param`/`ep.Fixed` holds
-    something else, or a Param's latent is not an array (e.g. after an
-    `eqx.tree_at` that put a number there): such a value would silently drop
-    out of training."""
+    """Raise, naming the path, if a wrapper field holds something else.
+
+    That is a field declared `ep.Param`/`ep.Fixed` holding another value, or a
+    Param whose latent is not an array (e.g. after an `eqx.tree_at` that put a
+    number there): such a value would silently drop out of training.
+    """
     problems: list[tuple[Any, str]] = []
 
     def visit(node: Any) -> bool:

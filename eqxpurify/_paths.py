@@ -1,4 +1,4 @@
-"""Naming nodes of a model: `where` arguments (paths or callables) resolved."""
+"""Resolve `where` arguments (paths or callables) to the nodes of a model they name."""
 
 import difflib
 import re
@@ -84,8 +84,10 @@ def unknown_path_error(caller: str, path: str, nodes: Nodes) -> ValueError:
 
 
 class _Marker:
-    """Stands in for entry `index` while a `where` callable is applied to the
-    model; `prior` (markers too) lets it reach Params nested in a prior."""
+    """Stands in for entry `index` while a `where` callable is applied to the model.
+
+    Its `prior` (markers too) lets the callable reach Params nested in a prior.
+    """
 
     __slots__ = ("index", "prior")
 

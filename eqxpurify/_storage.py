@@ -81,8 +81,11 @@ _SMALL = 64  # elements: revealed on the host, a constant for the compiler
 
 
 def _on_default_device(x: Any) -> bool:
-    """Whether `x` is a concrete array on the default device (where `jnp.asarray`
-    would put a copy), so a host round trip keeps its placement."""
+    """Whether `x` is a concrete array on the default device.
+
+    That is where `jnp.asarray` would put a copy, so a host round trip keeps its
+    placement.
+    """
     if is_traced(x) or not isinstance(x, jax.Array):
         return False
     devices = x.sharding.device_set
