@@ -60,7 +60,8 @@ class Unflatten(eqx.Module):
                     f"`unflatten`: array {k} (for `{layout.names[k]}`) must have "
                     f"shape {shape} and dtype {dtype}, got shape "
                     f"{tuple(jnp.shape(z))} and dtype {jnp.result_type(z)}. For a "
-                    "batch of lists, map over it with `jax.vmap(unflatten)`."
+                    "batch of lists, map the whole computation over it: "
+                    "`jax.vmap(lambda zs: f(unflatten(zs)))`."
                 )
         return rebuild(self.rest, list(latents))
 
@@ -96,7 +97,9 @@ class Unravel(eqx.Module):
         shape = tuple(jnp.shape(flat))
         if shape != (self.size,):
             hint = (
-                " For a batch of vectors, map over it: `jax.vmap(unravel)(flats)`."
+                " For a batch of vectors, map the whole computation over it, "
+                "`jax.vmap(lambda v: f(unravel(v)))(flats)`, or name the draws with "
+                "`ep.draws(flats, unravel)`."
                 if len(shape) > 1
                 else ""
             )
