@@ -104,3 +104,25 @@ def test_round_trip_low_precision():
     loaded = _round_trip(fitted, ep.shapes(fitted))
     assert loaded["p"].dtype == dtype and loaded["f"].dtype == dtype
     assert tree_allclose(loaded, fitted, rtol=0, atol=0)
+
+
+def test_fixed_data_round_trips_bit_for_bit():
+    # Fixed floats are stored as their bits: signed zeros, NaN payloads,
+    # infinities and subnormals come back exactly, at every float dtype.
+    bits = np.array([0x80000000, 0x7FC00001, 0xFFC12345, 0x7F800000, 0x1], np.uint32)
+    data = {
+        "f32": ep.Fixed(jnp.asarray(bits.view(np.float32))),
+        "bf16": ep.Fixed(jnp.asarray(np.array([-0.0, np.inf]), jnp.bfloat16)),
+        "c64": ep.Fixed(jnp.array([1 - 2j, -0.0 + 0j], jnp.complex64)),
+        "i8": ep.Fixed(jnp.array([-3, 7], jnp.int8)),
+    }
+    assert data["f32"].stored.dtype == jnp.uint32
+    assert np.asarray(data["f32"].stored).tobytes() == bits.tobytes()
+    like = jax.tree.map(jnp.zeros_like, data)  # same structure, other bits
+    assert np.asarray(like["f32"].stored).tobytes() != bits.tobytes()
+    loaded = _round_trip(data, like)
+    for name, fixed in data.items():
+        got = loaded[name]
+        assert (got.dtype, got.shape) == (fixed.dtype, fixed.shape), name
+        assert np.asarray(got.stored).tobytes() == np.asarray(fixed.stored).tobytes()
+        assert np.asarray(got.value).tobytes() == np.asarray(fixed.value).tobytes()
