@@ -169,7 +169,7 @@ def test_data_parallel_across_processes_matches_one_device(worker_run):
         )
     assert max_difference(arrays, "dp", "single") < 1e-6  # measured: 6e-8 (f32)
     np.testing.assert_allclose(arrays["dp_losses"], arrays["single_losses"], rtol=1e-6)
-    assert arrays["single_losses"][-1] < 0.8 * arrays["single_losses"][0]
+    assert arrays["single_losses"][-1] < 0.9 * arrays["single_losses"][0]
 
 
 def test_sharded_normal_across_processes_is_made_in_its_shards(worker_run):
