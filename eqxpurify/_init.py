@@ -36,7 +36,9 @@ def sharding_of(latent: Any) -> Any:
     sharding = getattr(latent, "sharding", None)
     if isinstance(latent, jax.ShapeDtypeStruct) or sharding is None:
         return sharding
-    return None if is_traced(latent) else sharding
+    if is_traced(latent) or not getattr(latent, "committed", True):
+        return None  # an array on no particular device stays so
+    return sharding
 
 
 def _spans_devices(sharding: Any) -> bool:
@@ -93,8 +95,9 @@ def _draw_group(key: Any, indices: Array, shape: tuple, dtype: Any, ct: Any) -> 
     return jax.vmap(one)(indices)
 
 
-def _draw_one(key: Any, index: Any, shape: tuple, dtype: Any, sharding: Any) -> Array:
-    """One latent, created directly in its shards."""
+@functools.cache
+def _sharded_draw(shape: tuple, dtype: Any, sharding: Any) -> Any:
+    """One compiled draw per (shape, dtype, sharding), created in its shards."""
 
     def one(key: Any, i: Any) -> Array:
         draw = jax.random.normal(
@@ -102,7 +105,12 @@ def _draw_one(key: Any, index: Any, shape: tuple, dtype: Any, sharding: Any) -> 
         )
         return draw.astype(dtype)
 
-    return jax.jit(one, out_shardings=sharding)(key, index)
+    return jax.jit(one, out_shardings=sharding)
+
+
+def _draw_one(key: Any, index: Any, shape: tuple, dtype: Any, sharding: Any) -> Array:
+    """One latent, created directly in its shards."""
+    return _sharded_draw(shape, dtype, sharding)(key, index)
 
 
 def _draws(key: Any, params: list[Param]) -> list[Array]:

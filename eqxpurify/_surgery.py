@@ -270,6 +270,23 @@ def _default_prior(x: Array, cache: dict[int, Normal]) -> AbstractPrior:
     return standard_normal()
 
 
+def _abstract_leaf(
+    leaf: jax.ShapeDtypeStruct, fixed: bool, prior: Any, cache: dict[int, Normal]
+) -> Any:
+    """An abstract Param (or Fixed) for a shape of an abstract module.
+
+    The module comes from e.g. `eqx.filter_eval_shape(eqx.nn.MLP, ...)`; the
+    Param keeps the shape's sharding, so `ep.normal` fills it in its shards.
+    """
+    if fixed or not jnp.issubdtype(leaf.dtype, jnp.floating):
+        return Fixed(shape=leaf.shape, dtype=leaf.dtype) if fixed else leaf
+    if prior is None or not isinstance(prior, AbstractPrior):
+        prior = _default_prior(leaf, cache)
+    return Param(
+        shape=leaf.shape, dtype=leaf.dtype, prior=prior, sharding=leaf.sharding
+    )
+
+
 def _is_key(x: Any) -> bool:
     return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
@@ -343,6 +360,9 @@ def wrap(
     cache: dict[int, Normal] = {}
     out = list(nodes.nodes)
     for i, leaf in enumerate(nodes.nodes):
+        if isinstance(leaf, jax.ShapeDtypeStruct):  # an abstract module
+            out[i] = _abstract_leaf(leaf, i in fixed_idx, prior, cache)
+            continue
         if is_wrapper(leaf) or not eqx.is_array(leaf) or _is_key(leaf):
             continue
         path = nodes.paths[i]
