@@ -46,11 +46,18 @@ def _without_shardings(tree):
 def test_shapes():
     model = ep.normal(make_net(), key=jax.random.key(0))
     abstract = ep.shapes(model)
-    # The struct keeps the latent's sharding (here: the one default device).
-    sharding = model.layers[0]["w"].latent.sharding
-    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct(
-        (3, 2), DEFAULT_FLOAT, sharding=sharding
+    # A latent on no particular device (uncommitted) records no sharding; a
+    # committed one keeps it (tests/test_sharding_ops.py checks a mesh sharding).
+    assert not model.layers[0]["w"].latent.committed
+    assert abstract.layers[0]["w"].latent == jax.ShapeDtypeStruct((3, 2), DEFAULT_FLOAT)
+    device = jax.devices()[0]
+    committed = eqx.tree_at(
+        lambda m: m.layers[0]["w"].latent,
+        model,
+        jax.device_put(model.layers[0]["w"].latent, device),
     )
+    struct = ep.shapes(committed).layers[0]["w"].latent
+    assert struct.sharding == jax.sharding.SingleDeviceSharding(device)
     params = ep.named_params(abstract)
     assert len(params) == 4 and all(p.is_abstract for p in params.values())
     assert abstract.data.stored is model.data.stored
