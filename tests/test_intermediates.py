@@ -536,7 +536,7 @@ def test_tap_in_while_loop_is_an_error():
 def test_tap_in_unsupported_primitive_is_an_error():
     f = jax.shard_map(
         lambda x: ep.intermediate(2 * x, name="sm"),
-        mesh=jax.make_mesh((1,), ("d",)),
+        mesh=jax.make_mesh((1,), ("d",), axis_types=(jax.sharding.AxisType.Explicit,)),
         in_specs=jax.P(),
         out_specs=jax.P(),
     )

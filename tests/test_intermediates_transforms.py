@@ -210,6 +210,21 @@ def test_tap_of_a_tangent():
         ep.intermediates(lambda c: jax.linear_transpose(linear, T)(c))(T)
 
 
+def test_tap_traced_only_for_shapes():
+    def f(x):
+        shape = jax.eval_shape(lambda y: ep.intermediate(2 * y, name="shape"), x)
+        return jnp.zeros(shape.shape) + ep.intermediate(x, name="x")
+
+    with pytest.raises(ValueError, match=r"harvest `shape`: .*`jax.eval_shape`"):
+        ep.intermediates(f)(T)
+
+    def g(x):  # traced for shapes and computed: harvested
+        jax.eval_shape(lambda y: ep.intermediate(2 * y, name="both"), x)
+        return ep.intermediate(2 * x, name="both")
+
+    np.testing.assert_allclose(ep.intermediates(g)(T)[1]["both"], 2 * T)
+
+
 # ----------------------------------------------------------------------------
 # Loops
 # ----------------------------------------------------------------------------

@@ -93,8 +93,11 @@ class Harvester:
         return [name for name, _ in self.sites(jaxpr) if self.wanted(name)]
 
     def watcher(self, where: str):
-        """Raise for a wanted tap bound in `where`, if it is not one of the taps
-        of the harvested jaxpr (a rule calling the function itself is fine)."""
+        """A bind watcher that raises for a wanted tap bound in `where`.
+
+        A tap of the harvested jaxpr itself is fine (e.g. a rule that calls the
+        function).
+        """
 
         def watch(name):
             if name in self.known or not self.wanted(name):
@@ -110,19 +113,22 @@ class Harvester:
         return watch
 
     def check_kept(self, bound: Iterable[str | None]) -> None:
-        """Raise for a wanted tap that was bound while tracing but that JAX left
-        out of the jaxpr (e.g. the auto-DCE of a linearization's tangents)."""
+        """Raise for a wanted tap bound while tracing that JAX left out of the jaxpr.
+
+        E.g. dropped by the auto-DCE of a linearization's tangents.
+        """
         for name in bound:
             if name not in self.known and self.wanted(name):
                 raise ValueError(
                     f"Cannot harvest {describe(name)}: it was recorded while the "
-                    "function was traced, but JAX left it out of the computation. "
-                    "This happens to a tap of a tangent under reverse-mode autodiff "
-                    "(e.g. in the JVP rule of a `jax.custom_jvp` under `jax.grad`: "
-                    "tangents are never computed), and to a tap in the function of "
-                    "a `jax.custom_vjp` under `jax.grad` (its `fwd` runs instead). "
-                    "Tap a value the computation keeps, use forward mode "
-                    "(`jax.jvp`), or leave it out of the harvest with `names=`."
+                    "function was traced, but JAX left it out of the computation: a "
+                    "tap of a tangent under reverse-mode autodiff (e.g. in the JVP "
+                    "rule of a `jax.custom_jvp` under `jax.grad`: tangents are never "
+                    "computed), a tap in the function of a `jax.custom_vjp` under "
+                    "`jax.grad` (its `fwd` runs instead), or a tap in code traced "
+                    "only for shapes (`jax.eval_shape`). Tap a value the computation "
+                    "keeps, use forward mode (`jax.jvp`), or leave it out of the "
+                    "harvest with `names=`."
                 )
 
     def run(self, jaxpr: Any, consts: Sequence[Any], args: Sequence[Any]):
@@ -155,9 +161,12 @@ class Harvester:
         return [read(v) for v in jaxpr.outvars], records
 
     def watch_vjp(self, kind: str | None, subs: list[Any]) -> bool:
-        """Whether to re-issue an equation to watch the `bwd` of custom VJPs in
-        it, which run after the harvest (nothing to watch if nothing is wanted,
-        and no way to for a `while_loop` or unknown primitive)."""
+        """Whether to re-issue an equation to watch the `bwd` of custom VJPs in it.
+
+        Their `bwd` runs after the harvest. There is nothing to watch if
+        nothing is wanted, and no way to inside a `while_loop` or an unknown
+        primitive.
+        """
         if self.names == frozenset() or kind in (None, "while_loop"):
             return False
         return kind == "custom_vjp" or any(self.sites.has_custom_vjp(s) for s in subs)
@@ -299,8 +308,10 @@ class Harvester:
         return outs
 
     def entries(self, closed, args, meta):
-        """The tapped values of a custom-derivative function, computed again
-        inside its rule (not bound again: they are the primal's taps)."""
+        """The tapped values of a custom-derivative function, again, in its rule.
+
+        They are not bound again: they are the primal's taps.
+        """
         self.rebind, rebind = False, self.rebind
         try:
             return jax.lax.stop_gradient(self.run_closed(closed, args, meta)[1])

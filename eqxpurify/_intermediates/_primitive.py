@@ -19,7 +19,7 @@ import numpy as np
 
 # The JAX versions the whole test suite passes with (the declared floor, and the
 # newest release CI installs). Named in every `JaxInternalsError`.
-TESTED_JAX = "jax 0.8.0 to 0.10.2"
+TESTED_JAX = "jax 0.8.1 to 0.10.2"
 
 TAP = "tap"  # needed to bind a tap at all (model code, unharvested)
 HARVEST = "harvest"  # needed by `ep.intermediates`
@@ -76,42 +76,42 @@ def require(need: str) -> None:
 # Each comment says which JAX versions the lookup below it is for (the
 # versions the whole test suite is run with; `TESTED_JAX`).
 
-# jax 0.8.0-0.10.2: the base class of primitives.
+# jax 0.8.1-0.10.2: the base class of primitives.
 _Primitive = _internal("jax.extend.core", "Primitive", TAP)
-# jax 0.8.0-0.10.2: MLIR lowering rules.
+# jax 0.8.1-0.10.2: MLIR lowering rules.
 _register_lowering = _internal("jax.interpreters.mlir", "register_lowering", TAP)
-# jax 0.8.0-0.10.2: JVP rules.
+# jax 0.8.1-0.10.2: JVP rules.
 _primitive_jvps = _internal("jax.interpreters.ad", "primitive_jvps", TAP)
-# jax 0.8.0-0.10.2: transpose rules.
+# jax 0.8.1-0.10.2: transpose rules.
 _primitive_transposes = _internal("jax.interpreters.ad", "primitive_transposes", TAP)
-# jax 0.8.0-0.10.2: batching (vmap) rules.
+# jax 0.8.1-0.10.2: batching (vmap) rules.
 _primitive_batchers = _internal("jax.interpreters.batching", "primitive_batchers", TAP)
-# jax 0.8.0-0.10.2: dead-code elimination rules (a tap has no outputs: keep it).
+# jax 0.8.1-0.10.2: dead-code elimination rules (a tap has no outputs: keep it).
 _dce_rules = _internal("jax.interpreters.partial_eval", "dce_rules", HARVEST)
-# jax 0.8.0-0.10.2: partial-evaluation rules for `jax.checkpoint` under autodiff.
+# jax 0.8.1-0.10.2: partial-evaluation rules for `jax.checkpoint` under autodiff.
 _pe_custom_rules = _internal(
     "jax.interpreters.partial_eval", "partial_eval_jaxpr_custom_rules", HARVEST
 )
-# jax 0.8.0-0.10.2: tracer-based partial evaluation (`jax.grad` through a scan).
+# jax 0.8.1-0.10.2: tracer-based partial evaluation (`jax.grad` through a scan).
 _pe_rules = _internal(
     "jax.interpreters.partial_eval", "custom_partial_eval_rules", HARVEST
 )
-# jax 0.8.0-0.10.2, private (`jax._src`, no public equivalent): keeping a tap on
+# jax 0.8.1-0.10.2, private (`jax._src`, no public equivalent): keeping a tap on
 # a value that partial evaluation does not know yet, like an effect.
 _EffectHandle = _internal("jax._src.interpreters.partial_eval", "EffectHandle", HARVEST)
-# jax 0.8.0-0.10.2, private (`jax._src`, no public equivalent): as above.
+# jax 0.8.1-0.10.2, private (`jax._src`, no public equivalent): as above.
 _new_eqn_recipe = _internal(
     "jax._src.interpreters.partial_eval", "new_eqn_recipe", HARVEST
 )
-# jax 0.8.0-0.10.2: source locations, to re-issue equations where they were.
+# jax 0.8.1-0.10.2: source locations, to re-issue equations where they were.
 _source_info_util = _internal("jax.extend", "source_info_util", HARVEST)
-# jax 0.8.0-0.10.2: the jaxpr data model the harvester interprets.
+# jax 0.8.1-0.10.2: the jaxpr data model the harvester interprets.
 _ClosedJaxpr = _internal("jax.extend.core", "ClosedJaxpr", HARVEST)
-# jax 0.8.0-0.10.2: as above.
+# jax 0.8.1-0.10.2: as above.
 _Jaxpr = _internal("jax.extend.core", "Jaxpr", HARVEST)
-# jax 0.8.0-0.10.2: as above.
+# jax 0.8.1-0.10.2: as above.
 _Literal = _internal("jax.extend.core", "Literal", HARVEST)
-# jax 0.8.0-0.10.2: the call primitive that partial evaluation of a scan under
+# jax 0.8.1-0.10.2: the call primitive that partial evaluation of a scan under
 # `jax.checkpoint` emits (no public function emits it directly).
 closed_call_p = _internal("jax.extend.core.primitives", "closed_call_p", HARVEST)
 
@@ -141,8 +141,10 @@ def _watch_stack() -> list[Callable[[str | None], None] | None]:
 
 @contextlib.contextmanager
 def watch_binds(callback: Callable[[str | None], None] | None) -> Iterator[None]:
-    """Call `callback(name)` for every tap bound inside the block (innermost
-    block wins; `None` hides the block's taps from an outer callback)."""
+    """Call `callback(name)` for every tap bound inside the block.
+
+    The innermost block wins; `None` hides the block's taps from an outer one.
+    """
     stack = _watch_stack()
     stack.append(callback)
     try:
@@ -151,9 +153,8 @@ def watch_binds(callback: Callable[[str | None], None] | None) -> Iterator[None]
         stack.pop()
 
 
-if _Primitive is None:
-    intermediate_p = None
-else:
+intermediate_p: Any = None  # None when this JAX has no `Primitive` to subclass
+if _Primitive is not None:
 
     class _TapPrimitive(_Primitive):
         def bind(self, *args, **params):
@@ -316,8 +317,10 @@ def reader(env: dict[Any, Any]) -> Callable[[Any], Any]:
 
 
 def is_pass_through(jaxpr: Any) -> bool:
-    """Whether a (closed) jaxpr computes nothing from its inputs: it returns
-    them, or constants and placeholders (a skipped step of a bounded loop)."""
+    """Whether a (closed) jaxpr computes nothing from its inputs.
+
+    It returns them, or constants and placeholders (a skipped loop step).
+    """
     jaxpr, _ = open_jaxpr(jaxpr)
     return all(isinstance(v, _Literal) for e in jaxpr.eqns for v in e.invars)
 
@@ -326,6 +329,8 @@ def bind_eqn(eqn: Any, invals: Sequence[Any]) -> list[Any]:
     """Re-issue an equation unchanged in the current trace."""
     try:
         params = eqn.primitive.get_bind_params(eqn.params)
+        # jax 0.8.1-0.9.1 return `(subfuns, params)`; jax 0.9.2-0.10.2 `params`.
+        subfuns, params = params if isinstance(params, tuple) else ((), params)
         name_stack = _source_info_util.current_name_stack() + eqn.source_info.name_stack
         context = _source_info_util.user_context(
             eqn.source_info.traceback, name_stack=name_stack
@@ -336,5 +341,5 @@ def bind_eqn(eqn: Any, invals: Sequence[Any]) -> list[Any]:
             "jaxpr equations", f"AttributeError: {e}", "`ep.intermediates`"
         ) from e
     with context, manager:
-        out = eqn.primitive.bind(*invals, **params)
+        out = eqn.primitive.bind(*subfuns, *invals, **params)
     return list(out) if eqn.primitive.multiple_results else [out]

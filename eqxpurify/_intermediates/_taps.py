@@ -125,13 +125,16 @@ def is_intermediate(x: Any) -> bool:
 # The class `eqx.filter_jit` returns. It keeps a model's slots in its static
 # part, out of reach of paths; tracing the wrapped function directly is the
 # same computation, so the harvest unwraps it.
-_JIT_WRAPPER = type(eqx.filter_jit(is_intermediate))
+_JIT_WRAPPER: type = type(eqx.filter_jit(is_intermediate))
 
 
 def _is_wrapper(x: Any) -> bool:
-    """An Equinox wrapper: `eqx.filter_vmap(model)`, `eqx.filter_grad(f)`, a bound
-    method of a module, ... (Equinox's protocol: a module with a `__wrapped__`
-    property). Its own fields are not part of the wrapped model's paths."""
+    """Whether `x` is an Equinox wrapper, e.g. `eqx.filter_vmap(model)`.
+
+    Also `eqx.filter_grad(f)`, a bound method of a module, ... (Equinox's
+    protocol: a module with a `__wrapped__` property). Its own fields are not
+    part of the wrapped model's paths.
+    """
     return isinstance(x, eqx.Module) and isinstance(
         getattr(type(x), "__wrapped__", None), property
     )
