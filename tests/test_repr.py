@@ -87,6 +87,8 @@ def test_print_model_keeps_equinox_layout():
     )
 
 
+# treescope reads every public `jax` name, deprecated ones included (jax < 0.10).
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:treescope.canonical_aliases")
 def test_treescope_shows_physical_value():
     treescope = pytest.importorskip("treescope")
     model = {"lifetime": ep.Param(3.224, prior=ep.LogNormal(3.0, 1.0))}
