@@ -122,7 +122,7 @@ def intermediates(
     Each tap name may be recorded once per call; a slot called n > 1 times is
     harvested as its n values stacked along a new leading axis.
 
-    Args:
+    Arguments:
         fn: the function or model to run. Array leaves of `fn` (when it is a
             pytree, such as an Equinox module) and of the arguments are traced;
             other leaves are static.
@@ -135,7 +135,7 @@ def intermediates(
         A function with the signature of `fn` that returns `(out, values)`,
         with `values` a `dict[str, Array]`.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import eqxpurify as ep

@@ -31,7 +31,7 @@ def intermediate(x: ArrayLike, *, name: str) -> Array:
     `jax.jit`, `jax.vmap`, `lax.scan`, `lax.cond`, `jax.checkpoint` and
     custom-derivative functions.
 
-    Args:
+    Arguments:
         x: the array to record.
         name: the name it is harvested under. Each name may be recorded at most
             once per call of the harvested function.
@@ -39,7 +39,7 @@ def intermediate(x: ArrayLike, *, name: str) -> Array:
     Returns:
         `x`, as a JAX array.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import eqxpurify as ep
         >>> def f(x):
@@ -72,7 +72,7 @@ class Intermediate(eqx.Module):
     Attributes:
         name: an explicit name, or `None` (the default) to use the slot's path.
 
-    Example:
+    Examples:
         >>> import equinox as eqx
         >>> import jax.numpy as jnp
         >>> import eqxpurify as ep
@@ -110,7 +110,7 @@ def is_intermediate(x: Any) -> bool:
 
     Usable as `is_leaf` with `jax.tree_util` and as a filter with Equinox.
 
-    Example:
+    Examples:
         >>> import eqxpurify as ep
         >>> ep.is_intermediate(ep.Intermediate()), ep.is_intermediate(1.0)
         (True, False)
