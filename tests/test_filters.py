@@ -144,7 +144,7 @@ def test_partition_abstract_model():
     )
     with pytest.raises(
         ValueError,
-        match=r"`ep\.partition` needs concrete Params.*`amplitude`.*ep\.normal",
+        match=r"`ep\.partition`: the Param at `amplitude` is abstract.*ep\.normal",
     ):
         ep.partition(model)
     model = eqx.tree_at(lambda m: m.amplitude, model, ep.Param(1.0))

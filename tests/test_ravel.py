@@ -199,7 +199,7 @@ def test_unravel_bad_vector_under_jit(getkey):
 
 def test_ravel_abstract_error():
     with pytest.raises(
-        ValueError, match=r"`ep.ravel` needs concrete Params.*`\['b'\]`"
+        ValueError, match=r"`ep.ravel`: the Param at `\['b'\]` is abstract.*ep.normal"
     ):
         ep.ravel({"a": ep.Param(1.0), "b": ep.Param(shape=(2,))})
 
@@ -324,5 +324,7 @@ def test_unflatten_bad_input(getkey, bad, error, match):
 
 
 def test_flatten_abstract_error():
-    with pytest.raises(ValueError, match=r"`ep.flatten` needs concrete Params"):
+    with pytest.raises(
+        ValueError, match=r"`ep.flatten`: the Param at `\['a'\]` is abstract.*ep.zeros"
+    ):
         ep.flatten({"a": ep.Param(shape=(2,))})

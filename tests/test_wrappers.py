@@ -114,7 +114,10 @@ def test_fixed_keeps_dtype():
 def test_abstract_fixed():
     f = ep.Fixed(shape=(3,))
     assert f.is_abstract and f.shape == (3,)
-    with pytest.raises(ValueError, match=r"This Fixed \(shape \(3,\)\) is abstract"):
+    with pytest.raises(
+        ValueError,
+        match=r"The Fixed is abstract \(shape \(3,\), no value yet\)\. Fill it first",
+    ):
         f.value
 
 
