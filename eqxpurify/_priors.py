@@ -65,7 +65,11 @@ def _describe(arr: Any) -> str:
 
 
 def _hyper(value: Any, name: str, owner: str) -> Hyper:
-    """A hyperparameter as a wrapper: Params and Fixed kept, numbers made Fixed."""
+    """A hyperparameter as a wrapper: Params and Fixed kept, numbers made Fixed.
+
+    Integers become JAX's default float through float64 on the host, so a large
+    Python int (`2**40`) needs no int64; booleans are refused.
+    """
     if isinstance(value, Param | Fixed):
         if not jnp.issubdtype(value.dtype, jnp.floating):
             raise TypeError(
@@ -78,11 +82,38 @@ def _hyper(value: Any, name: str, owner: str) -> Hyper:
             f"`{owner}({name}=...)` must be a number, an array, an `ep.Fixed` or an "
             f"`ep.Param` (for a hierarchical prior), got {type(value).__name__}."
         )
-    arr = jnp.asarray(value)
+    if isinstance(value, jax.Array):
+        arr, host = value, None
+    else:
+        host = np.asarray(value)
+        if host.dtype == object:
+            raise TypeError(
+                f"`{owner}({name}=...)` must be a number, an array, an `ep.Fixed` or "
+                f"an `ep.Param` (for a hierarchical prior), got {type(value).__name__}"
+                " of other objects."
+            )
+        arr = host
+    if arr.dtype == np.bool_:
+        raise TypeError(
+            f"`{owner}({name}=...)` must be a real number, got a bool ({value!r}). "
+            "Pass a float."
+        )
     if jnp.issubdtype(arr.dtype, jnp.complexfloating):
         raise TypeError(f"`{owner}({name}=...)` must be real, got {arr.dtype}.")
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        arr = arr.astype(jax.dtypes.canonicalize_dtype(float))
+    if host is None:
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            arr = arr.astype(jax.dtypes.canonicalize_dtype(float))
+        return Fixed(arr)
+    if not jnp.issubdtype(host.dtype, jnp.floating):
+        host = host.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = host.astype(jax.dtypes.canonicalize_dtype(host.dtype))
+    if np.any(np.isfinite(host) & ~np.isfinite(arr)):
+        raise ValueError(
+            f"`{owner}({name}=...)` overflows {arr.dtype}; got {_describe(host)}. Pass "
+            "a smaller value, or enable float64 (`jax.config.update("
+            '"jax_enable_x64", True)`).'
+        )
     return Fixed(arr)
 
 
@@ -120,8 +151,8 @@ def _validate(h: Hyper, bad: Any, message: str) -> Hyper:
         return h
     if is_traced(x):
         if isinstance(h, Fixed):
-            checked = eqx.error_if(x, bad(x), message)
-            return Fixed(checked)
+            text = message.replace("{value}", "a traced value")
+            return Fixed(eqx.error_if(x, bad(x), text), prior=h.prior)
         return h  # a traced Param's value is its prior's business
     host = np.asarray(x, dtype=np.float64 if x.dtype.itemsize >= 8 else np.float32)
     if np.any(bad(host)):
@@ -150,6 +181,26 @@ def _positive(h: Hyper, name: str, owner: str) -> Hyper:
         f"`{owner}({name}=...)` must be finite and > 0; got {{value}}. Pass a "
         f"positive `{name}`.{hint}",
     )
+
+
+def _check_jointly(
+    hypers: tuple[Hyper, ...], checks: list[tuple[Any, str]]
+) -> tuple[Hyper, ...]:
+    """Checks between traced hyperparameters, at run time (`eqx.error_if`).
+
+    Each check is `(failed, message)` with `failed` a traced boolean. They are
+    attached to the first constant (`ep.Fixed`) hyperparameter, whose value every
+    use of the prior reads; when all are Params, their priors own the checks.
+    """
+    out = list(hypers)
+    for k, h in enumerate(hypers):
+        if isinstance(h, Fixed):
+            x = _current(h)
+            for failed, message in checks:
+                x = eqx.error_if(x, failed, message)
+            out[k] = Fixed(x, prior=h.prior)
+            break
+    return tuple(out)
 
 
 def _broadcastable(owner: str, **hypers: Hyper) -> None:
@@ -248,18 +299,25 @@ class LogNormal(AbstractPrior):
         )
         _broadcastable("LogNormal", mean=self.mean, sigma=self.sigma)
         mean_now, sigma_now = _current(self.mean), _current(self.sigma)
-        if mean_now is not None and sigma_now is not None and not is_traced(mean_now):
-            if not is_traced(sigma_now):
-                _, s = self._log_params(compute_dtype(self.mean.dtype))
-                s = np.asarray(s)
-                if not np.all(np.isfinite(s) & (s > 0)):
-                    raise ValueError(
-                        "`LogNormal(mean, sigma)`: `sigma / mean` is too extreme for "
-                        f"{self.mean.dtype} (the log-scale sd overflows or vanishes); "
-                        f"got mean={_describe(mean_now)}, "
-                        f"sigma={_describe(sigma_now)}. Use a wider dtype or a "
-                        "less extreme ratio."
-                    )
+        if mean_now is None or sigma_now is None:
+            return
+        dtype = compute_dtype(self.mean.dtype)
+        _, s = self._log_params(dtype)
+        message = (
+            "`LogNormal(mean, sigma)`: `sigma / mean` is too extreme for "
+            f"{dtype} (the log-scale sd overflows or vanishes); got "
+            f"mean={_describe(mean_now)}, sigma={_describe(sigma_now)}. Use a "
+            "wider dtype or a less extreme ratio."
+        )
+        if is_traced(s):
+            failed = ~jnp.all(jnp.isfinite(s) & (s > 0))
+            self.mean, self.sigma = _check_jointly(
+                (self.sigma, self.mean), [(failed, message)]
+            )[::-1]
+            return
+        s = np.asarray(s)
+        if not np.all(np.isfinite(s) & (s > 0)):
+            raise ValueError(message)
 
     def _log_params(self, dtype: np.dtype) -> tuple[Array, Array]:
         mean = _v(self.mean, dtype)
@@ -294,6 +352,41 @@ def _open_interval(u: Array) -> Array:
     return jnp.maximum(u, jnp.finfo(u.dtype).tiny)
 
 
+def _uniform_checked(low: Hyper, high: Hyper) -> tuple[Hyper, Hyper]:
+    """`low < high` and a finite width, now or (traced) at run time."""
+    lo, hi = _current(low), _current(high)
+    if lo is None or hi is None:
+        return low, high
+    dtype = compute_dtype(np.result_type(lo.dtype, hi.dtype))
+
+    def messages(lo_text: str, hi_text: str) -> tuple[str, str]:
+        got = f"got low={lo_text}, high={hi_text}."
+        return (
+            f"`Uniform(low, high)` needs low < high; {got} Swap or widen the bounds.",
+            f"`Uniform(low, high)`: `high - low` overflows {dtype}; {got} "
+            "Narrow the bounds or use float64.",
+        )
+
+    if is_traced(lo, hi):
+        lo_t, hi_t = jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
+        order, width = messages(_describe(lo), _describe(hi))
+        checks = [
+            (~jnp.all(hi_t > lo_t), order),
+            (~jnp.all(jnp.isfinite(hi_t - lo_t)), width),
+        ]
+        high, low = _check_jointly((high, low), checks)
+        return low, high
+    lo_h, hi_h = np.asarray(lo, dtype), np.asarray(hi, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        width_h = hi_h - lo_h
+    order, width = messages(_describe(lo_h), _describe(hi_h))
+    if not np.all(hi_h > lo_h):
+        raise ValueError(order)
+    if not np.all(np.isfinite(width_h)):
+        raise ValueError(width)
+    return low, high
+
+
 class Uniform(AbstractPrior):
     """Uniform prior on `(low, high)` through the standard normal CDF.
 
@@ -321,26 +414,7 @@ class Uniform(AbstractPrior):
         low_ = _finite(_hyper(low, "low", "Uniform"), "low", "Uniform")
         high_ = _finite(_hyper(high, "high", "Uniform"), "high", "Uniform")
         _broadcastable("Uniform", low=low_, high=high_)
-        self.low = low_
-        lo, hi = _current(low_), _current(high_)
-        if lo is not None and hi is not None and not is_traced(lo, hi):
-            dtype = compute_dtype(np.result_type(lo.dtype, hi.dtype))
-            lo_h, hi_h = np.asarray(lo, dtype), np.asarray(hi, dtype)
-            with np.errstate(over="ignore", invalid="ignore"):
-                width = hi_h - lo_h
-            if not np.all(hi_h > lo_h):
-                raise ValueError(
-                    f"`Uniform(low, high)` needs low < high; got low="
-                    f"{_describe(lo_h)}, high={_describe(hi_h)}. Swap or widen the "
-                    "bounds."
-                )
-            if not np.all(np.isfinite(width)):
-                raise ValueError(
-                    f"`Uniform(low, high)`: `high - low` overflows {dtype}; got "
-                    f"low={_describe(lo_h)}, high={_describe(hi_h)}. Narrow the "
-                    "bounds or use float64."
-                )
-        self.high = high_
+        self.low, self.high = _uniform_checked(low_, high_)
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, zc = _ct(z)
@@ -515,6 +589,14 @@ class HalfCauchy(AbstractPrior):
         return jnp.where(xc >= 0, lp, -jnp.inf)
 
 
+def _median_overflows(rate: Any) -> Any:
+    """Where `log(2) / rate`, the median of an Exponential, is not finite."""
+    if is_traced(rate):
+        return ~jnp.isfinite(math.log(2.0) / rate)
+    with np.errstate(over="ignore", divide="ignore"):
+        return ~np.isfinite(math.log(2.0) / rate)
+
+
 class Exponential(AbstractPrior):
     """Exponential prior on `[0, inf)` with rate `rate` (mean `1 / rate`).
 
@@ -535,8 +617,13 @@ class Exponential(AbstractPrior):
     rate: Hyper
 
     def __init__(self, rate: ArrayLike | Hyper = 1.0):
-        self.rate = _positive(
-            _hyper(rate, "rate", "Exponential"), "rate", "Exponential"
+        rate_ = _positive(_hyper(rate, "rate", "Exponential"), "rate", "Exponential")
+        self.rate = _validate(
+            rate_,
+            _median_overflows,
+            "`Exponential(rate=...)` is so small that the median `log(2) / rate` "
+            f"overflows {compute_dtype(rate_.dtype)} (every value would be inf); got "
+            "{value}. Pass a larger `rate`, or use float64.",
         )
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:

@@ -239,18 +239,15 @@ def test_c1_integer_hyperparameter_of_a_floating_kind():
 
 
 @pytest.mark.skipif(X64, reason="a Python int above int32 is an int64 under x64")
-@lead("a Python int above the int32 range is refused with JAX's OverflowError")
 def test_c1_large_python_int_hyperparameter():
     prior = ep.Normal(2**40, 1.0)
     assert float(prior.mean.value) == 2.0**40
 
 
-@lead("a bool hyperparameter is silently taken as 1.0 (sigma=True)")
 def test_c1_bool_hyperparameter_is_refused():
     fails(TypeError, r"`Normal\(sigma=\.\.\.\)`.*bool", lambda: ep.Normal(0.0, True))
 
 
-@lead("a prior whose median overflows its dtype is accepted (every value is inf)")
 def test_c1_prior_whose_values_all_overflow():
     # Median log(2) / rate = 6.9e39 > float32 max: every draw is inf.
     fails(
@@ -306,7 +303,6 @@ def test_c1_vmapped_bad_hyperparameter():
     assert fn(jnp.array([1.0, 2.0])).tolist() == [1.0, 2.0]
 
 
-@lead("a traced hyperparameter's error shows the literal placeholder `{value}`")
 def test_c1_traced_message_has_no_placeholder():
     with pytest.raises(Exception) as info:
         jax.block_until_ready(eqx.filter_jit(_traced_normal)(-1.0))
@@ -323,7 +319,6 @@ def test_c1_traced_message_has_no_placeholder():
     ],
     ids=["Uniform-low>high", "Uniform-overflow", "LogNormal-ratio"],
 )
-@lead("checks between hyperparameters are skipped when they are traced")
 def test_c1_traced_joint_hyperparameter_checks(build, value, message):
     fn = eqx.filter_jit(lambda s: build(s).forward(jnp.zeros((), jnp.float32)))
     with pytest.raises(Exception, match=re.escape(message)):
