@@ -89,15 +89,17 @@ def data(n: int, seed: int = 0) -> dict[str, Any]:
 
 
 def ref_loss(params: dict[str, jax.Array], data_: dict[str, jax.Array]) -> jax.Array:
-    alpha = -lognormal_forward(params["z_alpha"], ALPHA_MEAN, ALPHA_SIGMA)
+    alpha = -lognormal_forward(params["alpha"], ALPHA_MEAN, ALPHA_SIGMA)
     f_obs = observe(field(params["xi"], alpha), data_["x_obs"])
     return neg_log_lik(f_obs, data_["y"]) - log_prior_latents(
-        params["xi"], params["z_alpha"]
+        params["xi"], params["alpha"]
     )
 
 
 def _ref_inputs(d: dict[str, Any]) -> tuple[dict, dict]:
-    params = {"xi": d["xi"], "z_alpha": d["z_alpha"]}  # sorted like the module's fields
+    # keyed like `ep.partition`'s dict (the latent of `alpha`), so that both
+    # flatten in the same order
+    params = {"alpha": d["z_alpha"], "xi": d["xi"]}
     return params, {"x_obs": d["x_obs"], "y": d["y"]}
 
 
