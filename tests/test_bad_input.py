@@ -354,7 +354,8 @@ def _unchecked(method: Callable[..., Any]) -> Callable[..., Any]:
         (
             jnp.zeros((2, 9)),
             ValueError,
-            r"got shape \(2, 9\).*`jax.vmap\(unravel\)\(flats\)`",
+            r"got shape \(2, 9\).*`jax.vmap\(lambda v: f\(unravel\(v\)\)\)\(flats\)`.*"
+            r"`ep.draws\(flats, unravel\)`",
         ),
         (jnp.zeros(9, jnp.int32), TypeError, r"`unravel` expects a floating vector"),
     ],
