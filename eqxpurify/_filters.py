@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
-from jaxtyping import Array, PyTree
+from jaxtyping import PyTree
 
 from ._nodes import check_fields, path_str
 from ._storage import is_array
@@ -140,7 +140,7 @@ class Rest(eqx.Module):
         return f"Rest({self.layout!r})"
 
 
-def split_model(model: Any, caller: str) -> tuple[list[Array], Rest]:
+def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
     with_paths, treedef = jtu.tree_flatten_with_path(model)
@@ -198,7 +198,7 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
     return jax.tree.unflatten(layout.treedef, leaves)
 
 
-def partition(model: PyTree) -> tuple[dict[str, Array], Rest]:
+def partition(model: PyTree) -> tuple[dict[str, Any], Rest]:
     """Split a model into its trainable arrays, by path, and everything else.
 
     Trainable means what Equinox means (`eqx.is_inexact_array`): every Param

@@ -42,7 +42,7 @@ def common_dtype(dtypes: Sequence[Any]) -> np.dtype:
     )
 
 
-def concat(arrays: Sequence[Array], dtype: np.dtype) -> Array:
+def concat(arrays: Sequence[Any], dtype: np.dtype) -> Array:
     """One 1-d vector of all `arrays`, raveled in order and cast to `dtype`."""
     if not arrays:
         return jnp.zeros((0,), dtype)

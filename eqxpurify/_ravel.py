@@ -41,7 +41,7 @@ class Unflatten(eqx.Module):
     __hash__ = object.__hash__
     __eq__ = object.__eq__
 
-    def __call__(self, latents: Sequence[Array]) -> PyTree:
+    def __call__(self, latents: Sequence[Any]) -> PyTree:
         layout = self.rest.layout
         if not isinstance(latents, list | tuple):
             raise TypeError(
@@ -141,7 +141,7 @@ def _sharding(x: Any) -> Any:
     return sharding
 
 
-def flatten(model: PyTree) -> tuple[list[Array], Unflatten]:
+def flatten(model: PyTree) -> tuple[list[Any], Unflatten]:
     """The list of every trainable array, and the function that puts them back.
 
     The same arrays as `ep.partition`'s `params` (Param latents and plain floating

@@ -54,11 +54,6 @@ def test_param_value_broadcasts_to_prior_with_explicit_shape():
     np.testing.assert_allclose(q.latent, [1.0, 0.0, -1.0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: a scalar value with array hyperparameters no longer takes the "
-    "prior's batch shape (SPEC 1: hyperparameters broadcast); it raises",
-)
 def test_param_value_broadcasts_to_prior():
     q = ep.Param(1.0, prior=ep.Normal(jnp.array([0.0, 1.0, 2.0]), 1.0))
     assert q.shape == (3,)
