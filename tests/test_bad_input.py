@@ -606,8 +606,8 @@ def test_fixed_storage_converted_to_float():
             model,
             call,
             ValueError,
-            r"Fixed.*stores float(32|64) data as uint(32|64), but its storage now has dtype "
-            r"float32.*`params, rest = ep.partition\(model\)`",
+            r"Fixed.*stores float(32|64) data as uint(32|64), but its storage now "
+            r"has dtype float32.*`params, rest = ep.partition\(model\)`",
         )
 
 
