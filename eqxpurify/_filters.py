@@ -17,7 +17,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
-from ._nodes import check_fields, path_str
+from ._nodes import check_fields, path_str, wrapper_fields
 from ._storage import is_array
 from ._wrappers import Param, abstract_error, check_model
 
@@ -161,6 +161,10 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         else:
             static_pos.append(pos)
             statics.append(leaf)
+    for k, pos in enumerate(train_pos):
+        keypath = with_paths[pos][0]
+        if not keypath or keypath[-1] != _LATENT:
+            _check_plain_array(model, keypath, names[k], caller)
     suspicious = int | float | complex | jax.ShapeDtypeStruct
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
@@ -179,6 +183,38 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         (tuple(static_pos), tuple(statics)),
     )
     return trainables, Rest(arrays, layout)
+
+
+def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None:
+    """Raise if a plain floating array sits in a field declared a wrapper.
+
+    E.g. `eqx.tree_at(lambda m: m.t, model, jnp.arange(5.0))` on a field declared
+    `ep.Fixed`: the array would train as an ordinary Equinox array, though the
+    field says otherwise.
+    """
+    if not keypath or not isinstance(keypath[-1], jtu.GetAttrKey):
+        return
+    parent = model
+    for key in keypath[:-1]:
+        if isinstance(key, jtu.GetAttrKey):
+            parent = getattr(parent, key.name)
+        elif isinstance(key, jtu.SequenceKey):
+            parent = parent[key.idx]
+        elif isinstance(key, jtu.DictKey):
+            parent = parent[key.key]
+        else:
+            return  # a custom node: nothing to check against
+    name = keypath[-1].name
+    declared = dict(wrapper_fields(type(parent))).get(name)
+    if declared is None:
+        return
+    kinds = " | ".join(t.__name__ for t in declared)
+    raise TypeError(
+        f"`{caller}`: the field `{path}` is declared `{kinds}` but holds a plain "
+        "floating array, which would train as an ordinary Equinox array. Wrap it: "
+        f"`eqx.tree_at(where, model, ep.Fixed(array))` for data, `ep.Param(value, "
+        "prior=...)` for a parameter, or set a value with `ep.set_value`."
+    )
 
 
 def rebuild(rest: Rest, trainables: list[Any]) -> Any:

@@ -34,6 +34,7 @@ __all__ = [
     "inspect_node",
     "map_params",
     "path_str",
+    "wrapper_fields",
 ]
 
 ROOT = "<model>"
@@ -189,7 +190,7 @@ def map_params(nodes: Nodes, fn: Callable[[int, Param], Any]) -> Any:
 
 
 @functools.cache
-def _wrapper_fields(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
+def wrapper_fields(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
     """The fields of a Module class annotated with wrapper types only.
 
     Each comes with the types it may hold.
@@ -223,7 +224,7 @@ def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...] | None:
         return (("latent", ()),)
     if not issubclass(cls, eqx.Module) or issubclass(cls, AbstractWrapper):
         return None
-    return _wrapper_fields(cls) or None
+    return wrapper_fields(cls) or None
 
 
 def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
@@ -282,7 +283,7 @@ def field_error(model: Any, problem: tuple[Any, str], caller: str) -> TypeError:
             "`eqx.tree_at(where, model, ep.Param(value, prior=...))`."
         )
     path = name if owner_path == ROOT else f"{owner_path}.{name}"
-    declared = " | ".join(t.__name__ for t in dict(_wrapper_fields(type(owner)))[name])
+    declared = " | ".join(t.__name__ for t in dict(wrapper_fields(type(owner)))[name])
     return TypeError(
         f"`{caller}`: the field `{path}` is declared `{declared}` but holds a "
         f"{type(value).__name__}, so it would silently drop out of training. Set "
