@@ -140,7 +140,7 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
     hyperparameters, plain arrays (an `eqx.nn.MLP`'s weights), integer arrays, PRNG
     key arrays, NumPy arrays and Python numbers, at any dtype (float64, bfloat16,
     float8, ...). Leaves that are not data (functions, strings) are not saved:
-    [`load`][] takes them from its template.
+    [`eqxpurify.load`][] takes them from its template.
 
     The file is written to a temporary file in the same directory, flushed to
     disk and renamed onto `path`, so `path` always holds either the old file or
@@ -350,7 +350,7 @@ def _restore(
 
 
 def load(path: str | os.PathLike, like: _T) -> _T:
-    """Load a model saved by [`save`][] into a template of the same structure.
+    """Load a model saved by [`eqxpurify.save`][] into a template of the same structure.
 
     The file's header is checked against `like` before any array is read: a file
     that is truncated, corrupted or not a checkpoint, and a template that differs
