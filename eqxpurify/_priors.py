@@ -427,11 +427,14 @@ class Uniform(AbstractPrior):
         ct, xc = _ct(x)
         low, high = _v(self.low, ct), _v(self.high, ct)
         width = high - low
-        u_low = (xc - low) / width
-        u_high = (high - xc) / width
+        # In a dtype narrower than `ct`, the bounds themselves round: a value on
+        # the rounded bound (possibly just outside the exact one) is the bound.
+        low_r, high_r = low.astype(x.dtype).astype(ct), high.astype(x.dtype).astype(ct)
+        outside = (xc < jnp.minimum(low, low_r)) | (xc > jnp.maximum(high, high_r))
+        u_low = jnp.clip((xc - low) / width, 0, 1)
+        u_high = jnp.clip((high - xc) / width, 0, 1)
         lower = u_low < 0.5
         # Out of support stays NaN; onto a bound stays finite.
-        outside = (u_low < 0) | (u_high < 0)
         # The branch not taken gets a harmless argument so its gradient stays finite.
         z = jnp.where(
             lower,

@@ -4,7 +4,6 @@ The public `named_params`, `values`, `draws` and `load_values`, and the checked
 setting of one wrapper's value that `ep.set_value` and the surgery use too.
 """
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -14,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._flat import compute_dtype, is_traced
+from ._flat import is_traced
 from ._format import prior_str
 from ._nodes import Nodes
 from ._paths import normalise_path, unknown_path_error
@@ -25,9 +24,10 @@ from ._wrappers import (
     Param,
     abstract_error,
     build,
-    check_finite,
+    check_flags,
     is_param,
     is_wrapper,
+    latent_of,
     shape_str,
     value_of,
 )
@@ -47,7 +47,7 @@ _M = TypeVar("_M")
 def checked_array(
     value: Any,
     shape: tuple[int, ...],
-    dtype: np.dtype,
+    dtype: Any,
     *,
     what: str,
     caller: str,
@@ -85,24 +85,20 @@ def checked_array(
             f"got {type(value).__name__}."
         )
     if weak:
-        inexact = bool(jnp.issubdtype(dtype, jnp.inexact))
-        complex_ = bool(jnp.issubdtype(dtype, jnp.complexfloating))
-        lossy = (given.kind in "fc" and not inexact) or (
-            given.kind == "c" and not complex_
-        )
-        if lossy:
-            raise TypeError(
-                f"`{caller}`: {what} has dtype {dtype}, but the value "
-                f"({given.name}) does not fit it without loss. Pass a value of dtype "
-                f"{dtype}."
-            )
-        arr = jnp.asarray(value, dtype=dtype)
-        if jnp.issubdtype(dtype, jnp.inexact) and _overflows(value, arr):
-            raise ValueError(
-                f"`{caller}`: the value for {what} overflows {dtype} (it becomes "
-                f"inf). Pass a value within {dtype}'s range, or use a wider dtype."
-            )
+        arr = _weak_value(value, given, dtype, what, caller)
     elif given != dtype:
+        if given.kind == "c" and dtype.kind != "c":
+            if what.startswith("the Param"):
+                why = "a Param is real, and a real dtype cannot hold the imaginary part"
+                fix = "Use two Params (real and imaginary parts), or an `ep.Fixed`"
+            else:
+                why = "a real dtype cannot hold the imaginary part"
+                fix = "Pass real data, or replace the node with an `ep.Fixed`"
+            raise TypeError(
+                f"`{caller}`: {what} has dtype {dtype}, but the value has dtype "
+                f"{given}: {why}. {fix} of the complex data "
+                "(`eqx.tree_at(where, model, ep.Fixed(value))`)."
+            )
         raise TypeError(
             f"`{caller}`: {what} has dtype {dtype}, but the value has dtype "
             f"{given}. Cast it first (`value.astype(jnp.{dtype.name})`); values are "
@@ -111,6 +107,48 @@ def checked_array(
     else:
         arr = jnp.asarray(value)
     _check_shape(arr, shape, what, caller, any_shape)
+    return arr
+
+
+def _weak_value(
+    value: Any, given: np.dtype, dtype: np.dtype, what: str, caller: str
+) -> Array:
+    """A Python scalar (or weakly typed JAX scalar) in the wrapper's dtype.
+
+    It takes the dtype as JAX's promotion would, unless that loses information:
+    a float or complex into an integer dtype, a complex into a real one, a
+    number other than a bool into a bool dtype, an integer out of an integer
+    dtype's range, or a finite number that overflows a float dtype.
+    """
+    inexact = bool(jnp.issubdtype(dtype, jnp.inexact))
+    complex_ = bool(jnp.issubdtype(dtype, jnp.complexfloating))
+    lossy = (given.kind in "fc" and not inexact) or (given.kind == "c" and not complex_)
+    if lossy:
+        raise TypeError(
+            f"`{caller}`: {what} has dtype {dtype}, but the value ({given.name}) does "
+            f"not fit it without loss. Pass a value of dtype {dtype}."
+        )
+    if dtype == np.bool_ and given.kind != "b":
+        raise TypeError(
+            f"`{caller}`: {what} has dtype bool, but the value ({given.name}) is not "
+            "a bool. Pass `True`/`False` or a bool array."
+        )
+    if dtype.kind in "iu" and given.kind in "iu" and not is_traced(value):
+        info = np.iinfo(dtype)
+        host = np.asarray(value)
+        if np.any(host < info.min) or np.any(host > info.max):
+            raise ValueError(
+                f"`{caller}`: the value for {what} is out of {dtype}'s range "
+                f"[{info.min}, {info.max}]; got {host.tolist()}. Pass a value "
+                "within the range, or use a wider dtype."
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = jnp.asarray(value, dtype=dtype)
+    if inexact and _overflows(value, arr):
+        raise ValueError(
+            f"`{caller}`: the value for {what} overflows {dtype} (it becomes "
+            f"inf). Pass a value within {dtype}'s range, or use a wider dtype."
+        )
     return arr
 
 
@@ -134,10 +172,10 @@ def _check_shape(
     )
 
 
-@functools.partial(eqx.filter_jit)
-def _inverse(prior: Any, value: Array, dtype: np.dtype) -> Array:
-    """`prior.inverse(value)` in `dtype`, as one compiled call."""
-    return prior.inverse(value.astype(compute_dtype(dtype))).astype(dtype)
+@eqx.filter_jit
+def _latent_of(prior: Any, value: Array, dtype: np.dtype) -> tuple:
+    """`latent_of` as one compiled call: `(latent, outside, overflow)`."""
+    return latent_of(prior, value, dtype)
 
 
 def with_value(
@@ -153,11 +191,22 @@ def with_value(
     what = f"the {kind} at `{path}`"
     if isinstance(node, Param):
         arr = checked_array(value, node.shape, node.dtype, what=what, caller=caller)
-        latent = check_finite(
-            _inverse(node.prior, arr, node.dtype),
-            f"`{caller}`: the value for the Param at `{path}` is outside the support "
-            f"of its prior `{prior_str(node.prior)}` (`prior.inverse(value)` is not "
-            "finite). Pass a value inside the prior's support.",
+        latent, outside, overflow = _latent_of(node.prior, arr, node.dtype)
+        latent = check_flags(
+            latent,
+            (
+                outside,
+                f"`{caller}`: the value for the Param at `{path}` is outside the "
+                f"support of its prior `{prior_str(node.prior)}` (`prior.inverse"
+                "(value)` is not finite). Pass a value inside the prior's support.",
+            ),
+            (
+                overflow,
+                f"`{caller}`: the value for the Param at `{path}` has a latent that "
+                f"overflows {node.dtype} (`prior.inverse(value)` is too large for "
+                f"{node.dtype}). Pass a value nearer the prior's median (inside its "
+                "support), or use a wider dtype.",
+            ),
         )
         return build(Param, latent=_placed(latent, node.latent), prior=node.prior)
     if isinstance(node, Fixed):

@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from ._abstract_prior import AbstractPrior
-from ._flat import compute_dtype, is_traced
+from ._flat import is_traced
 from ._format import pdoc, treescope_constructor, wrapper_str
 from ._storage import hide, is_array, reveal, storage_dtype, storage_shape
 
@@ -182,6 +182,12 @@ class Param(AbstractWrapper):
       `z = prior.inverse(2.5)`.
     - from a latent: `ep.Param.from_latent(z, prior=...)`.
 
+    In float16, bfloat16 and float8 a prior's values saturate in its tails: they
+    overflow to inf, underflow to 0 or round onto a Uniform bound. Such a value
+    maps back to a latent clamped to the dtype's finite range that gives the same
+    value, so every value the library gives out (`ep.values`, `ep.freeze`) loads
+    back. A latent too large for the dtype is an error naming the dtype.
+
     Arguments:
         value: the physical value (array-like), or None for an abstract Param.
         prior: an `ep.AbstractPrior`; default `ep.Normal(0, 1)`.
@@ -241,7 +247,7 @@ class Param(AbstractWrapper):
             self.latent = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
         else:
             what = "value" if latent is None else "latent"
-            arr = as_array(given, None, "ep.Param")
+            arr = as_array(_ints_as_floats(given), None, "ep.Param")
             if jnp.issubdtype(arr.dtype, jnp.complexfloating):
                 raise TypeError(
                     f"`ep.Param` got a complex {what}; a Param is real. Use two "
@@ -253,7 +259,8 @@ class Param(AbstractWrapper):
             dtype = np.dtype(dtype)
             _check_float(dtype)
             if shape is None:
-                shape = tuple(arr.shape)
+                # A scalar fills the prior's batch shape; an array is the shape.
+                shape = tuple(arr.shape) if arr.ndim else prior.batch_shape
             elif _broadcast(arr.shape, shape) != shape:
                 raise ValueError(
                     f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
@@ -262,16 +269,25 @@ class Param(AbstractWrapper):
             _check_broadcast(prior, shape)
             arr = jnp.broadcast_to(arr, shape)
             if latent is None:
-                ct = compute_dtype(dtype)
-                z = prior.inverse(arr.astype(ct)).astype(dtype)
-                arr = check_finite(
+                arr = as_array(arr, dtype, "ep.Param")
+                z, outside, overflow = latent_of(prior, arr, dtype)
+                arr = check_flags(
                     z,
-                    f"`ep.Param` got a value outside the support of its prior "
-                    f"{type(prior).__name__}, or one whose latent overflows "
-                    f"{dtype.name}: `prior.inverse(value)` is not finite. Pass a "
-                    "value inside the prior's support (e.g. positive for "
-                    "LogNormal, strictly inside (low, high) for Uniform), or a "
-                    "wider `dtype=`.",
+                    (
+                        outside,
+                        "`ep.Param` got a value outside the support of its prior "
+                        f"{type(prior).__name__} (`prior.inverse(value)` is not "
+                        "finite). Pass a value inside the prior's support (e.g. "
+                        "positive for LogNormal, strictly inside (low, high) for "
+                        "Uniform).",
+                    ),
+                    (
+                        overflow,
+                        f"`ep.Param` got a value whose latent overflows {dtype.name}"
+                        ": `prior.inverse(value)` is not finite. Pass a value "
+                        "nearer the prior's median (inside its support), or a wider "
+                        "`dtype=`.",
+                    ),
                 )
             else:
                 arr = check_finite(
@@ -350,6 +366,64 @@ def check_finite(latent: Array, message: str) -> Array:
     if not np.all(np.isfinite(np.asarray(latent))):
         raise ValueError(message)
     return latent
+
+
+def check_flags(latent: Array, *checks: tuple[Any, str]) -> Array:
+    """Raise the message of the first `(flags, message)` whose flags hold.
+
+    Now if the flags are concrete, at run time (`eqx.error_if`) if traced.
+    """
+    for flags, message in checks:
+        if is_traced(flags):
+            latent = eqx.error_if(latent, jnp.any(flags), message)
+        elif np.any(np.asarray(flags)):
+            raise ValueError(message)
+    return latent
+
+
+def latent_of(prior: AbstractPrior, value: Array, dtype: np.dtype) -> tuple:
+    """`(latent, outside, overflow)` of a physical value, for a Param of `dtype`.
+
+    `outside` flags values outside the prior's support, `overflow` latents too
+    large for `dtype`. Built-in priors compute in at least float32. In a lower
+    precision their values saturate for moderate latents (|z| < 8): they overflow
+    to inf, underflow to 0, or round onto a bound. So a low-precision value whose
+    latent is not finite gets the latent clamped to `dtype`'s finite range if
+    that latent maps back onto the very same value: the library takes back every
+    value it gives out. (In float32 and float64 they do not saturate; an inf value
+    is refused.)
+    """
+    x = value.astype(dtype)
+    latent = jnp.asarray(prior.inverse(x)).astype(dtype)
+    fits = jnp.isfinite(latent)
+    if not is_traced(fits) and np.all(np.asarray(fits)):
+        return latent, False, False
+    # NaN: outside the support; inf from a finite value: an overflowing latent.
+    outside = ~fits & (jnp.isnan(latent) | ~jnp.isfinite(x))
+    if np.dtype(dtype).itemsize >= 4:
+        return latent, outside, ~fits & ~outside
+    big = float(jnp.finfo(dtype).max)
+    clamped = jnp.clip(jnp.nan_to_num(latent, nan=0.0), -big, big).astype(dtype)
+    same = prior.forward(clamped).astype(dtype) == x
+    saturated = ~fits & ~jnp.isnan(latent) & same
+    latent = jnp.where(saturated, clamped, latent)
+    outside = outside & ~saturated
+    return latent, outside, ~fits & ~saturated & ~outside
+
+
+def _ints_as_floats(value: Any) -> Any:
+    """Python or NumPy integers and bools for a Param value, as float64 on the host.
+
+    So a large Python int (`2**31`) needs no int64; the Param's dtype is JAX's
+    default float either way.
+    """
+    if isinstance(value, jax.Array | AbstractWrapper | AbstractPrior | str | bytes):
+        return value
+    try:
+        host = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
+    return host.astype(np.float64) if host.dtype.kind in "iub" else value
 
 
 def _static_shape(shape: Any, owner: str) -> tuple[int, ...]:
@@ -476,19 +550,55 @@ class Fixed(AbstractWrapper):
 
 
 def as_array(value: Any, dtype: Any, owner: str) -> Array:
-    """`value` as an array (of `dtype` if given), refusing non-array objects."""
+    """`value` as an array (of `dtype` if given), refusing non-array objects.
+
+    A finite number that becomes inf in the array's dtype is an error.
+    """
     if value is None or isinstance(value, str | bytes | AbstractPrior):
         raise TypeError(
             f"`{owner}` needs an array or a number, got {type(value).__name__}."
         )
     try:
-        if dtype is None:
-            return value if isinstance(value, jax.Array) else jnp.asarray(value)
-        return jnp.asarray(value, dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if dtype is None:
+                if isinstance(value, jax.Array):
+                    return value
+                arr = jnp.asarray(value)
+            else:
+                arr = jnp.asarray(value, dtype)
+    except OverflowError as e:  # a Python int too large for JAX's default int
+        raise ValueError(
+            f"`{owner}` got {e}. Pass an array of an explicit dtype (e.g. "
+            "`np.int64`, with `jax_enable_x64`) or a float."
+        ) from e
     except TypeError as e:
         raise TypeError(
             f"`{owner}` needs an array or a number, got {type(value).__name__}."
         ) from e
+    message = (
+        f"`{owner}`: the value overflows {arr.dtype} (it becomes inf). Pass a value "
+        f"within {arr.dtype}'s range, or a wider `dtype=`."
+    )
+    if not jnp.issubdtype(arr.dtype, jnp.inexact):
+        return arr
+    if is_traced(value, arr):
+        overflowed = jnp.isfinite(value) & ~jnp.isfinite(arr)
+        return eqx.error_if(arr, jnp.any(overflowed), message)
+    if _overflowed(value, arr):
+        raise ValueError(message)
+    return arr
+
+
+def _overflowed(value: Any, arr: Array) -> bool:
+    """Whether a concrete `value` has a finite number that is inf in `arr`."""
+    source = getattr(value, "dtype", None)
+    source = np.asarray(value).dtype if source is None else np.dtype(source)
+    if source == arr.dtype or source.kind not in "fciubV":  # V: bfloat16, float8
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        given = np.isfinite(np.asarray(value))
+        got = np.isfinite(np.asarray(arr))
+    return bool(np.any(given & ~got))
 
 
 def check_storage(fixed: "Fixed", path: str | None = None) -> None:
