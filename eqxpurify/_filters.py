@@ -165,6 +165,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         keypath = with_paths[pos][0]
         if not keypath or keypath[-1] != _LATENT:
             _check_plain_array(model, keypath, names[k], caller)
+    _check_structure(model, treedef, caller)
     suspicious = int | float | complex | jax.ShapeDtypeStruct
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
@@ -183,6 +184,25 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         (tuple(static_pos), tuple(statics)),
     )
     return trainables, Rest(arrays, layout)
+
+
+_CHECKED: dict[Any, None] = {}  # model structures whose wrappers hold arrays
+_CHECKED_MAX = 64
+
+
+def _check_structure(model: Any, treedef: Any, caller: str) -> None:
+    """`check_fields` once per model structure.
+
+    A latent or Fixed storage set to None (by `eqx.tree_at`) leaves no leaf to
+    find: it changes the structure, so each new structure is checked once.
+    Numbers in their place are leaves, found by `split_model` itself.
+    """
+    if treedef in _CHECKED:
+        return
+    check_fields(model, caller)
+    if len(_CHECKED) >= _CHECKED_MAX:
+        del _CHECKED[next(iter(_CHECKED))]
+    _CHECKED[treedef] = None
 
 
 def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None:

@@ -63,7 +63,7 @@ def shapes(model: _M) -> _M:
         struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
         return build(Param, latent=struct, prior=p.prior)
 
-    return map_params(Nodes(model), to_struct)
+    return map_params(Nodes(model, "ep.shapes"), to_struct)
 
 
 def zeros(model: _M) -> _M:
@@ -84,7 +84,7 @@ def zeros(model: _M) -> _M:
         latent = jnp.zeros(p.shape, p.dtype, device=sharding)
         return build(Param, latent=latent, prior=p.prior)
 
-    return map_params(Nodes(model), to_zeros)
+    return map_params(Nodes(model, "ep.zeros"), to_zeros)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
@@ -179,7 +179,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         >>> model["w"].latent.shape, bool(model["alpha"].value > 0)
         ((3, 2), True)
     """
-    nodes = Nodes(model)
+    nodes = Nodes(model, "ep.normal")
     params = [nodes.nodes[k] for k in nodes.params()]
     latents = _draws(key, params)
     return map_params(
@@ -193,13 +193,16 @@ def log_prior(model: object) -> Float[Array, ""]:
     This is the log prior density of the model in whitened space (the space
     optimisers and samplers work in). The result has the widest latent dtype (at
     least float32). For the density of the physical values, see `ep.log_prob`.
+    A pytree without Params has log prior 0, and so has the `params` dict of
+    `ep.partition` (plain arrays, no priors): pass the model, e.g.
+    `ep.log_prior(ep.combine(params, rest))`.
 
     Examples:
         >>> import eqxpurify as ep
         >>> round(float(ep.log_prior(ep.zeros({"z": ep.Param(shape=(2,))}))), 4)
         -1.8379
     """
-    params = require_concrete(Nodes(model), "ep.log_prior")
+    params = require_concrete(Nodes(model, "ep.log_prior"), "ep.log_prior")
     dtype = common_dtype([p.dtype for p in params])
     if not params:
         return jnp.zeros((), dtype)
@@ -226,7 +229,7 @@ def log_prob(model: object) -> Float[Array, ""]:
         >>> round(float(ep.log_prob({"x": ep.Param(0.0, prior=ep.Normal(0, 2))})), 4)
         -1.6121
     """
-    params = require_concrete(Nodes(model), "ep.log_prob")
+    params = require_concrete(Nodes(model, "ep.log_prob"), "ep.log_prob")
     dtype = common_dtype([p.dtype for p in params])
     total = jnp.zeros((), dtype)
     for p in params:

@@ -34,6 +34,8 @@ __all__ = [
     "inspect_node",
     "map_params",
     "path_str",
+    "storage_error",
+    "storage_problem",
     "wrapper_fields",
 ]
 
@@ -92,19 +94,30 @@ class Nodes:
     entries only if they are Params. `unflatten(nodes)` rebuilds the model.
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, caller: str | None = None):
         check_model(model)
         self.nodes: list[Any] = []
         self.paths: list[str] = []
         self.depth: list[int] = []
         self._cache: dict[int, bool] = {}
+        self._caller = caller
+        self._numbers = False
         self._root = self._walk(model, ROOT, 0)
+        if self._numbers:  # a number in a field declared a wrapper? Find it.
+            check_fields(model, caller)
 
     def _walk(self, tree: Any, prefix: str, depth: int) -> _Level:
         with_paths, treedef = jtu.tree_flatten_with_path(tree, is_leaf=is_wrapper)
         level = _Level(treedef, [], [], {})
         for pos, (keypath, leaf) in enumerate(with_paths):
             level.leaves.append(leaf)
+            if isinstance(leaf, AbstractWrapper):
+                bad = storage_problem(leaf)
+                if bad is not None:
+                    path = join(prefix, keypath)
+                    raise storage_error(leaf, bad, path, self._caller)
+            elif depth == 0 and isinstance(leaf, int | float | complex):
+                self._numbers = True
             if depth > 0 and not _is_nested_entry(leaf):
                 level.entry.append(None)
                 continue
@@ -217,11 +230,49 @@ def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
+def storage_problem(node: AbstractWrapper) -> str | None:
+    """The field of a wrapper that should hold its array but does not.
+
+    `"latent"` for a Param, `"stored"` for a Fixed, None if all is well. An
+    `eqx.tree_at` that put a number (or None) there would otherwise make the
+    wrapper drop out of training or lose its data.
+    """
+    name = "latent" if type(node) is Param else "stored"
+    x = node.__dict__.get(name)
+    if is_array(x) or isinstance(x, jax.ShapeDtypeStruct):
+        return None
+    return name
+
+
+def storage_error(
+    node: AbstractWrapper, name: str, path: str, caller: str | None
+) -> TypeError:
+    """The error for a wrapper whose `latent`/`stored` is not an array."""
+    lead = f"`{caller}`: the" if caller else "The"
+    kind = type(node).__name__
+    got = type(node.__dict__.get(name)).__name__
+    if kind == "Param":
+        return TypeError(
+            f"{lead} Param at `{path}` has a latent of type {got}, not an array, so "
+            "it would silently drop out of training. Set Params with "
+            "`ep.set_value(model, where, value)` (physical value) or replace the "
+            "whole node: `eqx.tree_at(where, model, ep.Param(value, prior=...))`."
+        )
+    return TypeError(
+        f"{lead} Fixed at `{path}` stores a {got}, not an array (was `.stored` set "
+        "with `eqx.tree_at`?), so its data is lost. Set data with "
+        "`ep.set_value(model, where, array)`, or replace the whole node: "
+        "`eqx.tree_at(where, model, ep.Fixed(array))`."
+    )
+
+
 @functools.cache
 def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...] | None:
     """What `inspect_node` checks on instances of `cls` (None: nothing)."""
     if cls is Param:
         return (("latent", ()),)
+    if cls is Fixed:
+        return (("stored", ()),)
     if not issubclass(cls, eqx.Module) or issubclass(cls, AbstractWrapper):
         return None
     return wrapper_fields(cls) or None
@@ -230,17 +281,17 @@ def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...] | None:
 def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
     """Record `(module, field)` if a wrapper field of `node` holds something else.
 
-    A Param whose latent is not an array is recorded too. Fast on every other
-    node: it runs on each node of a model.
+    A Param whose latent, or a Fixed whose storage, is not an array is recorded
+    too. Fast on every other node: it runs on each node of a model.
     """
     checks = _checks(type(node))
     if checks is None:
         return
     fields = node.__dict__
-    if type(node) is Param:
-        latent = fields.get("latent")
-        if not (is_array(latent) or isinstance(latent, jax.ShapeDtypeStruct)):
-            problems.append((node, "latent"))
+    if isinstance(node, AbstractWrapper):
+        bad = storage_problem(node)
+        if bad is not None:
+            problems.append((node, bad))
         return
     for name, allowed in checks:
         value = fields.get(name)
@@ -251,7 +302,7 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
             problems.append((node, name))
 
 
-def check_fields(model: Any, caller: str) -> None:
+def check_fields(model: Any, caller: str | None) -> None:
     """Raise, naming the path, if a wrapper field holds something else.
 
     That is a field declared `ep.Param`/`ep.Fixed` holding another value, or a
@@ -269,23 +320,18 @@ def check_fields(model: Any, caller: str) -> None:
         raise field_error(model, problems[0], caller)
 
 
-def field_error(model: Any, problem: tuple[Any, str], caller: str) -> TypeError:
+def field_error(model: Any, problem: tuple[Any, str], caller: str | None) -> TypeError:
     """The error for a problem found by `inspect_node`, naming its path."""
     owner, name = problem
     value = getattr(owner, name)
     owner_path = _find_node(model, owner)
-    if isinstance(owner, Param):
-        return TypeError(
-            f"`{caller}`: the Param at `{owner_path}` has a latent of type "
-            f"{type(value).__name__}, not an array, so it would silently drop out "
-            "of training. Set Params with `ep.set_value(model, where, value)` "
-            "(physical value) or replace the whole node: "
-            "`eqx.tree_at(where, model, ep.Param(value, prior=...))`."
-        )
+    if isinstance(owner, AbstractWrapper):
+        return storage_error(owner, name, owner_path, caller)
     path = name if owner_path == ROOT else f"{owner_path}.{name}"
     declared = " | ".join(t.__name__ for t in dict(wrapper_fields(type(owner)))[name])
+    lead = f"`{caller}`: the" if caller else "The"
     return TypeError(
-        f"`{caller}`: the field `{path}` is declared `{declared}` but holds a "
+        f"{lead} field `{path}` is declared `{declared}` but holds a "
         f"{type(value).__name__}, so it would silently drop out of training. Set "
         "a physical value with `ep.set_value(model, where, value)`, or replace the "
         "node with a wrapper: `eqx.tree_at(where, model, ep.Param(value, "

@@ -68,7 +68,7 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
         ...
         TypeError: `ep.set_value`: the Fixed at `t` has dtype float32, ...
     """
-    nodes = Nodes(model)
+    nodes = Nodes(model, "ep.set_value")
     i = select_one(nodes, where, "ep.set_value")
     out = list(nodes.nodes)
     out[i] = with_value(out[i], value, nodes.paths[i], "ep.set_value", reshape=True)
@@ -77,7 +77,7 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
 
 def _selection(model: Any, where: Where, caller: str) -> tuple[Nodes, list[int]]:
     """The model's entries and those `where` selects, which must hold a wrapper."""
-    nodes = Nodes(model)
+    nodes = Nodes(model, caller)
     indices = select(nodes, where, caller)
     if not any(is_wrapper(nodes.nodes[i]) for i in indices):
         shown = ", ".join(f"`{nodes.paths[i]}`" for i in indices[:3])
@@ -345,7 +345,7 @@ def wrap(
         >>> bool(jnp.allclose(ep.unwrap(model)(x), mlp(x)))
         True
     """
-    nodes = Nodes(module)
+    nodes = Nodes(module, "ep.wrap")
     fixed_idx: set[int] = set()
     if fixed is not None:
         fixed_idx = set(select(nodes, fixed, "ep.wrap"))

@@ -259,7 +259,7 @@ def named_params(model: Any) -> dict[str, Param]:
         alpha () LogNormal(3, 0.1)
         w (3, 2) Normal(0, 1)
     """
-    nodes = Nodes(model)
+    nodes = Nodes(model, "ep.named_params")
     return {p: n for p, n in zip(nodes.paths, nodes.nodes) if is_param(n)}
 
 
@@ -294,7 +294,7 @@ def values(
         >>> ep.values(model, ep.is_wrapper)
         {'alpha': Array(2., dtype=float32), 't': Array([0., 1.], dtype=float32)}
     """
-    nodes = Nodes(model)
+    nodes = Nodes(model, "ep.values")
     out = {}
     for path, node in zip(nodes.paths, nodes.nodes):
         if not is_wrapper(node) or not filter_spec(node):
@@ -348,7 +348,7 @@ def load_values(
         >>> ep.load_values(model, {"t": jnp.array([5.0, 6.0])}, strict=False).t
         Fixed([5, 6])
     """
-    nodes = Nodes(model)
+    nodes = Nodes(model, "ep.load_values")
     index = {p: i for i, (p, n) in enumerate(zip(nodes.paths, nodes.nodes))}
     wanted: dict[str, Any] = {}
     for key, value in values.items():

@@ -582,11 +582,6 @@ def test_param_latent_that_is_not_an_array(call):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: ep.values/ep.named_params silently leave out a field declared "
-    "`ep.Param` that holds a number (partition/unwrap/summary raise)",
-)
 @pytest.mark.parametrize("call", [ep.values, ep.named_params])
 def test_values_of_wrapper_field_holding_a_number(call):
     model = eqx.tree_at(lambda m: m.alpha, fitted(), 5.0)
