@@ -4,7 +4,6 @@ import abc
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float
@@ -65,14 +64,25 @@ class AbstractPrior(eqx.Module):
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        """The broadcast shape of this prior's hyperparameters."""
+        """The broadcast shape of this prior's hyperparameters.
+
+        Those are its fields that hold an `ep.Fixed`, an `ep.Param` or an array
+        directly; arrays inside a submodule (an all-Fixed network, say) are not
+        hyperparameters of the Param's shape.
+        """
+        import dataclasses
+
         from ._wrappers import is_wrapper
 
-        shapes = [
-            leaf.shape if is_wrapper(leaf) else tuple(jnp.shape(leaf))
-            for leaf in jax.tree.leaves(self, is_leaf=is_wrapper)
-            if is_wrapper(leaf) or eqx.is_array(leaf)
-        ]
+        shapes = []
+        for field in dataclasses.fields(self):
+            if field.metadata.get("static", False):
+                continue
+            x = getattr(self, field.name, None)
+            if is_wrapper(x):
+                shapes.append(tuple(x.shape))
+            elif eqx.is_array(x):
+                shapes.append(tuple(jnp.shape(x)))
         return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
 
     # Readable text: physical values, via `print`/`repr` and Equinox's printer.

@@ -112,7 +112,11 @@ def _hyper_str(x: Any) -> str:
         return value_str(x.array)
     if isinstance(x, jax.Array | np.ndarray | np.generic):
         return value_str(x)
-    return repr(x)
+    if x is None or isinstance(x, bool | int | float | complex | str):
+        return repr(x)
+    # Anything else (a function, a submodule) by its name: one line, always.
+    name = getattr(x, "__name__", None)
+    return name if isinstance(name, str) else type(x).__name__
 
 
 def prior_str(prior: Any) -> str:
@@ -155,7 +159,11 @@ def wrapper_str(node: Any) -> str:
             )
         if is_traced(latent) or any(is_traced(x) for x in jax.tree.leaves(prior)):
             return f"{kind}({_spec(node.shape, node.dtype)}{tail})"
-        return f"{kind}({value_str(node.value)}{_dtype_note(node.dtype)}{tail})"
+        try:
+            shown = value_str(node.value)
+        except ValueError:  # a prior of the wrong shape: show, don't fail
+            shown = f"<latent {_spec(node.shape, node.dtype)}, prior of another shape>"
+        return f"{kind}({shown}{_dtype_note(node.dtype)}{tail})"
     if node.is_abstract:
         return f"{kind}(abstract, shape={node.shape}{_dtype_note(node.dtype)})"
     if is_traced(node.stored):

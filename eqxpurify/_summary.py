@@ -20,7 +20,7 @@ from ._wrappers import (
     check_model,
     is_fixed,
     is_wrapper,
-    value_of,
+    value_at,
 )
 
 __all__ = ["summary"]
@@ -49,6 +49,8 @@ def _stats(x: Any) -> list[str]:
     """Mean, std, min and max of a concrete real or integer array, else dashes."""
     if x is None or is_traced(x) or math.prod(jnp.shape(x)) == 0:
         return [_NONE] * 4
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended):  # e.g. PRNG keys
+        return [_NONE] * 4
     dtype = np.dtype(x.dtype)
     if not (jnp.issubdtype(dtype, jnp.floating) or dtype.kind in "iub"):
         return [_NONE] * 4
@@ -67,7 +69,10 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
             prior = f"{prior_str(node.prior)} (frozen)"
         else:
             prior = _NONE
-        value = None if node.is_abstract else value_of(node)
+        if node.is_abstract or jax.dtypes.issubdtype(node.dtype, jax.dtypes.extended):
+            value = None  # no value yet, or PRNG keys: no statistics
+        else:
+            value = value_at(node, path, "ep.summary")
         shape, dtype = node.shape, node.dtype
     elif eqx.is_array(node):
         if jax.dtypes.issubdtype(node.dtype, jax.dtypes.prng_key):

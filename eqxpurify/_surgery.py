@@ -15,7 +15,7 @@ from ._nodes import Nodes
 from ._paths import Where, select, select_one
 from ._priors import Normal, has_params, standard_normal
 from ._values import with_value
-from ._wrappers import Fixed, Param, is_wrapper, value_of
+from ._wrappers import Fixed, Param, is_wrapper, value_at
 
 __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
 
@@ -137,7 +137,7 @@ def freeze(model: _M, where: Where) -> _M:
         if node.is_abstract:
             out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=prior)
         else:
-            out[i] = Fixed(value_of(node), prior=prior)
+            out[i] = Fixed(value_at(node, nodes.paths[i], "ep.freeze"), prior=prior)
     return nodes.unflatten(out)
 
 
@@ -291,6 +291,24 @@ def _is_key(x: Any) -> bool:
     return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def _check_prior_argument(prior: Any) -> None:
+    """`wrap`'s `prior`: None, a prior, or a function from the array to a prior."""
+    if prior is None or isinstance(prior, AbstractPrior):
+        return
+    if isinstance(prior, type):
+        raise TypeError(
+            f"`ep.wrap`: `prior` is the class `{prior.__name__}`; pass a prior "
+            f"instance (`prior=ep.{prior.__name__}(...)`) or a function from the "
+            "array to a prior (`prior=lambda x: ep.Normal(0, 1)`)."
+        )
+    if not callable(prior):
+        raise TypeError(
+            f"`ep.wrap`: `prior` must be an `ep.AbstractPrior` such as "
+            "`prior=ep.Normal(0, 1)`, or a function from the array to a prior "
+            f"(`prior=lambda x: ep.Normal(0, 1)`); got {type(prior).__name__}."
+        )
+
+
 def wrap(
     module: _M,
     fixed: Where | None = None,
@@ -345,6 +363,7 @@ def wrap(
         >>> bool(jnp.allclose(ep.unwrap(model)(x), mlp(x)))
         True
     """
+    _check_prior_argument(prior)
     nodes = Nodes(module, "ep.wrap")
     fixed_idx: set[int] = set()
     if fixed is not None:
@@ -379,12 +398,6 @@ def wrap(
         arr = jnp.asarray(leaf) if isinstance(leaf, np.ndarray) else leaf
         if prior is None:
             p = _default_prior(arr, cache)
-        elif isinstance(prior, type):
-            raise TypeError(
-                f"`ep.wrap`: `prior` is the class `{prior.__name__}`; pass a prior "
-                f"instance (`prior=ep.{prior.__name__}(...)`) or a function from the "
-                "array to a prior (`prior=lambda x: ep.Normal(0, 1)`)."
-            )
         elif isinstance(prior, AbstractPrior):
             p = prior
         else:

@@ -15,7 +15,7 @@ from ._wrappers import (
     check_model,
     check_storage,
     is_wrapper,
-    value_of,
+    value_at,
 )
 
 __all__ = ["unwrap", "unwrapped"]
@@ -68,7 +68,7 @@ def unwrap(model: _M) -> _M:
                 raise abstract_error(node, path_str(keypath))
             if isinstance(node, Fixed):
                 check_storage(node, path_str(keypath))
-            node = value_of(node)
+            node = value_at(node, path_str(keypath), "ep.unwrap")
         out.append(node)
     return jax.tree.unflatten(treedef, out)
 

@@ -29,7 +29,7 @@ from ._wrappers import (
     is_wrapper,
     latent_of,
     shape_str,
-    value_of,
+    value_at,
 )
 
 __all__ = [
@@ -301,7 +301,7 @@ def values(
             continue
         if node.is_abstract:
             raise abstract_error(node, path)
-        out[path] = value_of(node)
+        out[path] = value_at(node, path, "ep.values")
     return out
 
 

@@ -314,11 +314,28 @@ class Param(AbstractWrapper):
 
     @property
     def value(self) -> Array:
-        """The physical value `prior.forward(latent)`."""
+        """The physical value `prior.forward(latent)`: the latent's shape and dtype.
+
+        A prior whose hyperparameters would broadcast the value to another shape
+        (swapped in with `eqx.tree_at`, say) is an error.
+        """
         if self.is_abstract:
             raise abstract_error(self)
         assert not isinstance(self.latent, jax.ShapeDtypeStruct)
-        return self.prior.forward(self.latent)
+        out = self.prior.forward(self.latent)
+        if jnp.shape(out) != self.latent.shape:
+            raise ValueShapeError(
+                f"The prior `{type(self.prior).__name__}` makes the value of shape "
+                f"{shape_str(jnp.shape(out))} from a latent of shape "
+                f"{shape_str(self.latent.shape)}: its hyperparameters have shape "
+                f"{shape_str(self.prior.batch_shape)}, which does not broadcast to "
+                "the Param's shape (was the prior replaced with `eqx.tree_at`?). "
+                "Give the prior hyperparameters of a broadcastable shape, or build "
+                "the Param anew: `ep.Param(value, prior=...)`."
+            )
+        if out.dtype != self.latent.dtype:  # e.g. float64 hyperparameters
+            out = out.astype(self.latent.dtype)
+        return out
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -327,6 +344,10 @@ class Param(AbstractWrapper):
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.latent.dtype)
+
+
+class ValueShapeError(ValueError):
+    """A Param whose prior gives its value another shape than its latent's."""
 
 
 def _check_float(dtype: np.dtype) -> None:
@@ -635,6 +656,14 @@ def value_of(node: AbstractWrapper) -> Array:
         if all(is_array(leaf) for leaf in jax.tree.leaves(node.prior)):
             return _param_value(node)
     return node.value
+
+
+def value_at(node: AbstractWrapper, path: str, caller: str) -> Array:
+    """`value_of(node)`, with the path in the error of a Param of the wrong shape."""
+    try:
+        return value_of(node)
+    except ValueShapeError as e:
+        raise ValueShapeError(f"`{caller}`: the Param at `{path}`: {e}") from None
 
 
 def check_model(model: Any) -> None:
