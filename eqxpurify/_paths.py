@@ -25,17 +25,21 @@ Where = str | Sequence[str] | Callable[[Any], Any]
 
 
 def normalise_path(path: str, caller: str = "ep") -> str:
-    """Accept `["a"]` for `['a']` and a leading dot, as a person might type them."""
+    """Accept `["a"]` for `['a']` and a leading dot, as a person might type them.
+
+    An empty path (`""`, blanks, or a lone `"."`) is an error, never the whole
+    model.
+    """
     path = path.strip()
+    path = re.sub(r'\["([^"\']*)"\]', r"['\1']", path)
+    if path.startswith("."):
+        path = path[1:]
     if not path:
         raise ValueError(
             f"`{caller}`: `where` is an empty path. Name a node "
             '(`"encoder.weight"`), or select the whole model with `lambda m: m`.'
         )
-    path = re.sub(r'\["([^"\']*)"\]', r"['\1']", path)
-    if path.startswith("."):
-        path = path[1:]
-    return path or ROOT
+    return path
 
 
 def _is_under(path: str, prefix: str) -> bool:

@@ -352,6 +352,12 @@ def load_values(
     index = {p: i for i, (p, n) in enumerate(zip(nodes.paths, nodes.nodes))}
     wanted: dict[str, Any] = {}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise TypeError(
+                "`ep.load_values`: the keys of `values` must be path strings, as "
+                '`ep.values` gives them (e.g. `"encoder.weight"`); got the key '
+                f"{key!r} of type {type(key).__name__}."
+            )
         path = normalise_path(key, "ep.load_values")
         if path in wanted:
             raise ValueError(
