@@ -153,7 +153,13 @@ def _weak_value(
 
 
 def _overflows(value: Any, arr: Array) -> bool:
-    """Whether a finite Python number became inf in the target dtype."""
+    """Whether a finite Python number became inf in the target dtype.
+
+    A traced scalar is checked where it is used: `ep.set_value` checks the latent
+    it gives with `eqx.error_if`.
+    """
+    if is_traced(value, arr):
+        return False
     with np.errstate(over="ignore", invalid="ignore"):
         given = np.isfinite(np.asarray(value))
         got = np.isfinite(np.asarray(arr).astype(np.complex128))

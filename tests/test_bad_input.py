@@ -507,11 +507,6 @@ def test_set_value_traced_outside_support_fails_at_run_time():
     assert fingerprint(model) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: set_value with a traced weakly-typed scalar (`jnp.array(-1.0)`) "
-    "fails in `_values._overflows` (np.asarray on a tracer)",
-)
 def test_set_value_traced_weak_scalar_outside_support_fails_at_run_time():
     model = fitted()
     step = eqx.filter_jit(lambda m, v: set_value(m, "alpha", v))

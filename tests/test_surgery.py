@@ -127,7 +127,6 @@ _WEAK_TRACED = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_WEAK_TRACED)
 def test_set_value_traced_python_float(decay):
     jitted = jax.jit(lambda m, v: set_value(m, "rate", v))(decay, 2.5)
     eager = set_value(decay, "rate", 2.5)
