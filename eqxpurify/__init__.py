@@ -9,6 +9,11 @@ from ._filters import (
     is_trainable as is_trainable,
     partition as partition,
 )
+from ._half_priors import (
+    Exponential as Exponential,
+    HalfCauchy as HalfCauchy,
+    HalfNormal as HalfNormal,
+)
 from ._init import (
     log_prior as log_prior,
     log_prob as log_prob,
@@ -23,9 +28,6 @@ from ._intermediates import (
     is_intermediate as is_intermediate,
 )
 from ._priors import (
-    Exponential as Exponential,
-    HalfCauchy as HalfCauchy,
-    HalfNormal as HalfNormal,
     LogNormal as LogNormal,
     Normal as Normal,
     Uniform as Uniform,
@@ -33,6 +35,7 @@ from ._priors import (
 from ._ravel import (
     Unflatten as Unflatten,
     Unravel as Unravel,
+    draws as draws,
     flatten as flatten,
     ravel as ravel,
 )
@@ -46,7 +49,6 @@ from ._surgery import (
 )
 from ._unwrap import unwrap as unwrap, unwrapped as unwrapped
 from ._values import (
-    draws as draws,
     load_values as load_values,
     named_params as named_params,
     values as values,

@@ -1,7 +1,7 @@
 """The trainable arrays as one vector (`ravel`) or one list (`flatten`), and back."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -12,8 +12,10 @@ from jaxtyping import Array, Float, PyTree
 
 from ._filters import Rest, rebuild, split_model
 from ._flat import common_dtype, concat, is_traced, to_device
+from ._values import values
+from ._wrappers import is_param
 
-__all__ = ["Unflatten", "Unravel", "flatten", "ravel"]
+__all__ = ["Unflatten", "Unravel", "draws", "flatten", "ravel"]
 
 
 class Unflatten(eqx.Module):
@@ -206,3 +208,44 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
     size = sum(math.prod(s) for s in rest.layout.shapes)
     shardings = tuple(_sharding(x) for x in trainables)
     return vector, Unravel(rest, size, shardings)
+
+
+def draws(
+    samples: Float[Array, "*batch n"],
+    unravel: Callable[[Array], Any],
+    filter_spec: Callable[[Any], bool] = is_param,
+) -> dict[str, Array]:
+    """Physical values by path for a batch of latent vectors (posterior draws).
+
+    Arguments:
+        samples: latent vectors as `ep.ravel` makes them, with any leading batch
+            axes: `(draws, n)`, or `(chains, draws, n)` from a multi-chain sampler.
+        unravel: the function returned by `ep.ravel(model)`.
+        filter_spec: which wrappers to include, as for `ep.values`.
+
+    Returns:
+        A dict from path to an array of shape `(*batch, *value_shape)`: the
+        physical value of each Param (hierarchical ones included) in every draw.
+        `arviz.from_dict(posterior=ep.draws(samples, unravel))` takes it as it
+        is when `samples` has axes `(chains, draws, n)`.
+
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"scale": ep.Param(1.0, prior=ep.LogNormal(1.0, 0.5))}
+        >>> flat, unravel = ep.ravel(model)
+        >>> samples = jnp.zeros((2, 3, 1))  # 2 chains, 3 draws
+        >>> ep.draws(samples, unravel)["['scale']"].shape
+        (2, 3)
+    """
+    samples = jnp.asarray(samples)
+    if samples.ndim < 1:
+        raise ValueError("`ep.draws`: `samples` must have a last axis of latents.")
+    batch = samples.shape[:-1]
+    flat = samples.reshape(-1, samples.shape[-1])
+    out = _draws(flat, unravel, filter_spec)
+    return {k: v.reshape(*batch, *v.shape[1:]) for k, v in out.items()}
+
+
+@eqx.filter_jit
+def _draws(flat: Array, unravel: Any, filter_spec: Any) -> dict[str, Array]:
+    return jax.vmap(lambda v: values(unravel(v), filter_spec))(flat)

@@ -51,22 +51,19 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
         TypeError: for a wrong dtype (naming the path).
 
     Examples:
-        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
-        >>> class Decay(eqx.Module):
-        ...     rate: ep.Param
-        ...     t: ep.Fixed
-        >>> model = Decay(ep.Param(1.0, prior=ep.LogNormal(2.0, 0.5)),
-        ...               ep.Fixed(jnp.zeros(2)))
-        >>> model = ep.set_value(model, lambda m: m.rate, 2.5)
-        >>> model.rate
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"rate": ep.Param(1.0, prior=ep.LogNormal(2.0, 0.5)),
+        ...          "t": ep.Fixed(jnp.zeros(2))}
+        >>> model = ep.set_value(model, lambda m: m["rate"], 2.5)
+        >>> model["rate"]
         Param(2.5, prior=LogNormal(2, 0.5))
-        >>> model = ep.set_value(model, "t", jnp.arange(3.0))  # a new length
-        >>> model.t
+        >>> model = ep.set_value(model, "['t']", jnp.arange(3.0))  # a new length
+        >>> model["t"]
         Fixed([0, 1, 2])
-        >>> ep.set_value(model, "t", jnp.arange(3))
+        >>> ep.set_value(model, "['t']", jnp.arange(3))
         Traceback (most recent call last):
         ...
-        TypeError: `ep.set_value`: the Fixed at `t` has dtype float32, ...
+        TypeError: `ep.set_value`: the Fixed at `['t']` has dtype float32, ...
     """
     nodes = Nodes(model, "ep.set_value")
     i = select_one(nodes, where, "ep.set_value")

@@ -11,7 +11,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike
 
 from ._flat import is_traced
 from ._format import prior_str
@@ -34,7 +34,6 @@ from ._wrappers import (
 
 __all__ = [
     "checked_array",
-    "draws",
     "load_values",
     "named_params",
     "values",
@@ -290,15 +289,12 @@ def values(
         ValueError: if a selected wrapper is abstract (the message names its path).
 
     Examples:
-        >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
-        >>> class Model(eqx.Module):
-        ...     alpha: ep.Param
-        ...     t: ep.Fixed
-        >>> model = Model(ep.Param(2.0), ep.Fixed(jnp.array([0.0, 1.0])))
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"alpha": ep.Param(2.0), "t": ep.Fixed(jnp.array([0.0, 1.0]))}
         >>> ep.values(model)
-        {'alpha': Array(2., dtype=float32)}
+        {"['alpha']": Array(2., dtype=float32)}
         >>> ep.values(model, ep.is_wrapper)
-        {'alpha': Array(2., dtype=float32), 't': Array([0., 1.], dtype=float32)}
+        {"['alpha']": Array(2., dtype=float32), "['t']": Array([0., 1.], dtype=float32)}
     """
     nodes = Nodes(model, "ep.values")
     out = {}
@@ -397,44 +393,3 @@ def load_values(
         i = index[path]
         out[i] = with_value(out[i], value, path, "ep.load_values")
     return nodes.unflatten(out)
-
-
-def draws(
-    samples: Float[Array, "*batch n"],
-    unravel: Callable[[Array], Any],
-    filter_spec: Callable[[Any], bool] = is_param,
-) -> dict[str, Array]:
-    """Physical values by path for a batch of latent vectors (posterior draws).
-
-    Arguments:
-        samples: latent vectors as `ep.ravel` makes them, with any leading batch
-            axes: `(draws, n)`, or `(chains, draws, n)` from a multi-chain sampler.
-        unravel: the function returned by `ep.ravel(model)`.
-        filter_spec: which wrappers to include, as for `ep.values`.
-
-    Returns:
-        A dict from path to an array of shape `(*batch, *value_shape)`: the
-        physical value of each Param (hierarchical ones included) in every draw.
-        `arviz.from_dict(posterior=ep.draws(samples, unravel))` takes it as it
-        is when `samples` has axes `(chains, draws, n)`.
-
-    Examples:
-        >>> import jax.numpy as jnp, eqxpurify as ep
-        >>> model = {"scale": ep.Param(1.0, prior=ep.LogNormal(1.0, 0.5))}
-        >>> flat, unravel = ep.ravel(model)
-        >>> samples = jnp.zeros((2, 3, 1))  # 2 chains, 3 draws
-        >>> ep.draws(samples, unravel)["['scale']"].shape
-        (2, 3)
-    """
-    samples = jnp.asarray(samples)
-    if samples.ndim < 1:
-        raise ValueError("`ep.draws`: `samples` must have a last axis of latents.")
-    batch = samples.shape[:-1]
-    flat = samples.reshape(-1, samples.shape[-1])
-    out = _draws(flat, unravel, filter_spec)
-    return {k: v.reshape(*batch, *v.shape[1:]) for k, v in out.items()}
-
-
-@eqx.filter_jit
-def _draws(flat: Array, unravel: Any, filter_spec: Any) -> dict[str, Array]:
-    return jax.vmap(lambda v: values(unravel(v), filter_spec))(flat)

@@ -1,0 +1,147 @@
+"""`ep.Fixed`: data that is part of a model and never trained."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Shaped
+
+from ._abstract_prior import AbstractPrior
+from ._storage import hide, reveal, storage_dtype, storage_shape
+from ._wrapper_base import (
+    AbstractWrapper,
+    abstract_error,
+    any_dtype,
+    as_array,
+    default_float,
+    is_wrapper,
+    shape_str,
+    static_shape,
+)
+
+__all__ = ["Fixed", "check_storage"]
+
+
+class Fixed(AbstractWrapper):
+    """Data that is part of the model but never trained.
+
+    A floating array is stored as its bits, viewed as an unsigned integer of the
+    same width (`stored`), so no tool that trains "every floating array" of a model
+    (`eqx.is_inexact_array` filters, adamw's weight decay, numpyro's
+    `random_eqx_module`) can see or move it, and `jax.grad` of a whole model
+    refuses it rather than differentiating it. `.value` bit-casts it back (free in
+    XLA) behind `stop_gradient`. Integer, boolean and key data is stored as it is.
+
+    Arguments:
+        value: the array (any dtype), or None for an abstract Fixed filled later
+            with `ep.set_value` or `eqx.tree_at`.
+        shape: the shape of an abstract Fixed.
+        dtype: the dtype (default JAX's default float for an abstract Fixed).
+        prior: the prior of the Param this Fixed was frozen from. `ep.freeze` sets
+            it so that `ep.unfreeze` restores the Param; it is never used otherwise
+            (a Fixed is not transformed) and is not trained.
+
+    Examples:
+        >>> import jax.numpy as jnp, equinox as eqx, eqxpurify as ep
+        >>> t = ep.Fixed(jnp.array([0.0, 0.5, 1.0]))
+        >>> t.value, t.dtype
+        (Array([0. , 0.5, 1. ], dtype=float32), dtype('float32'))
+        >>> eqx.is_inexact_array(t.stored)  # invisible to optimizers
+        False
+    """
+
+    stored: Shaped[Array, "..."] | jax.ShapeDtypeStruct
+    kind: np.dtype = eqx.field(static=True)
+    prior: "AbstractPrior | None" = eqx.field(default=None, repr=False)
+
+    def __init__(
+        self,
+        value: ArrayLike | None = None,
+        *,
+        shape: int | Sequence[int] | None = None,
+        dtype: Any = None,
+        prior: "AbstractPrior | None" = None,
+    ):
+        if prior is not None and not isinstance(prior, AbstractPrior):
+            raise TypeError(
+                "`ep.Fixed(prior=...)` must be an `ep.AbstractPrior` or None, got "
+                f"{type(prior).__name__}."
+            )
+        self.prior = prior
+        if shape is not None:
+            shape = static_shape(shape, "ep.Fixed")
+        if value is None:
+            if shape is None:
+                raise ValueError(
+                    "`ep.Fixed` needs a `value`, or a `shape=` for an abstract Fixed."
+                )
+            kind = default_float() if dtype is None else any_dtype(dtype)
+            self.stored = jax.ShapeDtypeStruct(
+                storage_shape(shape, kind), storage_dtype(kind)
+            )
+            self.kind = kind
+            return
+        if is_wrapper(value):
+            raise TypeError(
+                f"`ep.Fixed` got an `ep.{type(value).__name__}`; pass its array "
+                "(`.value`), or use `ep.freeze` to turn a Param into a Fixed."
+            )
+        arr = as_array(value, dtype, "ep.Fixed")
+        if shape is not None and arr.shape != shape:
+            raise ValueError(
+                f"`ep.Fixed` got a value of shape {shape_str(arr.shape)} but "
+                f"`shape={shape_str(shape)}`."
+            )
+        self.kind = arr.dtype
+        self.stored = hide(arr)
+
+    @property
+    def is_abstract(self) -> bool:
+        return isinstance(self.stored, jax.ShapeDtypeStruct)
+
+    @property
+    def array(self) -> Array:
+        """The array itself (without `stop_gradient`)."""
+        if self.is_abstract:
+            raise abstract_error(self)
+        check_storage(self)
+        return reveal(self.stored, self.kind)
+
+    @property
+    def value(self) -> Array:
+        """The array, behind `stop_gradient`."""
+        return jax.lax.stop_gradient(self.array)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = tuple(self.stored.shape)
+        return shape[:-1] if jnp.issubdtype(self.kind, jnp.complexfloating) else shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.kind
+
+
+def check_storage(fixed: "Fixed", path: str | None = None) -> None:
+    """Raise if a Fixed's storage no longer has the dtype it was stored with.
+
+    That happens when a tool converts every leaf of a model to floating point
+    (optimistix with `y0=model`, a blanket `jax.tree.map(astype)`): the data is
+    then lost, and must not be used as if it were still there.
+    """
+    got = fixed.stored.dtype
+    want = storage_dtype(fixed.kind)
+    if got != want:
+        where = f" at `{path}`" if path else ""
+        raise ValueError(
+            f"The Fixed{where} stores {fixed.kind} data as {want}, but its storage "
+            f"now has dtype {got}: something converted every leaf of the model to "
+            "a floating array (optimistix with `y0=model` and a blanket "
+            "`jax.tree.map(lambda x: x.astype(...), model)` both do), and its data "
+            "is lost. Give such tools only the trainable part: "
+            "`params, rest = ep.partition(model)`, pass `params` (e.g. `y0=params`) "
+            "and rebuild with `ep.combine(params, rest)` inside the function."
+        )

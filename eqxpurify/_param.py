@@ -1,0 +1,310 @@
+"""`ep.Param`: a trainable quantity, a whitened latent pushed through a prior."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from ._abstract_prior import AbstractPrior
+from ._flat import is_traced
+from ._wrapper_base import (
+    AbstractWrapper,
+    abstract_error,
+    as_array,
+    default_float,
+    shape_str,
+    static_shape,
+)
+
+__all__ = [
+    "Param",
+    "ValueShapeError",
+    "check_finite",
+    "check_flags",
+    "latent_of",
+]
+
+
+class Param(AbstractWrapper):
+    """A trainable quantity, stored as a whitened latent pushed through a prior.
+
+    The latent `z` is standard normal under the prior; the physical value is
+    `prior.forward(z)`. Optimisers, samplers and `ep.ravel` see only `z`; prior
+    hyperparameters are never trained.
+
+    Construct it in one of three ways:
+
+    - abstract, by shape only: `ep.Param(shape=(n,))` or
+      `ep.Param(prior=ep.LogNormal(3.0, 0.1))` (the shape defaults to the prior's
+      hyperparameter shape, `()` for scalars). Fill it with `ep.normal`/`ep.zeros`.
+    - from a physical value: `ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))` stores
+      `z = prior.inverse(2.5)`.
+    - from a latent: `ep.Param.from_latent(z, prior=...)`.
+
+    In float16, bfloat16 and float8 a prior's values saturate in its tails: they
+    overflow to inf, underflow to 0 or round onto a Uniform bound. Such a value
+    maps back to a latent clamped to the dtype's finite range that gives the same
+    value, so every value the library gives out (`ep.values`, `ep.freeze`) loads
+    back. A latent too large for the dtype is an error naming the dtype.
+
+    Arguments:
+        value: the physical value (array-like), or None for an abstract Param.
+        prior: an `ep.AbstractPrior`; default `ep.Normal(0, 1)`.
+        shape: the shape; inferred from `value` or the prior when omitted. A scalar
+            `value` is broadcast to `shape`.
+        dtype: a floating dtype; default the value's floating dtype, else JAX's
+            default float (float32, or float64 under `jax_enable_x64`).
+        latent: the latent instead of `value` (what `from_latent` uses).
+        sharding: a `jax.sharding.Sharding` for the latent. An abstract Param
+            keeps it in its `jax.ShapeDtypeStruct`, so `ep.normal` and `ep.zeros`
+            create the latent directly in its shards.
+
+    Examples:
+        >>> import eqxpurify as ep
+        >>> p = ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))
+        >>> p
+        Param(2.5, prior=LogNormal(3, 0.1))
+        >>> round(float(p.value), 4), p.shape
+        (2.5, ())
+        >>> ep.Param(shape=(3,)).is_abstract
+        True
+    """
+
+    latent: Float[Array, "..."] | jax.ShapeDtypeStruct
+    prior: AbstractPrior
+
+    def __init__(
+        self,
+        value: ArrayLike | None = None,
+        *,
+        prior: AbstractPrior | None = None,
+        shape: int | Sequence[int] | None = None,
+        dtype: Any = None,
+        latent: ArrayLike | None = None,
+        sharding: jax.sharding.Sharding | None = None,
+    ):
+        if prior is None:
+            from ._priors import standard_normal
+
+            prior = standard_normal()
+        elif not isinstance(prior, AbstractPrior):
+            raise TypeError(
+                "`prior` must be an `ep.AbstractPrior` such as `ep.Normal(0, 1)`, "
+                f"got {type(prior).__name__}."
+            )
+        if value is not None and latent is not None:
+            raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
+        if shape is not None:
+            shape = static_shape(shape, "ep.Param")
+        given = value if latent is None else latent
+        if given is None:
+            dtype = default_float() if dtype is None else np.dtype(dtype)
+            _check_float(dtype)
+            if shape is None:
+                shape = prior.batch_shape
+            _check_broadcast(prior, shape)
+            self.latent = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+        else:
+            what = "value" if latent is None else "latent"
+            arr = as_array(_ints_as_floats(given), None, "ep.Param")
+            if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+                raise TypeError(
+                    f"`ep.Param` got a complex {what}; a Param is real. Use two "
+                    "Params (real and imaginary parts), or `ep.Fixed` for data."
+                )
+            if dtype is None:
+                is_float = jnp.issubdtype(arr.dtype, jnp.floating)
+                dtype = arr.dtype if is_float else default_float()
+            dtype = np.dtype(dtype)
+            _check_float(dtype)
+            if shape is None:
+                # A scalar fills the prior's batch shape; an array is the shape.
+                shape = tuple(arr.shape) if arr.ndim else prior.batch_shape
+            elif _broadcast(arr.shape, shape) != shape:
+                raise ValueError(
+                    f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
+                    f"does not broadcast to `shape={shape_str(shape)}`."
+                )
+            _check_broadcast(prior, shape)
+            arr = jnp.broadcast_to(arr, shape)
+            if latent is None:
+                arr = as_array(arr, dtype, "ep.Param")
+                z, outside, overflow = latent_of(prior, arr, dtype)
+                arr = check_flags(
+                    z,
+                    (
+                        outside,
+                        "`ep.Param` got a value outside the support of its prior "
+                        f"{type(prior).__name__} (`prior.inverse(value)` is not "
+                        "finite). Pass a value inside the prior's support (e.g. "
+                        "positive for LogNormal, strictly inside (low, high) for "
+                        "Uniform).",
+                    ),
+                    (
+                        overflow,
+                        f"`ep.Param` got a value whose latent overflows {dtype.name}"
+                        ": `prior.inverse(value)` is not finite. Pass a value "
+                        "nearer the prior's median (inside its support), or a wider "
+                        "`dtype=`.",
+                    ),
+                )
+            else:
+                arr = check_finite(
+                    arr.astype(dtype),
+                    "`ep.Param.from_latent` got a latent that is not finite (NaN or "
+                    "inf) in its dtype. Pass finite latents; the physical value is "
+                    "`prior.forward(latent)`.",
+                )
+            if sharding is not None:
+                arr = jax.device_put(arr, sharding)
+            self.latent = arr
+        self.prior = prior
+
+    @classmethod
+    def from_latent(
+        cls, latent: ArrayLike, *, prior: AbstractPrior | None = None, dtype: Any = None
+    ) -> "Param":
+        """A Param whose latent is `latent` (its value is `prior.forward(latent)`)."""
+        return cls(latent=latent, prior=prior, dtype=dtype)
+
+    @property
+    def is_abstract(self) -> bool:
+        return isinstance(self.latent, jax.ShapeDtypeStruct)
+
+    @property
+    def value(self) -> Array:
+        """The physical value `prior.forward(latent)`: the latent's shape and dtype.
+
+        A prior whose hyperparameters would broadcast the value to another shape
+        (swapped in with `eqx.tree_at`, say) is an error.
+        """
+        if self.is_abstract:
+            raise abstract_error(self)
+        assert not isinstance(self.latent, jax.ShapeDtypeStruct)
+        out = self.prior.forward(self.latent)
+        if jnp.shape(out) != self.latent.shape:
+            raise ValueShapeError(
+                f"The prior `{type(self.prior).__name__}` makes the value of shape "
+                f"{shape_str(jnp.shape(out))} from a latent of shape "
+                f"{shape_str(self.latent.shape)}: its hyperparameters have shape "
+                f"{shape_str(self.prior.batch_shape)}, which does not broadcast to "
+                "the Param's shape (was the prior replaced with `eqx.tree_at`?). "
+                "Give the prior hyperparameters of a broadcastable shape, or build "
+                "the Param anew: `ep.Param(value, prior=...)`."
+            )
+        if out.dtype != self.latent.dtype:  # e.g. float64 hyperparameters
+            out = out.astype(self.latent.dtype)
+        return out
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.latent.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.latent.dtype)
+
+
+class ValueShapeError(ValueError):
+    """A Param whose prior gives its value another shape than its latent's."""
+
+
+def _check_float(dtype: np.dtype) -> None:
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"`ep.Param` needs a floating dtype, got {dtype}. Integer and boolean "
+            "data is never trained: store it as `ep.Fixed(...)` or a plain field."
+        )
+
+
+def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The broadcast shape, or None where the shapes do not broadcast."""
+    try:
+        return tuple(jnp.broadcast_shapes(*shapes))
+    except ValueError:
+        return None
+
+
+def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
+    batch = prior.batch_shape
+    if _broadcast(batch, shape) != shape:
+        raise ValueError(
+            f"The prior's hyperparameters have shape {shape_str(batch)}, which does "
+            f"not broadcast to the Param's shape {shape_str(shape)}. Give the Param "
+            "a matching `shape=` or hyperparameters of a broadcastable shape."
+        )
+
+
+def check_finite(latent: Array, message: str) -> Array:
+    """Raise `message` unless `latent` is finite.
+
+    The check runs now if `latent` is concrete, and at run time if it is traced
+    (with `eqx.error_if`, so a jitted constructor cannot yield NaN).
+    """
+    if is_traced(latent):
+        return eqx.error_if(latent, ~jnp.all(jnp.isfinite(latent)), message)
+    if not np.all(np.isfinite(np.asarray(latent))):
+        raise ValueError(message)
+    return latent
+
+
+def check_flags(latent: Array, *checks: tuple[Any, str]) -> Array:
+    """Raise the message of the first `(flags, message)` whose flags hold.
+
+    Now if the flags are concrete, at run time (`eqx.error_if`) if traced.
+    """
+    for flags, message in checks:
+        if is_traced(flags):
+            latent = eqx.error_if(latent, jnp.any(flags), message)
+        elif np.any(np.asarray(flags)):
+            raise ValueError(message)
+    return latent
+
+
+def latent_of(prior: AbstractPrior, value: Array, dtype: np.dtype) -> tuple:
+    """`(latent, outside, overflow)` of a physical value, for a Param of `dtype`.
+
+    `outside` flags values outside the prior's support, `overflow` latents too
+    large for `dtype`. Built-in priors compute in at least float32. In a lower
+    precision their values saturate for moderate latents (|z| < 8): they overflow
+    to inf, underflow to 0, or round onto a bound. So a low-precision value whose
+    latent is not finite gets the latent clamped to `dtype`'s finite range if
+    that latent maps back onto the very same value: the library takes back every
+    value it gives out. (In float32 and float64 they do not saturate; an inf value
+    is refused.)
+    """
+    x = value.astype(dtype)
+    latent = jnp.asarray(prior.inverse(x)).astype(dtype)
+    fits = jnp.isfinite(latent)
+    if not is_traced(fits) and np.all(np.asarray(fits)):
+        return latent, False, False
+    # NaN: outside the support; inf from a finite value: an overflowing latent.
+    outside = ~fits & (jnp.isnan(latent) | ~jnp.isfinite(x))
+    if np.dtype(dtype).itemsize >= 4:
+        return latent, outside, ~fits & ~outside
+    big = float(jnp.finfo(dtype).max)
+    clamped = jnp.clip(jnp.nan_to_num(latent, nan=0.0), -big, big).astype(dtype)
+    same = prior.forward(clamped).astype(dtype) == x
+    saturated = ~fits & ~jnp.isnan(latent) & same
+    latent = jnp.where(saturated, clamped, latent)
+    outside = outside & ~saturated
+    return latent, outside, ~fits & ~saturated & ~outside
+
+
+def _ints_as_floats(value: Any) -> Any:
+    """Python or NumPy integers and bools for a Param value, as float64 on the host.
+
+    So a large Python int (`2**31`) needs no int64; the Param's dtype is JAX's
+    default float either way.
+    """
+    if isinstance(value, jax.Array | AbstractWrapper | AbstractPrior | str | bytes):
+        return value
+    try:
+        host = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
+    return host.astype(np.float64) if host.dtype.kind in "iub" else value
