@@ -673,3 +673,10 @@ def tapped_in_while_loop(x: jax.Array) -> jax.Array:
 def test_bad_intermediates(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_wrapper_in_a_lax_call_fails_loudly():
+    # `lax.*` functions reject any object that is not an array before our code can
+    # run, with JAX's own error (docs/typing.md shows the fix); it never computes.
+    with pytest.raises((TypeError, ValueError), match=r"__jax_array__|valid JAX type"):
+        jax.lax.sin(fitted().alpha)
