@@ -388,8 +388,14 @@ def load_values(
                 f"model: {shown}{more}. Give every Param a value, or pass "
                 "`strict=False` to load only some."
             )
-    out = list(nodes.nodes)
-    for path, value in wanted.items():
-        i = index[path]
-        out[i] = with_value(out[i], value, path, "ep.load_values")
-    return nodes.unflatten(out)
+    # Deepest first: a Param's latent is computed with its prior's new values.
+    for depth in sorted({nodes.depth[index[p]] for p in wanted}, reverse=True):
+        out = list(nodes.nodes)
+        for path, value in wanted.items():
+            i = index[path]
+            if nodes.depth[i] == depth:
+                out[i] = with_value(out[i], value, path, "ep.load_values")
+        model = nodes.unflatten(out)
+        nodes = Nodes(model, "ep.load_values")
+        index = {p: i for i, p in enumerate(nodes.paths)}
+    return model

@@ -137,11 +137,6 @@ def _hierarchical():
     return {"theta": ep.Param(shape=(3,), prior=ep.Normal(mu, tau))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: load_values inverts an outer Param's value with its OLD prior, "
-    "then swaps in the loaded hyperparameters; values(load_values(m, v)) != v",
-)
 def test_load_values_round_trip_hierarchical():
     fitted = ep.normal(_hierarchical(), key=jax.random.key(0))
     other = ep.normal(_hierarchical(), key=jax.random.key(1))
