@@ -16,7 +16,6 @@ import equinox as eqx
 import jax
 import jax.tree_util as jtu
 
-from ._storage import is_array
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
@@ -230,6 +229,9 @@ def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
+_NUMBERS = (bool, int, float, complex, str, bytes, list, tuple, dict)  # not arrays
+
+
 def storage_problem(node: AbstractWrapper) -> str | None:
     """The field of a wrapper that should hold its array but does not.
 
@@ -239,9 +241,11 @@ def storage_problem(node: AbstractWrapper) -> str | None:
     """
     name = "latent" if type(node) is Param else "stored"
     x = node.__dict__.get(name)
-    if is_array(x) or isinstance(x, jax.ShapeDtypeStruct):
-        return None
-    return name
+    # Only what is surely wrong: transformations put their own placeholder
+    # objects in leaves (e.g. the ones `eqx.tree_at` selects through).
+    if x is None or isinstance(x, _NUMBERS):
+        return name
+    return None
 
 
 def storage_error(
@@ -295,10 +299,11 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
         return
     for name, allowed in checks:
         value = fields.get(name)
-        # Fine: any wrapper (`ep.freeze` turns a Param into a Fixed), an array
-        # (the field's value, as `ep.unwrap` leaves it), or None (unset).
+        # A number is surely wrong; a wrapper of either kind (`ep.freeze` swaps
+        # them), an array (as `ep.unwrap` leaves it), None (unset) or a
+        # transformation's placeholder is not.
         del allowed
-        if not (value is None or isinstance(value, AbstractWrapper) or is_array(value)):
+        if isinstance(value, _NUMBERS):
             problems.append((node, name))
 
 
