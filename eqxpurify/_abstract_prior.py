@@ -4,8 +4,8 @@ import abc
 from typing import Any
 
 import equinox as eqx
-import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._format import pdoc, prior_str, treescope_constructor
@@ -74,19 +74,21 @@ class AbstractPrior(eqx.Module):
 
         from ._wrappers import is_wrapper
 
-        shapes = []
+        shapes: list[tuple[int, ...]] = []
         for field in dataclasses.fields(self):
             if field.metadata.get("static", False):
                 continue
-            x = getattr(self, field.name, None)
+            x: Any = getattr(self, field.name, None)
             if is_wrapper(x):
                 shapes.append(tuple(x.shape))
             elif eqx.is_array(x):
-                shapes.append(tuple(jnp.shape(x)))
-        return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
+                shapes.append(tuple(np.shape(x)))
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes)) if shapes else ()
 
     # Readable text: physical values, via `print`/`repr` and Equinox's printer.
-    __repr__ = prior_str
+    def __repr__(self) -> str:
+        return prior_str(self)
+
     __pdoc__ = pdoc
 
     def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:

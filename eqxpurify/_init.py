@@ -138,7 +138,7 @@ def _draws(key: Any, params: list[Param]) -> list[Array]:
             placed = unstack(stacked)
         else:
             default = jax.sharding.SingleDeviceSharding(
-                jax.config.jax_default_device or jax.devices()[0]
+                getattr(jax.config, "jax_default_device", None) or jax.devices()[0]
             )
             placed = jax.device_put(unstack(stacked), [t or default for t in targets])
         for j, arr in zip(members, placed):

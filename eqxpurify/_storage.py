@@ -10,7 +10,7 @@ ways, so `.value` gives back the very same array. Non-floating data (integers,
 booleans, PRNG keys) is stored as it is: nothing trains it anyway.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +74,7 @@ def hide(arr: Any) -> Array:
         arr = jnp.stack([jnp.real(arr), jnp.imag(arr)], axis=-1)
     if isinstance(arr, np.ndarray | np.generic) and not is_traced(arr):
         return jnp.asarray(np.ascontiguousarray(arr).view(target))
-    return lax.bitcast_convert_type(arr, target)
+    return lax.bitcast_convert_type(cast(Any, arr), target)
 
 
 _SMALL = 64  # elements: revealed on the host, a constant for the compiler
@@ -89,7 +89,7 @@ def _on_default_device(x: Any) -> bool:
     if is_traced(x) or not isinstance(x, jax.Array):
         return False
     devices = x.sharding.device_set
-    default = jax.config.jax_default_device or jax.devices()[0]
+    default = getattr(jax.config, "jax_default_device", None) or jax.devices()[0]
     return len(devices) == 1 and default in devices
 
 

@@ -258,7 +258,7 @@ def _scaled_normal(fan_in: int, cache: dict[int, Normal]) -> Normal:
     return cache[fan_in]
 
 
-def _default_prior(x: Array, cache: dict[int, Normal]) -> AbstractPrior:
+def _default_prior(x: Any, cache: dict[int, Normal]) -> AbstractPrior:
     """LeCun scale for weights laid out `(out, in, *kernel)`, N(0, 1) otherwise."""
     if x.ndim >= 2:
         fan_in = math.prod(x.shape[1:])

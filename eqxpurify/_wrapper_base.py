@@ -149,7 +149,9 @@ class AbstractWrapper(eqx.Module):
         """The dtype of `.value`."""
 
     # Readable text: physical values, via `print`/`repr` and Equinox's printer.
-    __repr__ = wrapper_str
+    def __repr__(self) -> str:
+        return wrapper_str(self)
+
     __pdoc__ = pdoc
 
     def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
@@ -164,8 +166,9 @@ class AbstractWrapper(eqx.Module):
         else:
             value = self.value
         attributes = {"value": value}
-        if getattr(self, "prior", None) is not None:
-            attributes["prior"] = self.prior
+        prior = getattr(self, "prior", None)
+        if prior is not None:
+            attributes["prior"] = prior
         attributes["trains"] = isinstance(self, Param)
         return treescope_constructor(self, attributes, path, subtree_renderer)
 
@@ -179,9 +182,12 @@ class AbstractWrapper(eqx.Module):
             )
 
 
-for _name in _OPERATORS:
-    setattr(AbstractWrapper, _name, _not_an_array(_name))
-del _name
+def _close_operators() -> None:
+    for name in _OPERATORS:
+        setattr(AbstractWrapper, name, _not_an_array(name))
+
+
+_close_operators()
 
 
 def static_shape(shape: Any, owner: str) -> tuple[int, ...]:

@@ -255,6 +255,7 @@ def test_hybrid_model_trains_plain_mlp_with_the_recommended_loop(
             updates, state = optim.update(grads, state, params)
             return optax.apply_updates(params, updates), state, loss
 
+        loss = jnp.inf
         for _ in range(1500):
             params, state, loss = step(params, state)
         return params, float(loss)
