@@ -315,7 +315,11 @@ def test_c1_traced_message_has_no_placeholder():
     [
         (lambda s: ep.Uniform(s, 1.0), 2.0, "needs low < high"),
         (lambda s: ep.Uniform(-s, s), F32(3e38), "`high - low` overflows"),
-        (lambda s: ep.LogNormal(1.0, s), F32(1e20), "`sigma / mean` is too extreme"),
+        (
+            lambda s: ep.LogNormal(F32(1.0), s),
+            F32(1e20),
+            "`sigma / mean` is too extreme",
+        ),
     ],
     ids=["Uniform-low>high", "Uniform-overflow", "LogNormal-ratio"],
 )
