@@ -213,7 +213,7 @@ def test_tap_of_a_tangent():
 def test_tap_traced_only_for_shapes():
     def f(x):
         shape = jax.eval_shape(lambda y: ep.intermediate(2 * y, name="shape"), x)
-        return jnp.zeros(shape.shape) + ep.intermediate(x, name="x")
+        return jnp.zeros(shape.shape, x.dtype) + ep.intermediate(x, name="x")
 
     with pytest.raises(ValueError, match=r"harvest `shape`: .*`jax.eval_shape`"):
         ep.intermediates(f)(T)

@@ -108,7 +108,7 @@ def test_jax_grad_of_whole_model():
     assert grads.t.stored.dtype == jax.dtypes.float0
     for leaf in jax.tree.leaves(grads.offset.prior):
         assert leaf.dtype == jax.dtypes.float0
-    assert grads.lifetime.latent.dtype == jnp.float32
+    assert grads.lifetime.latent.dtype == model.lifetime.latent.dtype
 
 
 def test_partition_flatten_ravel_loops_with_weight_decay(standard_promotion):
