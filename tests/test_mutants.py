@@ -1,0 +1,878 @@
+"""Tests written to kill mutants (issue 18; `tools/mutate.py`, docs/mutation.md).
+
+Each test fails on a small, realistic bug planted in the library: the Unflatten
+error naming the wrong array, `ep.wrap`'s LeCun scale from the wrong axes, a
+prior evaluated from its far tail, a Param losing the dtype of its value, and
+the survivors of mutmut's runs on `_priors`, `_filters`, `_init`, `_ravel` and
+the intermediates' batching and harvesting code.
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+
+import eqxpurify as ep
+
+# --------------------------------------------------------------------------------
+# `Unflatten` names the array by its position among the trainable arrays.
+
+
+class _Mixed(eqx.Module):
+    a: ep.Param
+    fixed: ep.Fixed
+    plain: jax.Array
+    counts: jax.Array
+    theta: ep.Param
+    last: ep.Param
+
+
+def _mixed_model():
+    tau = ep.Param(0.7, prior=ep.HalfNormal(1.0))
+    return _Mixed(
+        a=ep.Param(jnp.array([0.5, -0.5])),
+        fixed=ep.Fixed(jnp.ones(3)),
+        plain=jnp.arange(4.0),
+        counts=jnp.arange(2),
+        theta=ep.Param(jnp.zeros(3), prior=ep.Normal(ep.Param(0.1), tau)),
+        last=ep.Param(jnp.ones((2, 2))),
+    )
+
+
+# Path order: a Param before the Params of its prior; Fixed data and integer
+# arrays are not trainable, a plain floating array is.
+_MIXED_NAMES = [
+    "a",
+    "plain",
+    "theta",
+    "theta.prior.mean",
+    "theta.prior.sigma",
+    "last",
+]
+_MIXED_SHAPES = [(2,), (4,), (3,), (), (), (2, 2)]
+
+
+def test_flatten_order_of_a_mixed_model():
+    latents, _ = ep.flatten(_mixed_model())
+    assert [z.shape for z in latents] == _MIXED_SHAPES
+    assert list(ep.partition(_mixed_model())[0]) == _MIXED_NAMES
+
+
+@pytest.mark.parametrize("k", range(len(_MIXED_NAMES)))
+def test_unflatten_error_names_the_right_array(k):
+    latents, unflatten = ep.flatten(_mixed_model())
+    bad = list(latents)
+    bad[k] = jnp.zeros((7,), latents[k].dtype)
+    shape = re.escape(str(_MIXED_SHAPES[k]))
+    with pytest.raises(
+        ValueError,
+        match=rf"^`unflatten`: array {k} \(for `{re.escape(_MIXED_NAMES[k])}`\) "
+        rf"must have shape {shape} and dtype float32, got shape \(7,\) and "
+        r"dtype float32\. For a batch of lists",
+    ):
+        unflatten(bad)
+
+
+def test_unflatten_dtype_error_names_the_right_array():
+    latents, unflatten = ep.flatten(_mixed_model())
+    bad = [*latents[:-1], latents[-1].astype(jnp.bfloat16)]
+    with pytest.raises(
+        ValueError,
+        match=r"^`unflatten`: array 5 \(for `last`\) must have shape \(2, 2\) and "
+        r"dtype float32, got shape \(2, 2\) and dtype bfloat16\.",
+    ):
+        unflatten(bad)
+
+
+# --------------------------------------------------------------------------------
+# `ep.wrap`'s default prior: LeCun, fan_in = (in_channels / groups) * prod(kernel).
+
+
+def _key():
+    return jax.random.key(0)
+
+
+WRAP_CASES = {
+    "linear": (lambda: eqx.nn.Linear(3, 5, key=_key()), 3),
+    "linear-scalar-in": (lambda: eqx.nn.Linear("scalar", 5, key=_key()), None),
+    "conv1d": (lambda: eqx.nn.Conv1d(3, 5, 4, key=_key()), 3 * 4),
+    "conv2d-groups": (
+        lambda: eqx.nn.Conv2d(6, 4, (2, 3), groups=2, key=_key()),
+        3 * 2 * 3,
+    ),
+    "conv3d": (lambda: eqx.nn.Conv3d(2, 4, (2, 3, 2), key=_key()), 2 * 2 * 3 * 2),
+    "convtranspose1d-groups": (
+        lambda: eqx.nn.ConvTranspose1d(4, 6, 3, groups=2, key=_key()),
+        2 * 3,
+    ),
+    "convtranspose2d": (
+        lambda: eqx.nn.ConvTranspose2d(3, 5, (2, 3), key=_key()),
+        3 * 2 * 3,
+    ),
+    "convtranspose3d": (
+        lambda: eqx.nn.ConvTranspose3d(2, 3, (1, 2, 3), key=_key()),
+        2 * 1 * 2 * 3,
+    ),
+}
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["concrete", "abstract"])
+@pytest.mark.parametrize("case", list(WRAP_CASES))
+def test_wrap_default_prior_is_lecun(case, abstract):
+    make, fan_in = WRAP_CASES[case]
+    module = eqx.filter_eval_shape(make) if abstract else make()
+    wrapped = ep.wrap(module)
+    weight = wrapped.weight.prior
+    assert type(weight) is ep.Normal
+    assert float(weight.mean.value) == 0.0
+    want = 1.0 if fan_in is None else 1.0 / math.sqrt(fan_in)
+    assert float(weight.sigma.value) == pytest.approx(want, rel=1e-7)
+    # Biases (1-d) get N(0, 1).
+    bias = wrapped.bias.prior
+    assert float(bias.mean.value) == 0.0 and float(bias.sigma.value) == 1.0
+
+
+def test_wrap_lecun_scale_sets_the_spread_of_a_redraw():
+    # The spread of `ep.normal(ep.wrap(conv))` is 1 / sqrt(in * kernel).
+    conv = eqx.nn.Conv2d(16, 64, (3, 3), key=_key())
+    model = ep.normal(ep.wrap(conv), key=jax.random.key(1))
+    w = np.asarray(ep.unwrap(model).weight)
+    assert w.std() == pytest.approx(1 / math.sqrt(16 * 9), rel=0.05)
+
+
+# --------------------------------------------------------------------------------
+# A Param keeps the dtype of its value.
+
+FLOATS = ["bfloat16", "float16", "float32", "float64"]
+
+
+def _priors():
+    return {
+        "default": None,
+        "lognormal": ep.LogNormal(1.0, 0.5),
+        "uniform": ep.Uniform(0.0, 2.0),
+        "normal-array": ep.Normal(jnp.array([1.0, 2.0]), 1.0),
+    }
+
+
+@pytest.mark.parametrize("prior", list(_priors()))
+@pytest.mark.parametrize("source", ["jax", "numpy", "jax-scalar"])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_param_keeps_the_dtype_of_its_value(dtype, source, prior):
+    with jax.enable_x64(dtype == "float64"):
+        prior_ = _priors()[prior]
+        values = np.array([0.5, 1.25])
+        if source == "jax":
+            value = jnp.asarray(values, dtype)
+        elif source == "numpy":
+            value = values.astype(jnp.dtype(dtype))
+        else:
+            value = jnp.asarray(values, dtype)[1]
+        p = ep.Param(value) if prior_ is None else ep.Param(value, prior=prior_)
+        assert p.dtype == jnp.dtype(dtype)
+        assert p.latent.dtype == jnp.dtype(dtype)
+        assert p.value.dtype == jnp.dtype(dtype)
+        if prior != "normal-array":  # (that prior's batch shape is (2,))
+            assert p.shape == np.shape(value)
+        tol = {"bfloat16": 2e-2, "float16": 2e-3}.get(dtype, 1e-6)
+        np.testing.assert_allclose(
+            np.asarray(p.value, np.float64), np.asarray(value, np.float64), rtol=tol
+        )
+        # Broadcast to a shape, and from a latent: the same dtype.
+        q = ep.Param(value, shape=(3, 2)) if np.ndim(value) else ep.Param(value)
+        assert q.dtype == jnp.dtype(dtype)
+        r = ep.Param.from_latent(p.latent, prior=p.prior)
+        assert r.dtype == jnp.dtype(dtype) and r.value.dtype == jnp.dtype(dtype)
+        # Through the params-dict partition and back.
+        params, rest = ep.partition({"p": p})
+        assert params["['p']"].dtype == jnp.dtype(dtype)
+        assert ep.combine(params, rest)["p"].dtype == jnp.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_fixed_and_wrap_keep_the_dtype_of_their_values(dtype):
+    with jax.enable_x64(dtype == "float64"):
+        value = jnp.asarray([0.5, -1.25, 3.0], dtype)
+        fixed = ep.Fixed(value)
+        assert fixed.dtype == jnp.dtype(dtype) and fixed.value.dtype == value.dtype
+        np.testing.assert_array_equal(fixed.value, value)
+        linear = eqx.nn.Linear(2, 3, key=_key(), dtype=jnp.dtype(dtype))
+        wrapped = ep.wrap(linear)
+        assert wrapped.weight.dtype == jnp.dtype(dtype)
+        assert ep.unwrap(wrapped).weight.dtype == jnp.dtype(dtype)
+
+
+# --------------------------------------------------------------------------------
+# Tail precision of every built-in prior, float64, against mpmath.
+
+mpmath.mp.dps = 50
+
+
+def _ndtri(u):
+    return mpmath.sqrt(2) * mpmath.erfinv(2 * u - 1)
+
+
+def _quantile_map(name, h):
+    """`x(z)` and `z(x)` of a built-in prior in mpmath, each from its nearer tail."""
+    mp = mpmath
+    h = {k: mp.mpf(v) for k, v in h.items()}
+    if name == "normal":
+        return (lambda z: h["mean"] + h["sigma"] * z), (
+            lambda x: (x - h["mean"]) / h["sigma"]
+        )
+    if name == "lognormal":
+        var = mp.log1p((h["sigma"] / h["mean"]) ** 2)
+        mu, s = mp.log(h["mean"]) - var / 2, mp.sqrt(var)
+        return (lambda z: mp.exp(mu + s * z)), (lambda x: (mp.log(x) - mu) / s)
+    if name == "uniform":
+        lo, width = h["low"], h["high"] - h["low"]
+        return (lambda z: lo + width * mp.ncdf(z)), (lambda x: _ndtri((x - lo) / width))
+    if name == "halfnormal":
+        sigma = h["sigma"]
+        return (lambda z: sigma * _ndtri((1 + mp.ncdf(z)) / 2)), (
+            lambda x: _ndtri(mp.erf(x / (sigma * mp.sqrt(2))))
+        )
+    if name == "halfcauchy":
+        scale = h["scale"]
+        return (lambda z: scale * mp.tan(mp.pi / 2 * mp.ncdf(z))), (
+            lambda x: _ndtri(2 / mp.pi * mp.atan(x / scale))
+        )
+    if name == "exponential":
+        rate = h["rate"]
+        return (lambda z: -mp.log(mp.ncdf(-z)) / rate), (
+            lambda x: _ndtri(-mp.expm1(-rate * x))
+        )
+    raise AssertionError(name)
+
+
+# Bounds at 0 in both directions, so that relative precision in each tail shows.
+TAIL_CASES = {
+    "normal": (ep.Normal, {"mean": 0.0, "sigma": 1.5}),
+    "lognormal": (ep.LogNormal, {"mean": 1.0, "sigma": 2.0}),
+    "uniform-low-0": (ep.Uniform, {"low": 0.0, "high": 1.0}),
+    "uniform-high-0": (ep.Uniform, {"low": -2.0, "high": 0.0}),
+    "uniform-narrow": (ep.Uniform, {"low": 0.0, "high": 1e-3}),
+    "halfnormal": (ep.HalfNormal, {"sigma": 1.5}),
+    "halfcauchy": (ep.HalfCauchy, {"scale": 0.7}),
+    "exponential": (ep.Exponential, {"rate": 2.0}),
+}
+Z_TAILS = np.concatenate([np.linspace(-8.0, 8.0, 81), [-1e-9, 1e-9, -0.3, 0.3]])
+# What float64 reaches (measured: at most about 1e-14), with room to spare; a
+# map evaluated from the far tail loses every digit there (relative error ~1).
+TAIL_RTOL = 1e-12
+
+
+@pytest.mark.parametrize("case", list(TAIL_CASES))
+def test_forward_precision_in_both_tails_float64(case):
+    cls, h = TAIL_CASES[case]
+    name = case.split("-")[0]
+    forward, _ = _quantile_map(name, h)
+    want = np.array([float(forward(mpmath.mpf(z))) for z in Z_TAILS])
+    with jax.enable_x64(True):
+        prior = cls(**{k: jnp.float64(v) for k, v in h.items()})
+        got = np.asarray(prior.forward(jnp.asarray(Z_TAILS)))
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=TAIL_RTOL, atol=0)
+
+
+@pytest.mark.parametrize("case", list(TAIL_CASES))
+def test_inverse_precision_in_both_tails_float64(case):
+    # At each float64 value x, against the exact latent of that very x (the
+    # rounding of x itself is not the inverse's error).
+    cls, h = TAIL_CASES[case]
+    name = case.split("-")[0]
+    forward, inverse = _quantile_map(name, h)
+    xs = np.array([float(forward(mpmath.mpf(z))) for z in Z_TAILS])
+    want = np.array([float(inverse(mpmath.mpf(x))) for x in xs])
+    with jax.enable_x64(True):
+        prior = cls(**{k: jnp.float64(v) for k, v in h.items()})
+        got = np.asarray(prior.inverse(jnp.asarray(xs)))
+    assert got.dtype == np.float64
+    scale = np.maximum(np.abs(want), 1.0)
+    assert np.all(np.abs(got - want) <= TAIL_RTOL * scale), np.max(
+        np.abs(got - want) / scale
+    )
+
+
+# --------------------------------------------------------------------------------
+# Checks that need a fresh Python: several CPU devices, or no jaxtyping hook (the
+# suite's hook rejects some bad inputs before the library's own check sees
+# them; users without the hook get the library's message). The script imports
+# eqxpurify from this checkout (so mutmut's mutants and its active-mutant
+# variable reach it too) and prints one JSON object.
+
+ROOT = Path(__file__).resolve().parents[1]
+_OUTSIDE: dict[str, dict] = {}
+
+
+def outside(*parts: str, devices: int = 4) -> dict:
+    """Run the script `parts` in a fresh Python with `devices` CPU devices.
+
+    Returns the JSON object it printed last.
+    """
+    script = "".join(textwrap.dedent(part) for part in parts)
+    key = f"{devices}:{script}"
+    if key not in _OUTSIDE:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+        env["XLA_FLAGS"] = (
+            env.get("XLA_FLAGS", "")
+            + f" --xla_force_host_platform_device_count={devices}"
+        )
+        head = "import json, jax, jax.numpy as jnp, numpy as np, eqxpurify as ep\n"
+        proc = subprocess.run(
+            [sys.executable, "-c", head + script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _OUTSIDE[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return _OUTSIDE[key]
+
+
+_ERROR_OF = """
+def error_of(f):
+    try:
+        f()
+    except Exception as e:
+        return [type(e).__name__, str(e)]
+    return None
+"""
+
+# --------------------------------------------------------------------------------
+# `_ravel`: messages pinned whole, numpy leaves, placement on several devices.
+
+
+def _two():
+    return {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
+
+
+def _raises_exactly(error, message):
+    return pytest.raises(error, match="^" + re.escape(message) + "$")
+
+
+def test_unflatten_count_message():
+    latents, unflatten = ep.flatten(_two())
+    msg = "`unflatten` expects 2 arrays (one per trainable array of the model), got 1."
+    with _raises_exactly(ValueError, msg):
+        unflatten(latents[:1])
+
+
+def test_unflatten_shape_message_whole():
+    latents, unflatten = ep.flatten(_two())
+    msg = (
+        "`unflatten`: array 0 (for `['a']`) must have shape (2,) and dtype "
+        "float32, got shape (3,) and dtype int32. For a batch of lists, map the "
+        "whole computation over it: `jax.vmap(lambda zs: f(unflatten(zs)))`."
+    )
+    with _raises_exactly(ValueError, msg):
+        unflatten([jnp.zeros(3, jnp.int32), latents[1]])
+
+
+def _unravel_shape_message(shape):
+    msg = (
+        "`unravel` expects a 1-d vector of length 3 (the number of trainable "
+        f"elements of the model), got shape {shape}."
+    )
+    if len(shape) > 1:
+        msg += (
+            " For a batch of vectors, map the whole computation over it, "
+            "`jax.vmap(lambda v: f(unravel(v)))(flats)`, or name the draws with "
+            "`ep.draws(flats, unravel)`."
+        )
+    return msg
+
+
+def test_unravel_length_message_whole():
+    flat, unravel = ep.ravel(_two())
+    with _raises_exactly(ValueError, _unravel_shape_message((4,))):
+        unravel(jnp.zeros(4))
+
+
+def test_unflatten_and_unravel_messages_without_the_hook():
+    latents, unflatten = ep.flatten(_two())
+    flat, unravel = ep.ravel(_two())
+    unflatten(latents), unravel(flat)  # (in this process too, for mutmut)
+    got = outside(
+        _ERROR_OF,
+        """
+        model = {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
+        latents, unflatten = ep.flatten(model)
+        flat, unravel = ep.ravel(model)
+        shapes = [(4,), (), (1, 3), (2, 3)]
+        print(json.dumps({
+            "unflatten": error_of(lambda: unflatten(jnp.zeros(3))),
+            "unravel": error_of(lambda: unravel(jnp.arange(3))),
+            "shapes": [error_of(lambda: unravel(jnp.zeros(s))) for s in shapes],
+        }))
+        """,
+        devices=1,
+    )
+    assert got["unflatten"] == [
+        "TypeError",
+        "`unflatten` expects the list of arrays that `ep.flatten` returned (or an "
+        "update of it), got ArrayImpl.",
+    ]
+    assert got["unravel"] == [
+        "TypeError",
+        "`unravel` expects a floating vector, got dtype int32.",
+    ]
+    shapes = [(4,), (), (1, 3), (2, 3)]
+    assert got["shapes"] == [["ValueError", _unravel_shape_message(s)] for s in shapes]
+
+
+def test_ravel_of_numpy_leaves():
+    # Plain numpy floating arrays train too (they have no `.sharding`).
+    model = {"p": ep.Param(jnp.array([1.0, 2.0])), "n": np.array([3.0, 4.0], "f4")}
+    flat, unravel = ep.ravel(model)
+    np.testing.assert_array_equal(flat, [3.0, 4.0, 1.0, 2.0])  # path order
+    assert unravel.shardings == (None, None)
+    back = unravel(flat + 1)
+    np.testing.assert_array_equal(back["n"], [4.0, 5.0])
+    assert back["n"].dtype == np.float32
+
+
+_PLACEMENT = """
+from jax.sharding import NamedSharding, PartitionSpec as P
+devs = jax.devices()
+mesh = jax.make_mesh((4,), ("x",))
+sharded = NamedSharding(mesh, P("x"))
+model = {
+    "w": ep.Param.from_latent(jax.device_put(jnp.arange(8.0), sharded)),
+    "b": ep.Param.from_latent(jax.device_put(jnp.ones(()), devs[1])),
+    "c": ep.Param(2.0),
+}
+
+def where(x):
+    s = x.sharding
+    spec = list(s.spec) if isinstance(s, NamedSharding) else None
+    return [sorted(d.id for d in s.device_set), spec]
+
+flat, unravel = ep.ravel(model)
+back = unravel(flat + 1)
+print(json.dumps({
+    "recorded": [None if s is None else list(s.spec) for s in unravel.shardings],
+    "placed": {k: where(p.latent) for k, p in back.items()},
+    "values": {k: np.asarray(p.latent).tolist() for k, p in back.items()},
+}))
+"""
+
+
+def test_unravel_restores_shardings_on_several_devices():
+    flat, unravel = ep.ravel(_two())
+    unravel(flat)  # (in this process too, for mutmut)
+    got = outside(_PLACEMENT)
+    # Path order: b, c, w. Only the array spanning devices has its sharding
+    # recorded; the rest go to the default device.
+    assert got["recorded"] == [None, None, ["x"]]
+    assert got["placed"]["w"] == [[0, 1, 2, 3], ["x"]]
+    assert got["placed"]["c"] == [[0], None]
+    assert got["values"] == {
+        "b": 2.0,
+        "c": 3.0,
+        "w": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug (reported): `ep.ravel` records no sharding for an array "
+    "committed to one device other than the default, so `unravel` moves it to the "
+    "default device; its docstring says shardings are restored (and `ep.normal` "
+    "keeps such a placement)",
+)
+def test_unravel_keeps_a_single_device_placement():
+    flat, unravel = ep.ravel(_two())
+    unravel(flat)
+    got = outside(_PLACEMENT)
+    assert got["placed"]["b"] == [[1], None]
+
+
+# --------------------------------------------------------------------------------
+# `_filters`: a plain floating array in a field declared a wrapper; the static
+# layout's equality (what a jitted step's cache compares).
+
+
+class _Declared(eqx.Module):
+    w: ep.Param
+    t: ep.Fixed
+    either: ep.Param | ep.Fixed
+    plain: jax.Array
+
+
+class _Outer(eqx.Module):
+    layers: list
+    table: dict
+
+
+def _declared(**changes):
+    fields = dict(
+        w=ep.Param(jnp.ones(2)),
+        t=ep.Fixed(jnp.arange(3.0)),
+        either=ep.Fixed(jnp.zeros(2)),
+        plain=jnp.ones(2),
+    )
+    fields.update(changes)
+    return _Declared(**fields)
+
+
+def _plain_array_message(caller, path, kinds):
+    return (
+        f"`{caller}`: the field `{path}` is declared `{kinds}` but holds a plain "
+        "floating array, which would train as an ordinary Equinox array. Wrap it: "
+        "`eqx.tree_at(where, model, ep.Fixed(array))` for data, `ep.Param(value, "
+        "prior=...)` for a parameter, or set a value with `ep.set_value`."
+    )
+
+
+@pytest.mark.parametrize(
+    "field, kinds", [("t", "Fixed"), ("w", "Param"), ("either", "Param | Fixed")]
+)
+def test_plain_array_in_a_declared_field_message(field, kinds):
+    model = _declared(**{field: jnp.arange(5.0)})
+    with _raises_exactly(TypeError, _plain_array_message("ep.partition", field, kinds)):
+        ep.partition(model)
+    with _raises_exactly(TypeError, _plain_array_message("ep.ravel", field, kinds)):
+        ep.ravel(model)
+
+
+def test_plain_array_in_a_nested_declared_field_names_its_path():
+    inner = _declared(t=jnp.arange(5.0))
+    for model, path in [
+        (_Outer([_declared(), inner], {}), "layers[1].t"),
+        (_Outer([], {"b": _declared(), "c": inner}), "table['c'].t"),
+        ({"m": [inner]}, "['m'][0].t"),
+    ]:
+        msg = _plain_array_message("ep.partition", path, "Fixed")
+        with _raises_exactly(TypeError, msg):
+            ep.partition(model)
+
+
+def test_plain_arrays_where_no_wrapper_is_declared_train():
+    for model, names in [
+        (_declared(), ["plain", "w"]),
+        (jnp.ones(3), ["<model>"]),
+        ({"a": jnp.ones(2), "b": [jnp.ones(1)]}, ["['a']", "['b'][0]"]),
+        (_Outer([jnp.ones(2)], {"k": jnp.ones(1)}), ["layers[0]", "table['k']"]),
+    ]:
+        params, rest = ep.partition(model)
+        assert sorted(params) == names
+        assert eqx.tree_equal(ep.combine(params, rest), model)
+
+
+class _Act(eqx.Module):
+    w: ep.Param
+    act: str = eqx.field(static=True)
+
+    @ep.unwrapped
+    def __call__(self):
+        return jnp.tanh(self.w) if self.act == "tanh" else jnp.square(self.w)
+
+
+def test_layout_equality_is_what_a_jitted_step_caches_on():
+    traces = []
+
+    @jax.jit
+    def value(params, rest):
+        traces.append(None)
+        return ep.combine(params, rest)()
+
+    w = jnp.array([0.5, 2.0])
+    a = ep.partition(_Act(ep.Param(w), "tanh"))
+    a2 = ep.partition(_Act(ep.Param(w + 1), "tanh"))
+    b = ep.partition(_Act(ep.Param(w), "square"))
+    assert a[1].layout == a[1].layout
+    assert a[1].layout == a2[1].layout and a[1].layout is not a2[1].layout
+    assert a[1].layout != b[1].layout  # same hash, other static values
+    assert hash(a[1].layout) == hash(b[1].layout)
+    assert a[1].layout != "a layout"
+    np.testing.assert_allclose(value(*a), np.tanh(w), rtol=1e-6)
+    np.testing.assert_allclose(value(*a2), np.tanh(w + 1), rtol=1e-6)
+    assert len(traces) == 1  # an equal layout: the cached program
+    np.testing.assert_allclose(value(*b), np.square(w), rtol=1e-6)
+    assert len(traces) == 2
+
+
+# --------------------------------------------------------------------------------
+# `_init`: each entry point names itself in errors; log_prior / log_prob values
+# and dtypes (also under x64, where the default float is float64).
+
+_INIT_CALLS = {
+    "ep.shapes": ep.shapes,
+    "ep.zeros": ep.zeros,
+    "ep.normal": lambda m: ep.normal(m, key=jax.random.key(0)),
+    "ep.log_prior": ep.log_prior,
+    "ep.log_prob": ep.log_prob,
+}
+
+
+@pytest.mark.parametrize("caller", list(_INIT_CALLS))
+def test_init_errors_name_their_caller(caller):
+    call = _INIT_CALLS[caller]
+    number = eqx.tree_at(lambda m: m.t, _declared(), 5.0)
+    msg = (
+        f"`{caller}`: the field `t` is declared `Fixed` but holds a float, so it "
+        "would silently drop out of training. Set a physical value with "
+        "`ep.set_value(model, where, value)`, or replace the node with a wrapper: "
+        "`eqx.tree_at(where, model, ep.Param(value, prior=...))` (or "
+        "`ep.Fixed(value)` for data)."
+    )
+    with _raises_exactly(TypeError, msg):
+        call(number)
+    latent = eqx.tree_at(lambda m: m.w.latent, _declared(), 3.0)
+    msg = (
+        f"`{caller}`: the Param at `w` has a latent of type float, not an array, "
+        "so it would silently drop out of training. Set Params with "
+        "`ep.set_value(model, where, value)` (physical value) or replace the whole "
+        "node: `eqx.tree_at(where, model, ep.Param(value, prior=...))`."
+    )
+    with _raises_exactly(TypeError, msg):
+        call(latent)
+
+
+@pytest.mark.parametrize("caller", ["ep.log_prior", "ep.log_prob"])
+def test_log_density_of_an_abstract_model_names_the_caller(caller):
+    model = {"a": ep.Param(1.0), "b": [ep.Param(shape=(2,))]}
+    msg = (
+        f"`{caller}`: the Param at `['b'][0]` is abstract (shape (2,), no value "
+        "yet). Initialise it first: `model = ep.normal(model, key=key)` or "
+        "`model = ep.zeros(model)`."
+    )
+    with _raises_exactly(ValueError, msg):
+        _INIT_CALLS[caller](model)
+
+
+def _density_model(dtype=jnp.float32):
+    tau = ep.Param(jnp.asarray(0.8, dtype), prior=ep.HalfNormal(2.0))
+    return {
+        "x": ep.Param(jnp.asarray([0.5, -1.0], dtype), prior=ep.Normal(1.0, 2.0)),
+        "y": ep.Param(jnp.asarray(2.5, dtype), prior=ep.LogNormal(3.0, 1.0)),
+        "theta": ep.Param(jnp.asarray([0.1, 0.2], dtype), prior=ep.Normal(0.0, tau)),
+    }
+
+
+def _scipy_log_prob():
+    import scipy.stats as st
+
+    s2 = math.log1p((1.0 / 3.0) ** 2)
+    return float(
+        st.norm(1.0, 2.0).logpdf([0.5, -1.0]).sum()
+        + st.lognorm(s=math.sqrt(s2), scale=3.0 * math.exp(-s2 / 2)).logpdf(2.5)
+        + st.halfnorm(scale=2.0).logpdf(0.8)
+        + st.norm(0.0, 0.8).logpdf([0.1, 0.2]).sum()
+    )
+
+
+def _scipy_log_prior(model):
+    latents = np.concatenate(
+        [np.ravel(np.asarray(z, np.float64)) for z in ep.flatten(model)[0]]
+    )
+    return float(-0.5 * np.sum(latents**2) - 0.5 * latents.size * math.log(2 * math.pi))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_log_prob_and_log_prior_values_and_dtypes(dtype):
+    with jax.enable_x64(True):
+        model = _density_model(jnp.dtype(dtype))
+        want = {"float64": "float64"}.get(dtype, "float32")  # at least float32
+        lp = ep.log_prob(model)
+        assert lp.dtype == want and lp.shape == ()
+        prior = ep.log_prior(model)
+        assert prior.dtype == want and prior.shape == ()
+        if dtype != "bfloat16":
+            rtol = 1e-12 if dtype == "float64" else 1e-5
+            np.testing.assert_allclose(lp, _scipy_log_prob(), rtol=rtol)
+            np.testing.assert_allclose(prior, _scipy_log_prior(model), rtol=rtol)
+        # Jitted: the same.
+        np.testing.assert_allclose(jax.jit(ep.log_prob)(model), lp, rtol=1e-6)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_log_densities_of_an_empty_model_are_float32_zeros(x64):
+    with jax.enable_x64(x64):
+        for f in (ep.log_prior, ep.log_prob):
+            for model in ({}, {"t": ep.Fixed(jnp.ones(2))}):
+                value = f(model)
+                assert value.dtype == jnp.float32 and value.shape == ()
+                assert float(value) == 0.0
+
+
+_REST_MESSAGE = (
+    "Got the `rest` half of `ep.partition`, not a model. Rebuild the model with "
+    "`ep.combine(params, rest)` first (e.g. inside the loss: "
+    "`ep.unwrap(ep.combine(params, rest))`)."
+)
+
+
+@pytest.mark.parametrize("call", [ep.partition, ep.ravel, ep.flatten])
+def test_split_refuses_a_rest_or_a_class(call):
+    _, rest = ep.partition(_two())
+    with _raises_exactly(TypeError, _REST_MESSAGE):
+        call(rest)
+    msg = (
+        "`model` must be a model instance, but got the class `_Declared` itself. "
+        "Construct it first, e.g. `_Declared(...)`."
+    )
+    with _raises_exactly(TypeError, msg):
+        call(_Declared)
+
+
+def _mismatch_message(parts):
+    return (
+        f"`ep.combine(params, rest)`: `params` does not match `rest` ({parts}). "
+        "Both must come from the same `ep.partition(model)` call (an optimizer "
+        "update keeps the keys of `params`)."
+    )
+
+
+def test_combine_mismatch_messages_whole():
+    model = {k: ep.Param(float(i)) for i, k in enumerate("abcdefg")}
+    params, rest = ep.partition(model)
+    # Same number of entries, one key renamed.
+    renamed = dict(params)
+    renamed["['z']"] = renamed.pop("['c']")
+    with _raises_exactly(
+        ValueError, _mismatch_message("missing `['c']`; unknown `['z']`")
+    ):
+        ep.combine(renamed, rest)
+    # At most five names are listed.
+    few = {k: v for k, v in params.items() if k == "['a']"}
+    listed = ", ".join(f"`['{k}']`" for k in "bcdef")
+    with _raises_exactly(ValueError, _mismatch_message(f"missing {listed}")):
+        ep.combine(few, rest)
+    many = dict(params, **{f"['x{i}']": jnp.zeros(()) for i in range(7)})
+    listed = ", ".join(f"`['x{i}']`" for i in range(5))
+    with _raises_exactly(ValueError, _mismatch_message(f"unknown {listed}")):
+        ep.combine(many, rest)
+
+
+def test_combine_type_messages_without_the_hook():
+    params, rest = ep.partition(_two())
+    ep.combine(params, rest)  # (in this process too, for mutmut)
+    got = outside(
+        _ERROR_OF,
+        """
+        params, rest = ep.partition({"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)})
+        print(json.dumps({
+            "rest": error_of(lambda: ep.combine(params, {"not": "rest"})),
+            "params": error_of(lambda: ep.combine([1.0], rest)),
+        }))
+        """,
+        devices=1,
+    )
+    assert got["rest"] == [
+        "TypeError",
+        "`ep.combine(params, rest)`: `rest` must be the second result of "
+        "`ep.partition(model)`, got dict.",
+    ]
+    assert got["params"] == [
+        "TypeError",
+        "`ep.combine(params, rest)`: `params` must be the dict returned by "
+        "`ep.partition(model)` (or an update of it), got list.",
+    ]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32", "float64"])
+def test_combine_casts_updates_back_to_each_dtype(dtype):
+    with jax.enable_x64(True):
+        model = {
+            "p": ep.Param(jnp.asarray([1.0, 2.0], dtype)),
+            "q": ep.Param(jnp.asarray(0.5, "float32")),
+        }
+        params, rest = ep.partition(model)
+        other = "float32" if dtype != "float32" else "float64"
+        updated = {k: v.astype(other) + 1 for k, v in params.items()}
+        back = ep.combine(updated, rest)
+        assert back["p"].latent.dtype == jnp.dtype(dtype)
+        assert back["q"].latent.dtype == jnp.float32
+        np.testing.assert_array_equal(
+            np.asarray(back["p"].latent, np.float64), [2.0, 3.0]
+        )
+
+
+_INIT_PLACEMENT = """
+from jax.sharding import NamedSharding, PartitionSpec as P
+devs = jax.devices()
+mesh = jax.make_mesh((4,), ("x",))
+rows = NamedSharding(mesh, P("x"))
+pair = NamedSharding(jax.make_mesh((2,), ("y",), devices=devs[2:]), P("y"))
+model = {
+    "u": ep.Param(shape=(8,)),
+    "v": ep.Param.from_latent(jax.device_put(jnp.zeros(8), devs[2])),
+    "w": ep.Param(shape=(8,), sharding=rows),
+    "x": ep.Param(shape=(4,), dtype=jnp.bfloat16, sharding=pair),
+}
+key = jax.random.key(3)
+
+def where(x):
+    s = x.sharding
+    spec = list(s.spec) if isinstance(s, NamedSharding) else None
+    return [sorted(d.id for d in s.device_set), spec]
+
+def want(j, shape, dtype):
+    z = jax.random.normal(jax.random.fold_in(key, j), shape, jnp.float32)
+    return np.asarray(z.astype(dtype), np.float64).tolist()
+
+drawn = ep.normal(model, key=key)
+jitted = jax.jit(lambda k: ep.normal(model, key=k))(key)
+zeros = ep.zeros(model)
+structs = ep.shapes(drawn)
+print(json.dumps({
+    "drawn": {k: where(p.latent) for k, p in drawn.items()},
+    "values": {k: np.asarray(p.latent, np.float64).tolist() for k, p in drawn.items()},
+    "jitted": {k: np.asarray(p.latent, np.float64).tolist() for k, p in jitted.items()},
+    "want": {
+        "u": want(0, (8,), jnp.float32),
+        "v": want(1, (8,), jnp.float32),
+        "w": want(2, (8,), jnp.float32),
+        "x": want(3, (4,), jnp.bfloat16),
+    },
+    "dtypes": {k: str(p.latent.dtype) for k, p in drawn.items()},
+    "zeros": {k: where(p.latent) for k, p in zeros.items()},
+    "zero_values": {
+        k: np.asarray(p.latent, np.float64).tolist() for k, p in zeros.items()
+    },
+    "zero_dtypes": {k: str(p.latent.dtype) for k, p in zeros.items()},
+    "structs": {
+        k: None if p.latent.sharding is None else where(p.latent)
+        for k, p in structs.items()
+    },
+}))
+"""
+
+
+def test_normal_zeros_shapes_place_each_latent_on_several_devices():
+    model = {"u": ep.Param(shape=(8,)), "x": ep.Param(shape=(4,))}
+    ep.shapes(ep.zeros(ep.normal(model, key=jax.random.key(3))))  # (for mutmut)
+    got = outside(_INIT_PLACEMENT)
+    placed = {
+        "u": [[0], None],
+        "v": [[2], None],
+        "w": [[0, 1, 2, 3], ["x"]],
+        "x": [[2, 3], ["y"]],
+    }
+    assert got["drawn"] == placed
+    assert got["zeros"] == placed
+    # (u, drawn in one group with the committed v, comes back committed to the
+    # default device, so its struct may record that device.)
+    assert {k: got["structs"][k] for k in "vwx"} == {k: placed[k] for k in "vwx"}
+    assert got["structs"]["u"] in (None, [[0], None])
+    # Latent j is normal(fold_in(key, j)), whatever the route and the placement.
+    assert got["values"] == got["want"]
+    assert got["jitted"] == got["want"]
+    dtypes = {"u": "float32", "v": "float32", "w": "float32", "x": "bfloat16"}
+    assert got["dtypes"] == dtypes and got["zero_dtypes"] == dtypes
+    assert got["zero_values"] == {k: [0.0] * (4 if k == "x" else 8) for k in "uvwx"}
