@@ -84,7 +84,10 @@ def close(a: Any, b: Any, dtype: Any) -> None:
     """Equal up to the rounding of `prior.inverse(prior.forward(z))` in `dtype`."""
     eps = float(jnp.finfo(dtype).eps)
     np.testing.assert_allclose(
-        np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=256 * eps, atol=0
+        np.asarray(a, np.float64),
+        np.asarray(b, np.float64),
+        rtol=256 * eps,
+        atol=256 * eps,
     )
 
 
