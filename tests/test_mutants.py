@@ -25,6 +25,10 @@ import pytest
 
 import eqxpurify as ep
 
+from .conftest import DEFAULT_FLOAT, X64
+
+_F = jnp.dtype(DEFAULT_FLOAT).name  # Params made from Python floats
+
 # --------------------------------------------------------------------------------
 # `Unflatten` names the array by its position among the trainable arrays.
 
@@ -78,8 +82,8 @@ def test_unflatten_error_names_the_right_array(k):
     with pytest.raises(
         ValueError,
         match=rf"^`unflatten`: array {k} \(for `{re.escape(_MIXED_NAMES[k])}`\) "
-        rf"must have shape {shape} and dtype float32, got shape \(7,\) and "
-        r"dtype float32\. For a batch of lists",
+        rf"must have shape {shape} and dtype {_F}, got shape \(7,\) and "
+        rf"dtype {_F}\. For a batch of lists",
     ):
         unflatten(bad)
 
@@ -90,7 +94,7 @@ def test_unflatten_dtype_error_names_the_right_array():
     with pytest.raises(
         ValueError,
         match=r"^`unflatten`: array 5 \(for `last`\) must have shape \(2, 2\) and "
-        r"dtype float32, got shape \(2, 2\) and dtype bfloat16\.",
+        rf"dtype {_F}, got shape \(2, 2\) and dtype bfloat16\.",
     ):
         unflatten(bad)
 
@@ -170,7 +174,7 @@ def _priors():
 @pytest.mark.parametrize("source", ["jax", "numpy", "jax-scalar"])
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_param_keeps_the_dtype_of_its_value(dtype, source, prior):
-    with jax.enable_x64(dtype == "float64"):
+    with jax.enable_x64(X64 or dtype == "float64"):
         prior_ = _priors()[prior]
         values = np.array([0.5, 1.25])
         if source == "jax":
@@ -202,7 +206,7 @@ def test_param_keeps_the_dtype_of_its_value(dtype, source, prior):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_fixed_and_wrap_keep_the_dtype_of_their_values(dtype):
-    with jax.enable_x64(dtype == "float64"):
+    with jax.enable_x64(X64 or dtype == "float64"):
         value = jnp.asarray([0.5, -1.25, 3.0], dtype)
         fixed = ep.Fixed(value)
         assert fixed.dtype == jnp.dtype(dtype) and fixed.value.dtype == value.dtype
@@ -216,15 +220,13 @@ def test_fixed_and_wrap_keep_the_dtype_of_their_values(dtype):
 # --------------------------------------------------------------------------------
 # Tail precision of every built-in prior, float64, against mpmath.
 
-mpmath.mp.dps = 50
-
 
 def _ndtri(u):
     return mpmath.sqrt(2) * mpmath.erfinv(2 * u - 1)
 
 
 def _quantile_map(name, h):
-    """`x(z)` and `z(x)` of a built-in prior in mpmath, each from its nearer tail."""
+    """`x(z)` and `z(x)` of a built-in prior in mpmath (used at 50 digits)."""
     mp = mpmath
     h = {k: mp.mpf(v) for k, v in h.items()}
     if name == "normal":
@@ -277,8 +279,9 @@ TAIL_RTOL = 1e-12
 def test_forward_precision_in_both_tails_float64(case):
     cls, h = TAIL_CASES[case]
     name = case.split("-")[0]
-    forward, _ = _quantile_map(name, h)
-    want = np.array([float(forward(mpmath.mpf(z))) for z in Z_TAILS])
+    with mpmath.workdps(50):
+        forward, _ = _quantile_map(name, h)
+        want = np.array([float(forward(mpmath.mpf(z))) for z in Z_TAILS])
     with jax.enable_x64(True):
         prior = cls(**{k: jnp.float64(v) for k, v in h.items()})
         got = np.asarray(prior.forward(jnp.asarray(Z_TAILS)))
@@ -292,9 +295,10 @@ def test_inverse_precision_in_both_tails_float64(case):
     # rounding of x itself is not the inverse's error).
     cls, h = TAIL_CASES[case]
     name = case.split("-")[0]
-    forward, inverse = _quantile_map(name, h)
-    xs = np.array([float(forward(mpmath.mpf(z))) for z in Z_TAILS])
-    want = np.array([float(inverse(mpmath.mpf(x))) for x in xs])
+    with mpmath.workdps(50):
+        forward, inverse = _quantile_map(name, h)
+        xs = np.array([float(forward(mpmath.mpf(z))) for z in Z_TAILS])
+        want = np.array([float(inverse(mpmath.mpf(x))) for x in xs])
     with jax.enable_x64(True):
         prior = cls(**{k: jnp.float64(v) for k, v in h.items()})
         got = np.asarray(prior.inverse(jnp.asarray(xs)))
@@ -375,7 +379,7 @@ def test_unflatten_shape_message_whole():
     latents, unflatten = ep.flatten(_two())
     msg = (
         "`unflatten`: array 0 (for `['a']`) must have shape (2,) and dtype "
-        "float32, got shape (3,) and dtype int32. For a batch of lists, map the "
+        f"{_F}, got shape (3,) and dtype int32. For a batch of lists, map the "
         "whole computation over it: `jax.vmap(lambda zs: f(unflatten(zs)))`."
     )
     with _raises_exactly(ValueError, msg):
@@ -702,7 +706,7 @@ def test_log_prob_and_log_prior_values_and_dtypes(dtype):
 
 @pytest.mark.parametrize("x64", [False, True])
 def test_log_densities_of_an_empty_model_are_float32_zeros(x64):
-    with jax.enable_x64(x64):
+    with jax.enable_x64(x64 or X64):
         for f in (ep.log_prior, ep.log_prob):
             for model in ({}, {"t": ep.Fixed(jnp.ones(2))}):
                 value = f(model)
@@ -830,7 +834,10 @@ drawn = ep.normal(model, key=key)
 jitted = jax.jit(lambda k: ep.normal(model, key=k))(key)
 zeros = ep.zeros(model)
 structs = ep.shapes(drawn)
+from eqxpurify._init import _sharded_draw
 print(json.dumps({
+    "sharded_draws": _sharded_draw.cache_info().currsize,
+    "u_committed": drawn["u"].latent.committed,
     "drawn": {k: where(p.latent) for k, p in drawn.items()},
     "values": {k: np.asarray(p.latent, np.float64).tolist() for k, p in drawn.items()},
     "jitted": {k: np.asarray(p.latent, np.float64).tolist() for k, p in jitted.items()},
@@ -876,3 +883,182 @@ def test_normal_zeros_shapes_place_each_latent_on_several_devices():
     dtypes = {"u": "float32", "v": "float32", "w": "float32", "x": "bfloat16"}
     assert got["dtypes"] == dtypes and got["zero_dtypes"] == dtypes
     assert got["zero_values"] == {k: [0.0] * (4 if k == "x" else 8) for k in "uvwx"}
+    # w and x (spanning devices) are drawn in their shards, by one compiled draw
+    # each; u and v (one device each) are drawn together.
+    assert got["sharded_draws"] == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug (reported): a latent on no particular device, drawn in "
+    "one group with a committed one, comes back committed to the default device",
+)
+def test_normal_leaves_an_uncommitted_latent_uncommitted_on_several_devices():
+    ep.normal({"u": ep.Param(shape=(8,))}, key=jax.random.key(3))
+    assert outside(_INIT_PLACEMENT)["u_committed"] is False
+
+
+def test_draw_one_makes_the_same_numbers():
+    # The sharded route (several devices only, checked above in a subprocess),
+    # called here on one device so that mutmut runs that check for its mutants.
+    from eqxpurify._init import _draw_one
+
+    key = jax.random.key(5)
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    for shape, dtype in [((3,), jnp.float32), ((2, 2), jnp.bfloat16)]:
+        got = _draw_one(key, np.uint32(4), shape, dtype, one)
+        want = jax.random.normal(jax.random.fold_in(key, 4), shape, jnp.float32)
+        assert got.dtype == dtype and got.shape == shape
+        np.testing.assert_array_equal(got, want.astype(dtype))
+    assert outside(_INIT_PLACEMENT)["sharded_draws"] == 2
+
+
+def test_normal_draws_in_float32_at_least_under_x64():
+    with jax.enable_x64(True):
+        model = {"a": ep.Param(shape=(3,), dtype=jnp.float32), "b": ep.Param(shape=())}
+        key = jax.random.key(2)
+        drawn = ep.normal(model, key=key)
+        want_a = jax.random.normal(jax.random.fold_in(key, 0), (3,), jnp.float32)
+        want_b = jax.random.normal(jax.random.fold_in(key, 1), (), jnp.float64)
+        assert drawn["a"].latent.dtype == jnp.float32
+        np.testing.assert_array_equal(drawn["a"].latent, want_a)
+        assert drawn["b"].latent.dtype == jnp.float64
+        np.testing.assert_array_equal(drawn["b"].latent, want_b)
+
+
+def test_whole_model_operations_on_traced_latents():
+    model = ep.normal(
+        {"a": ep.Param(shape=(3,)), "t": ep.Fixed(jnp.ones(2))}, key=jax.random.key(0)
+    )
+
+    @jax.jit
+    def redraw(m):
+        again = ep.normal(m, key=jax.random.key(1))
+        return again, ep.zeros(m), ep.shapes(m)["a"].latent.shape
+
+    again, zeros, shape = redraw(model)
+    want = jax.random.normal(jax.random.fold_in(jax.random.key(1), 0), (3,))
+    np.testing.assert_array_equal(again["a"].latent, want.astype(DEFAULT_FLOAT))
+    np.testing.assert_array_equal(zeros["a"].latent, np.zeros(3))
+    assert shape == (3,)
+
+
+def _none_latent_model():
+    class Fresh(eqx.Module):  # a structure no other test has partitioned
+        w: ep.Param
+        t: ep.Fixed
+
+    model = Fresh(ep.Param(jnp.ones(2)), ep.Fixed(jnp.ones(3)))
+    return eqx.tree_at(lambda m: m.w.latent, model, None, is_leaf=lambda x: x is None)
+
+
+@pytest.mark.parametrize("call", ["ep.partition", "ep.ravel", "ep.flatten"])
+def test_split_finds_a_latent_set_to_none_the_first_time(call):
+    msg = (
+        f"`{call}`: the Param at `w` has a latent of type NoneType, not an array, "
+        "so it would silently drop out of training. Set Params with "
+        "`ep.set_value(model, where, value)` (physical value) or replace the whole "
+        "node: `eqx.tree_at(where, model, ep.Param(value, prior=...))`."
+    )
+    model = _none_latent_model()
+    split = {"ep.partition": ep.partition, "ep.ravel": ep.ravel}.get(call, ep.flatten)
+    for _ in range(2):  # the first time and again (the check is cached per structure)
+        with _raises_exactly(TypeError, msg):
+            split(model)
+
+
+def test_split_checks_many_structures():
+    # More structures than the check's cache holds: older ones are evicted.
+    for n in range(80):
+        params, rest = ep.partition({f"k{i}": ep.Param(float(i)) for i in range(n)})
+        assert len(params) == n
+    with pytest.raises(TypeError, match=r"`w` has a latent of type NoneType"):
+        ep.partition(_none_latent_model())
+
+
+def test_partition_names_itself_for_a_number_in_a_declared_field():
+    number = eqx.tree_at(lambda m: m.t, _declared(), 5.0)
+    msg = (
+        "`ep.partition`: the field `t` is declared `Fixed` but holds a float, so it "
+        "would silently drop out of training. Set a physical value with "
+        "`ep.set_value(model, where, value)`, or replace the node with a wrapper: "
+        "`eqx.tree_at(where, model, ep.Param(value, prior=...))` (or "
+        "`ep.Fixed(value)` for data)."
+    )
+    with _raises_exactly(TypeError, msg):
+        ep.partition(number)
+
+
+@pytest.mark.parametrize(
+    "model, path, shape",
+    [
+        ({"b": [ep.Param(shape=(2, 3))]}, "['b'][0]", "(2, 3)"),
+        ({"a": {"b": {"c": ep.Param(shape=(4,))}}}, "['a']['b']['c']", "(4,)"),
+        ({"w": ep.Param(shape=(5,))}, "['w']", "(5,)"),
+    ],
+)
+def test_partition_of_an_abstract_param_names_its_path(model, path, shape):
+    msg = (
+        f"`ep.partition`: the Param at `{path}` is abstract (shape {shape}, no "
+        "value yet). Initialise it first: `model = ep.normal(model, key=key)` or "
+        "`model = ep.zeros(model)`."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.partition(model)
+
+
+# --------------------------------------------------------------------------------
+# `ep.draws`: physical values by path for batches of latent vectors.
+
+
+def _draws_model():
+    tau = ep.Param(1.5, prior=ep.HalfNormal(2.0))
+    return {
+        "mu": ep.Param(0.5, prior=ep.Normal(1.0, 2.0)),
+        "theta": ep.Param(jnp.array([0.1, -0.2]), prior=ep.Normal(0.0, tau)),
+        "x": ep.Fixed(jnp.arange(3.0)),
+    }
+
+
+@pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
+def test_draws_are_the_values_of_each_vector(batch):
+    model = _draws_model()
+    flat, unravel = ep.ravel(model)
+    n = flat.shape[0]
+    samples = jax.random.normal(jax.random.key(0), (*batch, n), flat.dtype)
+    got = ep.draws(samples, unravel)
+    assert sorted(got) == ["['mu']", "['theta']", "['theta'].prior.sigma"]
+    vectors = np.asarray(samples).reshape(-1, n)
+    for path, shape in [
+        ("['mu']", ()),
+        ("['theta']", (2,)),
+        ("['theta'].prior.sigma", ()),
+    ]:
+        assert got[path].shape == (*batch, *shape)
+        want = np.stack(
+            [np.asarray(ep.values(unravel(jnp.asarray(v)))[path]) for v in vectors]
+        ).reshape((*batch, *shape))
+        np.testing.assert_allclose(got[path], want, rtol=1e-6)
+    with_fixed = ep.draws(samples, unravel, filter_spec=ep.is_wrapper)
+    assert sorted(with_fixed) == sorted([*got, "['x']"])
+    assert with_fixed["['x']"].shape == (*batch, 3)
+    np.testing.assert_array_equal(
+        np.asarray(with_fixed["['x']"]).reshape(-1, 3)[-1], [0.0, 1.0, 2.0]
+    )
+
+
+def test_draws_needs_a_last_axis_of_latents():
+    _, unravel = ep.ravel(_draws_model())
+    msg = "`ep.draws`: `samples` must have a last axis of latents."
+    got = outside(
+        _ERROR_OF,
+        """
+        model = {"mu": ep.Param(0.5)}
+        flat, unravel = ep.ravel(model)
+        scalar = error_of(lambda: ep.draws(jnp.zeros(()), unravel))
+        print(json.dumps({"scalar": scalar}))
+        """,
+        devices=1,
+    )
+    ep.draws(jnp.zeros((1, 4)), unravel)  # (in this process too, for mutmut)
+    assert got["scalar"] == ["ValueError", msg]
