@@ -7,7 +7,7 @@ floating arrays (see `_storage`), so every tool agrees with this definition.
 """
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -17,6 +17,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
+from ._abstract_prior import AbstractPrior
+from ._fixed import Fixed
 from ._nodes import check_fields, path_str, wrapper_fields
 from ._storage import is_array
 from ._wrappers import Param, abstract_error, check_model
@@ -107,7 +109,7 @@ class _Layout:
         return self._key() == other._key()
 
     def __repr__(self) -> str:
-        return f"<{len(self.names)} trainable, {len(self.arrays)} other arrays>"
+        return f"<{len(self.names)} trainable>"
 
 
 class Rest(eqx.Module):
@@ -136,33 +138,40 @@ class Rest(eqx.Module):
     arrays: list[Any]
     layout: _Layout = eqx.field(static=True)
 
+    def __init__(self, arrays: list[Any], layout: _Layout):
+        # Written out: a generated dataclass `__init__` makes Equinox flatten the
+        # arguments on every construction, which costs a whole model's flatten.
+        self.arrays = arrays
+        self.layout = layout
+
     def __repr__(self) -> str:
-        return f"Rest({self.layout!r})"
+        others = len(jax.tree.leaves(self.arrays))
+        return f"Rest(<{len(self.layout.names)} trainable, {others} other arrays>)"
 
 
 def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
-    with_paths, treedef = jtu.tree_flatten_with_path(model)
+    opaque = _constant_test()
+    leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
+    keypaths, leaf_names = _structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
-    for pos, (keypath, leaf) in enumerate(with_paths):
+    for pos, leaf in enumerate(leaves):
         if is_trainable(leaf):
-            if keypath and keypath[-1] == _LATENT:
-                keypath = keypath[:-1]  # a Param is named by its own path
-            names.append(path_str(keypath))
+            names.append(leaf_names[pos])
             train_pos.append(pos)
             shapes.append(tuple(leaf.shape))
             dtypes.append(leaf.dtype)
             trainables.append(leaf)
-        elif is_array(leaf):
+        elif is_array(leaf) or opaque(leaf):
             array_pos.append(pos)
             arrays.append(leaf)
         else:
             static_pos.append(pos)
             statics.append(leaf)
     for k, pos in enumerate(train_pos):
-        keypath = with_paths[pos][0]
+        keypath = keypaths[pos]
         if not keypath or keypath[-1] != _LATENT:
             _check_plain_array(model, keypath, names[k], caller)
     _check_structure(model, treedef, caller)
@@ -170,7 +179,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
         check_fields(model, caller)
-        for keypath, leaf in with_paths:
+        for keypath, leaf in zip(keypaths, leaves):
             if isinstance(leaf, jax.ShapeDtypeStruct) and keypath[-1] == _LATENT:
                 abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
                 raise abstract_error(abstract, path_str(keypath[:-1]), caller)
@@ -184,6 +193,79 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         (tuple(static_pos), tuple(statics)),
     )
     return trainables, Rest(arrays, layout)
+
+
+_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+_STRUCTURES_MAX = 64
+
+
+def _constant_test() -> Callable[[Any], bool]:
+    """An `is_leaf` for the subtrees a split keeps whole: constant Fixed and priors.
+
+    A Fixed (not frozen from a Param) and a prior whose leaves are all stored,
+    non-trainable arrays hold nothing to train or check, so `split_model` and
+    `rebuild` move them as one piece instead of flattening and rebuilding each of
+    their nodes (the bulk of the Python-side cost of a model of many Params).
+    Priors are usually shared between Params, so each is examined once per call.
+    """
+    seen: dict[int, bool] = {}
+
+    def constant(node: Any) -> bool:
+        kind = _KINDS.get(type(node))
+        if kind is None:
+            kind = _kind(type(node))
+        if kind == 0:
+            return False
+        if kind == 1:
+            return _constant_fixed(node)
+        known = seen.get(id(node))
+        if known is None:
+            known = seen[id(node)] = all(
+                _constant_fixed(v) if _KINDS.get(type(v)) == 1 else _constant_tree(v)
+                for v in object.__getattribute__(node, "__dict__").values()
+            )
+        return known
+
+    return constant
+
+
+_KINDS: dict[type, int] = {}  # 0: other, 1: Fixed, 2: a prior
+
+
+def _kind(cls: type) -> int:
+    kind = 1 if issubclass(cls, Fixed) else 2 if issubclass(cls, AbstractPrior) else 0
+    _KINDS[cls] = kind
+    return kind
+
+
+def _constant_fixed(node: Any) -> bool:
+    fields = object.__getattribute__(node, "__dict__")
+    return fields["prior"] is None and is_array(fields["stored"])
+
+
+def _constant_tree(tree: Any) -> bool:
+    return all(is_array(x) and not is_trainable(x) for x in jax.tree.leaves(tree))
+
+
+def _structure(
+    model: Any, treedef: Any, is_leaf: Callable[[Any], bool]
+) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """The key path of every leaf, and the name it trains under, per structure.
+
+    Both depend on the tree structure only, so they are computed once for each
+    (flattening with paths costs several times a plain flatten). A Param's latent
+    is named by the Param's own path.
+    """
+    cached = _STRUCTURES.get(treedef)
+    if cached is not None:
+        return cached
+    flat = jtu.tree_flatten_with_path(model, is_leaf=is_leaf)[0]
+    keypaths = tuple(k for k, _ in flat)
+    names = tuple(path_str(k[:-1] if k and k[-1] == _LATENT else k) for k in keypaths)
+    if len(_STRUCTURES) >= _STRUCTURES_MAX:
+        del _STRUCTURES[next(iter(_STRUCTURES))]
+    _STRUCTURES[treedef] = (keypaths, names)
+    return keypaths, names
 
 
 _CHECKED: dict[Any, None] = {}  # model structures whose wrappers hold arrays

@@ -54,7 +54,7 @@ def concat(arrays: Sequence[Any], dtype: np.dtype) -> Array:
 
 def unstack(stacked: Array) -> list[Array]:
     """The rows of a device array, as separate device arrays."""
-    return list(stacked) if stacked.shape[0] > 1 else [stacked[0]]
+    return list(jnp.unstack(stacked)) if stacked.shape[0] > 1 else [stacked[0]]
 
 
 def to_device(pieces: Sequence[np.ndarray]) -> list[Array]:

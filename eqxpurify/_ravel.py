@@ -40,6 +40,9 @@ class Unflatten(eqx.Module):
 
     rest: Rest
 
+    def __init__(self, rest: Rest):
+        self.rest = rest  # (no generated `__init__`: see `Rest.__init__`)
+
     __hash__ = object.__hash__
     __eq__ = object.__eq__
 
@@ -91,6 +94,11 @@ class Unravel(eqx.Module):
     rest: Rest
     size: int = eqx.field(static=True)
     shardings: tuple[Any, ...] = eqx.field(static=True)
+
+    def __init__(self, rest: Rest, size: int, shardings: tuple[Any, ...]):
+        self.rest = rest  # (no generated `__init__`: see `Rest.__init__`)
+        self.size = size
+        self.shardings = shardings
 
     __hash__ = object.__hash__
     __eq__ = object.__eq__
@@ -206,7 +214,10 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
     trainables, rest = split_model(model, "ep.ravel")
     vector = concat(trainables, common_dtype(rest.layout.dtypes))
     size = sum(math.prod(s) for s in rest.layout.shapes)
-    shardings = tuple(_sharding(x) for x in trainables)
+    if jax.device_count() > 1:
+        shardings = tuple(_sharding(x) for x in trainables)
+    else:  # nothing can be sharded
+        shardings = (None,) * len(trainables)
     return vector, Unravel(rest, size, shardings)
 
 
