@@ -158,13 +158,16 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
     for pos, leaf in enumerate(leaves):
-        if is_trainable(leaf):
+        if _KINDS.get(type(leaf)):  # a constant Fixed or prior, kept whole
+            array_pos.append(pos)
+            arrays.append(leaf)
+        elif is_trainable(leaf):
             names.append(leaf_names[pos])
             train_pos.append(pos)
             shapes.append(tuple(leaf.shape))
             dtypes.append(leaf.dtype)
             trainables.append(leaf)
-        elif is_array(leaf) or opaque(leaf):
+        elif is_array(leaf):
             array_pos.append(pos)
             arrays.append(leaf)
         else:

@@ -54,7 +54,9 @@ def concat(arrays: Sequence[Any], dtype: np.dtype) -> Array:
 
 def unstack(stacked: Array) -> list[Array]:
     """The rows of a device array, as separate device arrays."""
-    return list(jnp.unstack(stacked)) if stacked.shape[0] > 1 else [stacked[0]]
+    # `list` slices with one cached program; `jnp.unstack` would compile one
+    # program with a result per row, minutes cold at 10^4 rows.
+    return list(stacked) if stacked.shape[0] > 1 else [stacked[0]]
 
 
 def to_device(pieces: Sequence[np.ndarray]) -> list[Array]:

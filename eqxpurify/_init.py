@@ -120,12 +120,16 @@ def _draws(key: Any, params: list[Param]) -> list[Array]:
     """
     out: list[Any] = [None] * len(params)
     groups: dict[tuple, list[int]] = defaultdict(list)
+    shardings = []
     for j, p in enumerate(params):
-        sharding = sharding_of(p.latent)
+        latent = p.latent
+        sharding = sharding_of(latent)
+        shardings.append(sharding)
+        shape, dtype = tuple(latent.shape), np.dtype(latent.dtype)
         if _spans_devices(sharding) and not is_traced(key):
-            out[j] = _draw_one(key, np.uint32(j), p.shape, p.dtype, sharding)
+            out[j] = _draw_one(key, np.uint32(j), shape, dtype, sharding)
         else:
-            groups[(p.shape, np.dtype(p.dtype))].append(j)
+            groups[(shape, dtype)].append(j)
     for (shape, dtype), members in groups.items():
         indices = jnp.asarray(np.asarray(members, np.uint32))
         stacked = _draw_group(key, indices, shape, dtype, compute_dtype(dtype))
@@ -133,7 +137,7 @@ def _draws(key: Any, params: list[Param]) -> list[Array]:
             for row, j in enumerate(members):
                 out[j] = stacked[row]
             continue
-        targets = [sharding_of(params[j].latent) for j in members]
+        targets = [shardings[j] for j in members]
         if all(t is None for t in targets):
             placed = unstack(stacked)
         else:

@@ -82,6 +82,13 @@ class _Level:
     leaves: list[Any]
     entry: list[int | None]  # the entry index of each leaf (None: not an entry)
     children: dict[int, "_Level"]  # leaf position -> the level of its prior
+    tree: Any = None  # what was flattened (key paths are found from it if needed)
+    parent: int | None = None  # the entry whose prior this level is
+
+
+@functools.cache
+def _wrapper_type(cls: type) -> bool:
+    return issubclass(cls, AbstractWrapper)
 
 
 class Nodes:
@@ -96,38 +103,63 @@ class Nodes:
     def __init__(self, model: Any, caller: str | None = None):
         check_model(model)
         self.nodes: list[Any] = []
-        self.paths: list[str] = []
         self.depth: list[int] = []
+        self._where: list[tuple[_Level, int]] = []  # entry -> (level, position)
+        self._paths: list[str] | None = None
+        self._keypaths: dict[int, list[Any]] = {}
         self._cache: dict[int, bool] = {}
         self._caller = caller
         self._numbers = False
-        self._root = self._walk(model, ROOT, 0)
+        self._root = self._walk(model, None, 0)
         if self._numbers:  # a number in a field declared a wrapper? Find it.
             check_fields(model, caller)
 
-    def _walk(self, tree: Any, prefix: str, depth: int) -> _Level:
-        with_paths, treedef = jtu.tree_flatten_with_path(tree, is_leaf=is_wrapper)
-        level = _Level(treedef, [], [], {})
-        for pos, (keypath, leaf) in enumerate(with_paths):
-            level.leaves.append(leaf)
-            if isinstance(leaf, AbstractWrapper):
+    @property
+    def paths(self) -> list[str]:
+        """The path of each entry (computed on first use: key paths are slow)."""
+        if self._paths is None:
+            self._paths = self.paths_so_far()
+        return self._paths
+
+    def _path(self, level: _Level, pos: int, paths: list[str]) -> str:
+        """The path of leaf `pos` of `level`; `paths` holds those of earlier entries."""
+        keypaths = self._keypaths.get(id(level))
+        if keypaths is None:
+            flat = jtu.tree_flatten_with_path(level.tree, is_leaf=is_wrapper)[0]
+            keypaths = self._keypaths[id(level)] = [k for k, _ in flat]
+        prefix = ROOT if level.parent is None else paths[level.parent] + ".prior"
+        return join(prefix, keypaths[pos])
+
+    def _walk(self, tree: Any, parent: int | None, depth: int) -> _Level:
+        leaves, treedef = jtu.tree_flatten(tree, is_leaf=is_wrapper)
+        level = _Level(treedef, leaves, [], {}, tree, parent)
+        for pos, leaf in enumerate(leaves):
+            wrapper = _wrapper_type(type(leaf))
+            if wrapper:
                 bad = storage_problem(leaf)
                 if bad is not None:
-                    path = join(prefix, keypath)
+                    path = self._path(level, pos, self.paths_so_far())
                     raise storage_error(leaf, bad, path, self._caller)
             elif depth == 0 and isinstance(leaf, int | float | complex):
                 self._numbers = True
             if depth > 0 and not _is_nested_entry(leaf):
                 level.entry.append(None)
                 continue
-            level.entry.append(len(self.nodes))
-            path = join(prefix, keypath)
+            k = len(self.nodes)
+            level.entry.append(k)
             self.nodes.append(leaf)
-            self.paths.append(path)
+            self._where.append((level, pos))
             self.depth.append(depth)
-            if isinstance(leaf, Param) and _nested(leaf.prior, self._cache):
-                level.children[pos] = self._walk(leaf.prior, path + ".prior", depth + 1)
+            if wrapper and isinstance(leaf, Param) and _nested(leaf.prior, self._cache):
+                level.children[pos] = self._walk(leaf.prior, k, depth + 1)
         return level
+
+    def paths_so_far(self) -> list[str]:
+        """The paths of the entries found so far (for an error during the walk)."""
+        paths: list[str] = []
+        for level, pos in self._where:
+            paths.append(self._path(level, pos, paths))
+        return paths
 
     def unflatten(self, nodes: Sequence[Any]) -> Any:
         """The model with entry k replaced by `nodes[k]`."""

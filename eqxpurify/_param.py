@@ -185,20 +185,7 @@ class Param(AbstractWrapper):
         if self.is_abstract:
             raise abstract_error(self)
         assert not isinstance(self.latent, jax.ShapeDtypeStruct)
-        out = self.prior.forward(self.latent)
-        if jnp.shape(out) != self.latent.shape:
-            raise ValueShapeError(
-                f"The prior `{type(self.prior).__name__}` makes the value of shape "
-                f"{shape_str(jnp.shape(out))} from a latent of shape "
-                f"{shape_str(self.latent.shape)}: its hyperparameters have shape "
-                f"{shape_str(self.prior.batch_shape)}, which does not broadcast to "
-                "the Param's shape (was the prior replaced with `eqx.tree_at`?). "
-                "Give the prior hyperparameters of a broadcastable shape, or build "
-                "the Param anew: `ep.Param(value, prior=...)`."
-            )
-        if out.dtype != self.latent.dtype:  # e.g. float64 hyperparameters
-            out = out.astype(self.latent.dtype)
-        return out
+        return param_value(self.latent, self.prior)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -207,6 +194,24 @@ class Param(AbstractWrapper):
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.latent.dtype)
+
+
+def param_value(latent: Array, prior: AbstractPrior) -> Array:
+    """`prior.forward(latent)`, checked to keep the latent's shape and dtype."""
+    out = prior.forward(latent)
+    if jnp.shape(out) != latent.shape:
+        raise ValueShapeError(
+            f"The prior `{type(prior).__name__}` makes the value of shape "
+            f"{shape_str(jnp.shape(out))} from a latent of shape "
+            f"{shape_str(latent.shape)}: its hyperparameters have shape "
+            f"{shape_str(prior.batch_shape)}, which does not broadcast to "
+            "the Param's shape (was the prior replaced with `eqx.tree_at`?). "
+            "Give the prior hyperparameters of a broadcastable shape, or build "
+            "the Param anew: `ep.Param(value, prior=...)`."
+        )
+    if out.dtype != latent.dtype:  # e.g. float64 hyperparameters
+        out = out.astype(latent.dtype)
+    return out
 
 
 class ValueShapeError(ValueError):

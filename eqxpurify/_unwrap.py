@@ -7,7 +7,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import jax
 import jax.tree_util as jtu
 
-from ._nodes import check_fields, path_str
+from ._nodes import field_error, inspect_node, path_str
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
@@ -59,18 +59,40 @@ def unwrap(model: _M) -> _M:
         ValueError: The Param at `['w']` is abstract (shape (3,), no value yet). ...
     """
     check_model(model)
-    check_fields(model, "ep.unwrap")
-    with_paths, treedef = jtu.tree_flatten_with_path(model, is_leaf=is_wrapper)
+    problems: list[tuple[Any, str]] = []
+
+    def visit(node: Any) -> bool:  # the field checks, in the same walk
+        inspect_node(node, problems)
+        return _is_wrapper_type(type(node))
+
+    leaves, treedef = jtu.tree_flatten(model, is_leaf=visit)
+    if problems:
+        raise field_error(model, problems[0], "ep.unwrap")
+    priors: dict[int, Any] = {}
     out = []
-    for keypath, node in with_paths:
-        if isinstance(node, AbstractWrapper):
-            if node.is_abstract:
-                raise abstract_error(node, path_str(keypath))
-            if isinstance(node, Fixed):
-                check_storage(node, path_str(keypath))
-            node = value_at(node, path_str(keypath), "ep.unwrap")
+    for k, node in enumerate(leaves):
+        if _is_wrapper_type(type(node)):
+            try:
+                node = _value(node, None, priors)
+            except (TypeError, ValueError):
+                # Again with the path, found only now, in the message.
+                flat = jtu.tree_flatten_with_path(model, is_leaf=is_wrapper)[0]
+                node = _value(node, path_str(flat[k][0]), priors)
         out.append(node)
     return jax.tree.unflatten(treedef, out)
+
+
+@functools.cache
+def _is_wrapper_type(cls: type) -> bool:
+    return issubclass(cls, AbstractWrapper)
+
+
+def _value(node: AbstractWrapper, path: str | None, priors: dict[int, Any]) -> Any:
+    if node.is_abstract:
+        raise abstract_error(node, path)
+    if isinstance(node, Fixed):
+        check_storage(node, path)
+    return value_at(node, path or "", "ep.unwrap", priors)
 
 
 def unwrapped(

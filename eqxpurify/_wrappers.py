@@ -1,5 +1,7 @@
 """The wrappers that tag a model's fields, and what every module asks of them."""
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -13,6 +15,7 @@ from ._param import (
     check_finite as check_finite,
     check_flags as check_flags,
     latent_of as latent_of,
+    param_value,
 )
 from ._storage import is_array
 from ._wrapper_base import (
@@ -29,24 +32,48 @@ from ._wrapper_base import (
 )
 
 
-@jax.jit
-def _param_value(param: "Param") -> Array:
-    # Eagerly, one compiled call per Param is cheaper than the prior's 3-4 ops.
-    return param.value
+@functools.lru_cache(maxsize=256)
+def _forward(prior_def: Any) -> Callable[[Array, list[Array]], Array]:
+    """A compiled `param_value` for priors of one structure, given their leaves.
+
+    Eagerly one compiled call per Param is cheaper than the prior's 3-4 ops, and
+    passing the prior's leaves (not the prior) spares flattening it at dispatch.
+    """
+    return jax.jit(lambda z, leaves: param_value(z, prior_def.unflatten(leaves)))
 
 
-def value_of(node: AbstractWrapper) -> Array:
-    """`node.value`, through one cached compiled call for a concrete Param."""
-    if isinstance(node, Param) and not is_traced(node.latent):
-        if all(is_array(leaf) for leaf in jax.tree.leaves(node.prior)):
-            return _param_value(node)
+_NOT_CONSTANT = object()
+
+
+def value_of(node: AbstractWrapper, priors: dict[int, Any] | None = None) -> Array:
+    """`node.value`, through one cached compiled call for a concrete Param.
+
+    `priors` memoises the flattened priors by identity for the duration of one
+    walk over a model (Params often share their prior).
+    """
+    if type(node) is Param:
+        fields = object.__getattribute__(node, "__dict__")
+        latent, prior = fields["latent"], fields["prior"]
+        if is_array(latent) and not is_traced(latent):
+            flat = priors.get(id(prior)) if priors is not None else None
+            if flat is None:
+                leaves, prior_def = jax.tree.flatten(prior)
+                constant = all(is_array(x) for x in leaves)
+                flat = (prior_def, leaves) if constant else _NOT_CONSTANT
+                if priors is not None:
+                    priors[id(prior)] = flat
+            if isinstance(flat, tuple):  # not `_NOT_CONSTANT`
+                prior_def, leaves = flat
+                return _forward(prior_def)(latent, leaves)
     return node.value
 
 
-def value_at(node: AbstractWrapper, path: str, caller: str) -> Array:
+def value_at(
+    node: AbstractWrapper, path: str, caller: str, priors: dict[int, Any] | None = None
+) -> Array:
     """`value_of(node)`, with the path in the error of a Param of the wrong shape."""
     try:
-        return value_of(node)
+        return value_of(node, priors)
     except ValueShapeError as e:
         raise ValueShapeError(f"`{caller}`: the Param at `{path}`: {e}") from None
 
