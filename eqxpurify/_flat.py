@@ -73,3 +73,24 @@ def to_device(pieces: Sequence[np.ndarray]) -> list[Array]:
         for i, row in zip(members, rows):
             out[i] = row
     return out
+
+
+def default_device() -> Any:
+    """The device JAX puts new arrays on (`jax_default_device`, else the first)."""
+    device = jax.config.jax_default_device
+    return device if isinstance(device, jax.Device) else jax.devices()[0]
+
+
+def place(arrays: list[Any], targets: Sequence[Any]) -> list[Any]:
+    """`arrays` with each one that has a target sharding moved there.
+
+    The others are left where they are (uncommitted arrays stay uncommitted).
+    """
+    moved = [i for i, t in enumerate(targets) if t is not None]
+    if not moved:
+        return arrays
+    out = list(arrays)
+    put = jax.device_put([arrays[i] for i in moved], [targets[i] for i in moved])
+    for i, arr in zip(moved, put):
+        out[i] = arr
+    return out

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._flat import common_dtype, compute_dtype, is_traced, unstack
+from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
 from ._nodes import Nodes, map_params
 from ._priors import standard_normal_logpdf_constant
 from ._wrappers import Param, abstract_error, build
@@ -137,14 +137,7 @@ def _draws(key: Any, params: list[Param]) -> list[Array]:
             for row, j in enumerate(members):
                 out[j] = stacked[row]
             continue
-        targets = [shardings[j] for j in members]
-        if all(t is None for t in targets):
-            placed = unstack(stacked)
-        else:
-            default = jax.sharding.SingleDeviceSharding(
-                getattr(jax.config, "jax_default_device", None) or jax.devices()[0]
-            )
-            placed = jax.device_put(unstack(stacked), [t or default for t in targets])
+        placed = place(unstack(stacked), [shardings[j] for j in members])
         for j, arr in zip(members, placed):
             out[j] = arr
     return out

@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._filters import Rest, rebuild, split_model
-from ._flat import common_dtype, concat, is_traced, to_device
+from ._flat import common_dtype, concat, default_device, is_traced, place, to_device
 from ._values import values
 from ._wrappers import is_param
 
@@ -135,18 +135,19 @@ class Unravel(eqx.Module):
                 p.reshape(s).astype(d)
                 for p, s, d in zip(np.split(host, cuts), layout.shapes, layout.dtypes)
             ]
-            if any(s is not None for s in self.shardings):
-                default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-                targets = [s or default for s in self.shardings]
-                leaves = jax.device_put(leaves, targets)
-            else:
-                leaves = to_device(leaves)
+            leaves = place(to_device(leaves), self.shardings)
         return rebuild(self.rest, leaves)
 
 
 def _sharding(x: Any) -> Any:
+    """The placement `unravel` restores (None: wherever new arrays go).
+
+    A committed array's sharding, unless it is just the default device.
+    """
     sharding = getattr(x, "sharding", None)
-    if sharding is None or is_traced(x) or len(sharding.device_set) <= 1:
+    if sharding is None or is_traced(x) or not getattr(x, "committed", False):
+        return None
+    if sharding.device_set == {default_device()}:
         return None
     return sharding
 

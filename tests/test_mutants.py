@@ -460,15 +460,17 @@ model = {
     "c": ep.Param(2.0),
 }
 
-def where(x):
-    s = x.sharding
+def where_s(s):
     spec = list(s.spec) if isinstance(s, NamedSharding) else None
     return [sorted(d.id for d in s.device_set), spec]
+
+def where(x):
+    return where_s(x.sharding)
 
 flat, unravel = ep.ravel(model)
 back = unravel(flat + 1)
 print(json.dumps({
-    "recorded": [None if s is None else list(s.spec) for s in unravel.shardings],
+    "recorded": [None if s is None else where_s(s) for s in unravel.shardings],
     "placed": {k: where(p.latent) for k, p in back.items()},
     "values": {k: np.asarray(p.latent).tolist() for k, p in back.items()},
 }))
@@ -479,9 +481,9 @@ def test_unravel_restores_shardings_on_several_devices():
     flat, unravel = ep.ravel(_two())
     unravel(flat)  # (in this process too, for mutmut)
     got = outside(_PLACEMENT)
-    # Path order: b, c, w. Only the array spanning devices has its sharding
-    # recorded; the rest go to the default device.
-    assert got["recorded"] == [None, None, ["x"]]
+    # Path order: b, c, w. The committed arrays not on the default device have
+    # their placement recorded; `c` goes wherever new arrays go.
+    assert got["recorded"] == [[[1], None], None, [[0, 1, 2, 3], ["x"]]]
     assert got["placed"]["w"] == [[0, 1, 2, 3], ["x"]]
     assert got["placed"]["c"] == [[0], None]
     assert got["values"] == {
@@ -491,13 +493,6 @@ def test_unravel_restores_shardings_on_several_devices():
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug (reported): `ep.ravel` records no sharding for an array "
-    "committed to one device other than the default, so `unravel` moves it to the "
-    "default device; its docstring says shardings are restored (and `ep.normal` "
-    "keeps such a placement)",
-)
 def test_unravel_keeps_a_single_device_placement():
     flat, unravel = ep.ravel(_two())
     unravel(flat)
@@ -888,11 +883,6 @@ def test_normal_zeros_shapes_place_each_latent_on_several_devices():
     assert got["sharded_draws"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug (reported): a latent on no particular device, drawn in "
-    "one group with a committed one, comes back committed to the default device",
-)
 def test_normal_leaves_an_uncommitted_latent_uncommitted_on_several_devices():
     ep.normal({"u": ep.Param(shape=(8,))}, key=jax.random.key(3))
     assert outside(_INIT_PLACEMENT)["u_committed"] is False
