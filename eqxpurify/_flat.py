@@ -77,7 +77,7 @@ def to_device(pieces: Sequence[np.ndarray]) -> list[Array]:
 
 def default_device() -> Any:
     """The device JAX puts new arrays on (`jax_default_device`, else the first)."""
-    device = jax.config.jax_default_device
+    device = getattr(jax.config, "jax_default_device", None)
     return device if isinstance(device, jax.Device) else jax.devices()[0]
 
 
