@@ -87,7 +87,8 @@ class _Level:
 
 
 @functools.cache
-def _wrapper_type(cls: type) -> bool:
+def is_wrapper_type(cls: type) -> bool:
+    """`issubclass(cls, AbstractWrapper)`, cached (it runs on every node)."""
     return issubclass(cls, AbstractWrapper)
 
 
@@ -134,7 +135,7 @@ class Nodes:
         leaves, treedef = jtu.tree_flatten(tree, is_leaf=is_wrapper)
         level = _Level(treedef, leaves, [], {}, tree, parent)
         for pos, leaf in enumerate(leaves):
-            wrapper = _wrapper_type(type(leaf))
+            wrapper = is_wrapper_type(type(leaf))
             if wrapper:
                 bad = storage_problem(leaf)
                 if bad is not None:

@@ -139,15 +139,15 @@ class Unravel(eqx.Module):
         return rebuild(self.rest, leaves)
 
 
-def _sharding(x: Any) -> Any:
+def _sharding(x: Any, default: Any) -> Any:
     """The placement `unravel` restores (None: wherever new arrays go).
 
-    A committed array's sharding, unless it is just the default device.
+    A committed array's sharding, unless it is just the `default` device.
     """
     sharding = getattr(x, "sharding", None)
     if sharding is None or is_traced(x) or not getattr(x, "committed", False):
         return None
-    if sharding.device_set == {default_device()}:
+    if sharding.device_set == {default}:
         return None
     return sharding
 
@@ -216,7 +216,8 @@ def ravel(model: PyTree) -> tuple[Float[Array, " n"], Unravel]:
     vector = concat(trainables, common_dtype(rest.layout.dtypes))
     size = sum(math.prod(s) for s in rest.layout.shapes)
     if jax.device_count() > 1:
-        shardings = tuple(_sharding(x) for x in trainables)
+        default = default_device()
+        shardings = tuple(_sharding(x, default) for x in trainables)
     else:  # nothing can be sharded
         shardings = (None,) * len(trainables)
     return vector, Unravel(rest, size, shardings)

@@ -7,7 +7,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import jax
 import jax.tree_util as jtu
 
-from ._nodes import field_error, inspect_node, path_str
+from ._nodes import field_error, inspect_node, is_wrapper_type, path_str
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
@@ -63,7 +63,7 @@ def unwrap(model: _M) -> _M:
 
     def visit(node: Any) -> bool:  # the field checks, in the same walk
         inspect_node(node, problems)
-        return _is_wrapper_type(type(node))
+        return is_wrapper_type(type(node))
 
     leaves, treedef = jtu.tree_flatten(model, is_leaf=visit)
     if problems:
@@ -71,7 +71,7 @@ def unwrap(model: _M) -> _M:
     priors: dict[int, Any] = {}
     out = []
     for k, node in enumerate(leaves):
-        if _is_wrapper_type(type(node)):
+        if is_wrapper_type(type(node)):
             try:
                 node = _value(node, None, priors)
             except (TypeError, ValueError):
@@ -80,11 +80,6 @@ def unwrap(model: _M) -> _M:
                 node = _value(node, path_str(flat[k][0]), priors)
         out.append(node)
     return jax.tree.unflatten(treedef, out)
-
-
-@functools.cache
-def _is_wrapper_type(cls: type) -> bool:
-    return issubclass(cls, AbstractWrapper)
 
 
 def _value(node: AbstractWrapper, path: str | None, priors: dict[int, Any]) -> Any:

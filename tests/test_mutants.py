@@ -478,14 +478,16 @@ print(json.dumps({
 
 
 def test_unravel_restores_shardings_on_several_devices():
+    from eqxpurify._flat import default_device
     from eqxpurify._ravel import _sharding
 
     flat, unravel = ep.ravel(_two())
     unravel(flat)  # (in this process too, for mutmut)
     # On one device nothing is recorded; called here so that mutmut runs this
     # test (and the subprocess below, which inherits the mutant) for its mutants.
-    assert _sharding(jax.device_put(jnp.ones(2), jax.devices()[0])) is None
-    assert _sharding(jnp.ones(2)) is None
+    default = default_device()
+    assert _sharding(jax.device_put(jnp.ones(2), jax.devices()[0]), default) is None
+    assert _sharding(jnp.ones(2), default) is None
     got = outside(_PLACEMENT)
     # Path order: b, c, w. The committed arrays not on the default device have
     # their placement recorded; `c` goes wherever new arrays go.
