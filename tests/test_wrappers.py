@@ -201,3 +201,32 @@ def test_default_prior_first_built_under_jit_does_not_leak(monkeypatch):
     assert isinstance(sigma, ep.Fixed)
     assert not isinstance(sigma.stored, jax.core.Tracer)
     assert float(sigma.value) == 1.0
+
+
+@pytest.mark.parametrize("cls", [ep.Param, ep.Fixed])
+def test_wrappers_have_no_methods_for_equinox_to_bind(cls):
+    # Wrappers look attributes up with `object.__getattribute__` (fast flattens),
+    # which is only the same as `eqx.Module`'s when no plain method is reachable
+    # from an instance: `eqx.Module` binds those as pytrees.
+    import inspect
+
+    assert cls.__getattribute__ is object.__getattribute__
+    plain = [
+        name
+        for name, attr in inspect.getmembers(cls)
+        if inspect.isfunction(attr)
+        and not (name.startswith("__") and name.endswith("__"))
+        and name != "_abc_impl"
+    ]
+    assert plain == [], f"plain methods {plain}: drop the fast lookup or bind them"
+
+
+def test_wrapper_fields_read_through_the_fast_lookup():
+    p = ep.Param(jnp.arange(3.0), prior=ep.Normal(1.0, 2.0))
+    f = ep.Fixed(jnp.ones(2))
+    assert isinstance(p.__dict__, dict) and set(p.__dict__) >= {"latent", "prior"}
+    np.testing.assert_allclose(p.value, jnp.arange(3.0))
+    np.testing.assert_allclose(p.latent, (jnp.arange(3.0) - 1.0) / 2.0)
+    assert f.shape == (2,) and f.dtype == jnp.ones(2).dtype
+    leaves, treedef = jax.tree.flatten(p)
+    np.testing.assert_allclose(jax.tree.unflatten(treedef, leaves).value, p.value)
