@@ -329,7 +329,9 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
         len(layout.train_pos) + len(layout.arrays) + len(layout.static_pos)
     )
     for pos, leaf, dtype in zip(layout.train_pos, trainables, layout.dtypes):
-        if getattr(leaf, "dtype", dtype) != dtype:
+        if not isinstance(leaf, jax.Array | jax.ShapeDtypeStruct):
+            leaf = jnp.asarray(leaf, dtype)  # a number or a numpy array
+        elif leaf.dtype != dtype:  # an update computed in another dtype
             leaf = leaf.astype(dtype)
         leaves[pos] = leaf
     for pos, leaf in zip(layout.arrays, rest.arrays):

@@ -611,6 +611,92 @@ def test_layout_equality_is_what_a_jitted_step_caches_on():
     assert len(traces) == 1  # an equal layout: the cached program
     np.testing.assert_allclose(value(*b), np.square(w), rtol=1e-6)
     assert len(traces) == 2
+    c = ep.partition(_Act(ep.Param(jnp.ones(3)), "tanh"))  # another shape
+    assert hash(a[1].layout) != hash(c[1].layout)  # the hash reads the structure
+
+
+class _CountsPrior(ep.AbstractPrior):
+    """A custom prior with a non-wrapper field: an integer array, or a sub-prior."""
+
+    shift: ep.Fixed
+    extra: object
+
+    def __init__(self, extra):
+        self.shift, self.extra = ep.Fixed(1.0), extra
+
+    @ep.unwrapped
+    def forward(self, z):
+        return z + self.shift
+
+    @ep.unwrapped
+    def inverse(self, x):
+        return x - self.shift
+
+    @ep.unwrapped
+    def log_prob(self, x):
+        return -0.5 * (x - self.shift) ** 2
+
+
+def test_split_keeps_exactly_the_constant_pieces_whole():
+    # `split_model` moves constant Fixed data and constant priors as one piece;
+    # anything holding a trainable, abstract or frozen-from-a-Param part is walked.
+    from eqxpurify._filters import _constant_test
+
+    frozen = ep.freeze({"x": ep.Param(1.0, prior=ep.Normal(2.0, 3.0))}, lambda m: m["x"])
+    cases = [
+        (ep.Fixed(jnp.ones(2)), True),
+        (ep.Fixed(jnp.arange(3)), True),
+        (ep.Fixed(shape=(2,)), False),  # abstract: nothing stored yet
+        (frozen["x"], False),  # frozen from a Param: it has a prior
+        (ep.Param(1.0), False),
+        (ep.Normal(0.0, 2.0), True),
+        (ep.Normal(ep.Param(0.5), 1.0), False),  # hierarchical
+        (_CountsPrior(jnp.arange(3)), True),  # integer arrays do not train
+        (_CountsPrior(ep.Normal(0.0, 1.0)), True),  # a constant sub-prior
+        (_CountsPrior(ep.Normal(ep.Param(0.0), 1.0)), False),
+        (jnp.ones(2), False),
+        ({"a": ep.Fixed(1.0)}, False),  # containers are walked into
+        (None, False),
+    ]
+    for node, whole in cases:
+        # a fresh predicate, and one that has seen every case before (memo by id)
+        assert _constant_test()(node) is whole, node
+    constant = _constant_test()
+    for _ in range(2):
+        assert [constant(node) for node, _ in cases] == [w for _, w in cases]
+
+
+def test_a_number_in_a_latent_of_a_known_structure_is_found():
+    # The same structure as a checked model (a number is a leaf like an array), so
+    # the per-structure check is skipped: the split must still find it.
+    model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(1.0)}
+    bad = eqx.tree_at(lambda m: m["w"].latent, model, 5.0)
+    for call, split in [("ep.partition", ep.partition), ("ep.ravel", ep.ravel)]:
+        split(model)
+        msg = (
+            f"`{call}`: the Param at `['w']` has a latent of type float, not an "
+            "array, so it would silently drop out of training. Set Params with "
+            "`ep.set_value(model, where, value)` (physical value) or replace the "
+            "whole node: `eqx.tree_at(where, model, ep.Param(value, prior=...))`."
+        )
+        with _raises_exactly(TypeError, msg):
+            split(bad)
+
+
+def test_rest_repr_counts_its_arrays():
+    model = {"a": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.ones(3)), "i": jnp.arange(2)}
+    params, rest = ep.partition(model)
+    # other arrays: `t`'s data, `i`, and the default prior's mean and scale
+    assert repr(rest) == "Rest(<1 trainable, 4 other arrays>)"
+
+
+def test_combine_makes_arrays_of_numbers():
+    params, rest = ep.partition({"a": ep.Param(jnp.ones(())), "b": ep.Param(0.5)})
+    out = ep.combine({"['a']": 2.0, "['b']": np.float64(1.5)}, rest)
+    for name, want in [("a", 2.0), ("b", 1.5)]:
+        latent = out[name].latent
+        assert isinstance(latent, jax.Array) and latent.dtype == jnp.dtype(_F)
+        assert float(latent) == want
 
 
 # --------------------------------------------------------------------------------
