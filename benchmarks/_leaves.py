@@ -48,6 +48,7 @@ REF = "hand-written jax.jit (dict)"
 AA = "hand-written jax.jit (dict, A/A copy)"
 README = "eqxpurify (README loop: partition, jax.jit, rest closed over)"
 FLAT_REF = "hand-written flat-vector loss (vectorised)"
+FLAT_LEAFWISE = "hand-written flat-vector loss (leaf by leaf, static slices)"
 
 
 def names(leaves: int) -> list[str]:
@@ -157,9 +158,21 @@ def ravel_pytree_ops(
     return ops
 
 
-def flat_reference(leaves: int, *, key: jax.Array) -> dict[str, Callable]:
+def flat_reference(
+    leaves: int, *, key: jax.Array, leafwise: bool = False
+) -> dict[str, Callable]:
+    """A loss over one vector, written by hand: vectorised, or leaf by leaf (one
+    static slice per leaf, the loss summed as `ref_loss` sums it)."""
     flat, _ = ravel_pytree(ref_params(leaves, key))
-    return _vg(flat_loss, flat)
+    if not leafwise:
+        return _vg(flat_loss, flat)
+    size = SHAPE[0]
+
+    def leafwise_loss(v: jax.Array) -> jax.Array:
+        zs = [v[i * size : (i + 1) * size] for i in range(leaves)]
+        return loss_of([0.0 + SCALE * z for z in zs], zs)
+
+    return _vg(leafwise_loss, flat)
 
 
 # --- eqxpurify ----------------------------------------------------------------

@@ -200,6 +200,9 @@ def _s3_impls(
         )
     if compiled:
         impls[lv.FLAT_REF] = lambda: lv.flat_reference(leaves, key=key)
+        impls[lv.FLAT_LEAFWISE] = lambda: lv.flat_reference(
+            leaves, key=key, leafwise=True
+        )
     if leaves <= cfg["s3_compile_all_max"]:  # the other steps
         impls |= {
             "equinox eqx.filter_jit, whole model (plain arrays)": lambda: lv.equinox_(
