@@ -103,7 +103,8 @@ SOURCE_FILE = "mutate_source.txt"  # what the copy was made from
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
 
 # mutmut's exit-code -> status table (mutmut/stats.py), as the groups we report.
-KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+COLLECTION_ERROR = "killed at collection"
+KILLED = {"killed", "timeout", "caught by type check", "segfault", COLLECTION_ERROR}
 
 
 def module_path(module: str) -> str:
@@ -262,10 +263,16 @@ def keep_verdicts(meta: Path, before: dict[str, int | None]) -> None:
 
 
 def status_of(code: int | None) -> str:
-    """The mutmut name of an exit code ("killed", "survived", "timeout", ...)."""
+    """The mutmut name of an exit code ("killed", "survived", "timeout", ...).
+
+    pytest's exit code 2 (mutmut: "check was interrupted by user") is, in these
+    unattended runs, a collection error: the mutant breaks building the test
+    module's cases (e.g. a prior constructed in a `parametrize` list raises), so
+    the tests fail before they start. Reported as "killed at collection".
+    """
     from mutmut.stats import status_by_exit_code
 
-    return status_by_exit_code[code]
+    return COLLECTION_ERROR if code == 2 else status_by_exit_code[code]
 
 
 def report(dest: Path, path: str, show: bool, elapsed: float) -> float:
