@@ -310,6 +310,118 @@ def test_inverse_precision_in_both_tails_float64(case):
 
 
 # --------------------------------------------------------------------------------
+# `_priors`: Uniform's support (closed, NaN outside) and bounds that round in a
+# narrow dtype; `has_params`, which `ep.freeze` uses to freeze hierarchical priors.
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
+def test_uniform_support_is_closed_and_nan_outside(dtype):
+    prior = ep.Uniform(-1.0, 3.0)
+    x = jnp.array([-1.0, 3.0, -1.5, 3.5, 1.0], dtype)
+    z = np.asarray(prior.inverse(x).astype(jnp.float32))
+    assert np.all(np.isfinite(z[:2])) and z[0] < -3 and z[1] > 3  # on the bounds
+    assert np.all(np.isnan(z[2:4]))  # outside the support
+    assert z[4] == 0.0  # the middle
+    lp = np.asarray(prior.log_prob(x).astype(jnp.float32))
+    np.testing.assert_allclose(lp[[0, 1, 4]], -np.log(4.0), rtol=1e-2)
+    assert np.all(lp[2:4] == -np.inf)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_uniform_values_on_bounds_rounded_in_a_narrow_dtype(dtype):
+    # 0.1 and 0.7 are not representable: in a narrow dtype they round to just
+    # below 0.1 and just above 0.7, outside the exact support. Such a value is the
+    # bound, with a finite latent, not a NaN.
+    prior = ep.Uniform(0.1, 0.7)
+    low, high = float(jnp.asarray(0.1, dtype)), float(jnp.asarray(0.7, dtype))
+    assert low != 0.1 and high != 0.7
+    x = jnp.array([low, high], dtype)
+    z = np.asarray(prior.inverse(x).astype(jnp.float32))
+    assert np.all(np.isfinite(z)) and z[0] < -3 and z[1] > 3, z
+    # the next values of the narrow dtype beyond the rounded bounds are outside
+    beyond = jnp.nextafter(x, jnp.array([-1.0, 2.0], dtype))
+    assert float(beyond[0]) < low and float(beyond[1]) > high
+    assert np.all(np.isnan(np.asarray(prior.inverse(beyond).astype(jnp.float32))))
+
+
+_ORDER = "`Uniform(low, high)` needs low < high; got low={}, high={}. Swap or widen the bounds."
+_WIDTH = (
+    "`Uniform(low, high)`: `high - low` overflows float32; got low={}, high={}. "
+    "Narrow the bounds or use float64."
+)
+
+
+@pytest.mark.parametrize(
+    "low, high, message",
+    [
+        (1.0, 1.0, _ORDER.format("1.0", "1.0")),
+        (2.0, 1.0, _ORDER.format("2.0", "1.0")),
+        ([0.0, 1.0], [1.0, 1.0], _ORDER.format("[0.0, 1.0]", "[1.0, 1.0]")),
+        (
+            np.float32(-3e38),
+            np.float32(3e38),
+            _WIDTH.format("-3.0000000054977558e+38", "3.0000000054977558e+38"),
+        ),
+    ],
+)
+def test_uniform_bounds_are_checked_eagerly(low, high, message):
+    lo, hi = jnp.asarray(low), jnp.asarray(high)
+    if lo.dtype == jnp.float64:  # under x64: the same numbers, as float32
+        lo, hi = lo.astype(jnp.float32), hi.astype(jnp.float32)
+    with _raises_exactly(ValueError, message):
+        ep.Uniform(lo, hi)
+
+
+def test_uniform_bounds_are_checked_when_traced():
+    f = jax.jit(lambda lo, hi: ep.Uniform(lo, hi).forward(jnp.zeros((), lo.dtype)))
+    assert float(f(jnp.float32(0.0), jnp.float32(2.0))) == 1.0
+    traced = "a traced value"
+    for lo, hi, message in [
+        (1.0, 0.0, _ORDER.format(traced, traced)),
+        (1.0, 1.0, _ORDER.format(traced, traced)),
+        (-3e38, 3e38, _WIDTH.format(traced, traced)),
+    ]:
+        with pytest.raises(Exception, match=re.escape(message)):
+            jax.block_until_ready(f(jnp.float32(lo), jnp.float32(hi)))
+
+
+def test_uniform_width_is_checked_in_the_wider_dtype_of_its_bounds():
+    big = 3e38
+    with jax.enable_x64(True):
+        with _raises_exactly(
+            ValueError,
+            _WIDTH.format("-3.0000000054977558e+38", "3.0000000054977558e+38"),
+        ):
+            ep.Uniform(np.float32(-big), np.float32(big))
+        for low, high in [(np.float32(-big), np.float64(big)), (-big, np.float32(big))]:
+            prior = ep.Uniform(low, high)
+            assert float(prior.forward(jnp.float64(0.0))) == pytest.approx(0.0, abs=1e31)
+
+
+def test_uniform_with_an_abstract_bound_is_checked_later():
+    for low, high in [(ep.Param(shape=()), 1.0), (0.0, ep.Param(shape=()))]:
+        prior = ep.Uniform(low, high)
+        assert isinstance(prior.low, ep.Param | ep.Fixed)
+    model = ep.zeros({"x": ep.Param(shape=(), prior=ep.Uniform(ep.Param(shape=()), 5.0))})
+    np.testing.assert_allclose(ep.unwrap(model)["x"], 2.5)  # low = 0 from z = 0
+
+
+def test_has_params_finds_hierarchical_priors_and_freeze_uses_it():
+    from eqxpurify._priors import has_params
+
+    assert has_params(ep.Normal(ep.Param(0.0), 1.0))
+    assert has_params(ep.LogNormal(1.0, ep.Param(0.5, prior=ep.LogNormal(0.5, 0.1))))
+    assert not has_params(ep.Normal(0.0, 1.0))
+    assert not has_params(ep.Normal(ep.Fixed(0.0), 1.0))
+    model = {"x": ep.Param(1.0, prior=ep.Normal(ep.Param(0.5), 1.0))}
+    frozen = ep.freeze(model, lambda m: m["x"])
+    params, _ = ep.partition(frozen)
+    assert params == {}  # the hyperparameter is frozen with the Param it belongs to
+    back = ep.unfreeze(frozen, lambda m: m["x"])
+    assert sorted(ep.partition(back)[0]) == ["['x']", "['x'].prior.mean"]
+
+
+# --------------------------------------------------------------------------------
 # Checks that need a fresh Python: several CPU devices, or no jaxtyping hook (the
 # suite's hook rejects some bad inputs before the library's own check sees
 # them; users without the hook get the library's message). The script imports
