@@ -344,7 +344,10 @@ def test_uniform_values_on_bounds_rounded_in_a_narrow_dtype(dtype):
     assert np.all(np.isnan(np.asarray(prior.inverse(beyond).astype(jnp.float32))))
 
 
-_ORDER = "`Uniform(low, high)` needs low < high; got low={}, high={}. Swap or widen the bounds."
+_ORDER = (
+    "`Uniform(low, high)` needs low < high; got low={}, high={}. "
+    "Swap or widen the bounds."
+)
 _WIDTH = (
     "`Uniform(low, high)`: `high - low` overflows float32; got low={}, high={}. "
     "Narrow the bounds or use float64."
@@ -395,14 +398,18 @@ def test_uniform_width_is_checked_in_the_wider_dtype_of_its_bounds():
             ep.Uniform(np.float32(-big), np.float32(big))
         for low, high in [(np.float32(-big), np.float64(big)), (-big, np.float32(big))]:
             prior = ep.Uniform(low, high)
-            assert float(prior.forward(jnp.float64(0.0))) == pytest.approx(0.0, abs=1e31)
+            assert float(prior.forward(jnp.float64(0.0))) == pytest.approx(
+                0.0, abs=1e31
+            )
 
 
 def test_uniform_with_an_abstract_bound_is_checked_later():
     for low, high in [(ep.Param(shape=()), 1.0), (0.0, ep.Param(shape=()))]:
         prior = ep.Uniform(low, high)
         assert isinstance(prior.low, ep.Param | ep.Fixed)
-    model = ep.zeros({"x": ep.Param(shape=(), prior=ep.Uniform(ep.Param(shape=()), 5.0))})
+    model = ep.zeros(
+        {"x": ep.Param(shape=(), prior=ep.Uniform(ep.Param(shape=()), 5.0))}
+    )
     np.testing.assert_allclose(ep.unwrap(model)["x"], 2.5)  # low = 0 from z = 0
 
 
@@ -754,7 +761,9 @@ def test_split_keeps_exactly_the_constant_pieces_whole():
     # anything holding a trainable, abstract or frozen-from-a-Param part is walked.
     from eqxpurify._filters import _constant_test
 
-    frozen = ep.freeze({"x": ep.Param(1.0, prior=ep.Normal(2.0, 3.0))}, lambda m: m["x"])
+    frozen = ep.freeze(
+        {"x": ep.Param(1.0, prior=ep.Normal(2.0, 3.0))}, lambda m: m["x"]
+    )
     cases = [
         (ep.Fixed(jnp.ones(2)), True),
         (ep.Fixed(jnp.arange(3)), True),
