@@ -1267,3 +1267,50 @@ def test_draws_needs_a_last_axis_of_latents():
     )
     ep.draws(jnp.zeros((1, 4)), unravel)  # (in this process too, for mutmut)
     assert got["scalar"] == ["ValueError", msg]
+
+
+# --------------------------------------------------------------------------------
+# `_intermediates/_primitive`: the missing-internal error, whole; each missing
+# internal recorded once.
+
+
+def test_missing_internal_message_whole(monkeypatch):
+    import importlib
+
+    from .test_intermediates_internals import _fresh
+
+    ad = importlib.import_module("jax.interpreters.ad")
+    monkeypatch.delattr(ad, "primitive_jvps")
+    package, primitive = _fresh(monkeypatch)
+    assert [m[1] for m in primitive._MISSING] == ["jax.interpreters.ad.primitive_jvps"]
+    msg = (
+        "A tap needs the JAX internal `jax.interpreters.ad.primitive_jvps`, which "
+        f"this JAX ({jax.__version__}) does not provide (AttributeError: module "
+        "'jax.interpreters.ad' has no attribute 'primitive_jvps'). eqxpurify's "
+        f"taps are tested with {primitive.TESTED_JAX}: install a JAX in that range, "
+        "or an eqxpurify release that supports this JAX."
+    )
+    with _raises_exactly(primitive.JaxInternalsError, msg):
+        package.intermediate(jnp.ones(2), name="x")
+
+
+def test_rule_table_refusing_a_rule_message_whole(monkeypatch):
+    import importlib
+    import types
+
+    from .test_intermediates_internals import _fresh
+
+    batching = importlib.import_module("jax.interpreters.batching")
+    monkeypatch.setattr(batching, "primitive_batchers", types.MappingProxyType({}))
+    package, primitive = _fresh(monkeypatch)
+    assert len(primitive._MISSING) == 1
+    msg = (
+        "A tap needs the JAX internal `jax.interpreters.batching.primitive_batchers`, "
+        "which this JAX "
+        f"({jax.__version__}) does not provide (TypeError: 'mappingproxy' object "
+        "does not support item assignment). eqxpurify's taps are tested with "
+        f"{primitive.TESTED_JAX}: install a JAX in that range, or an eqxpurify "
+        "release that supports this JAX."
+    )
+    with _raises_exactly(primitive.JaxInternalsError, msg):
+        package.intermediate(jnp.ones(2), name="x")
