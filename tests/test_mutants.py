@@ -1314,3 +1314,33 @@ def test_rule_table_refusing_a_rule_message_whole(monkeypatch):
     )
     with _raises_exactly(primitive.JaxInternalsError, msg):
         package.intermediate(jnp.ones(2), name="x")
+
+
+def test_changed_tracers_and_equations_are_our_error():
+    # What a JAX whose partial-evaluation tracers or jaxpr equations lost an
+    # attribute would hand the rules: the error names the internal, whole.
+    import types
+
+    from eqxpurify._intermediates import _primitive
+
+    def message(user, internal, problem):
+        return (
+            f"{user} needs the JAX internal `{internal}`, which this JAX "
+            f"({jax.__version__}) does not provide (AttributeError: {problem}). "
+            f"eqxpurify's taps are tested with {_primitive.TESTED_JAX}: install a "
+            "JAX in that range, or an eqxpurify release that supports this JAX."
+        )
+
+    no_pval = "'object' object has no attribute 'pval'"
+    with _raises_exactly(
+        _primitive.JaxInternalsError,
+        message("A tap", "partial evaluation tracers", no_pval),
+    ):
+        _primitive._partial_eval(None, object(), name="x", kind="tap", axes=())
+    eqn = types.SimpleNamespace(params={})
+    no_primitive = "'types.SimpleNamespace' object has no attribute 'primitive'"
+    with _raises_exactly(
+        _primitive.JaxInternalsError,
+        message("`ep.intermediates`", "jaxpr equations", no_primitive),
+    ):
+        _primitive.bind_eqn(eqn, [])
