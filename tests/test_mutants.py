@@ -1344,3 +1344,19 @@ def test_changed_tracers_and_equations_are_our_error():
         message("`ep.intermediates`", "jaxpr equations", no_primitive),
     ):
         _primitive.bind_eqn(eqn, [])
+
+
+def test_harvest_keeps_name_scopes_and_source_lines():
+    # The harvester re-issues every equation where it was: its name scope and
+    # its source line reach the compiled program's debug information.
+    import inspect
+
+    def f(x):
+        with jax.named_scope("physics"):
+            y = jnp.sin(x) * 2.0
+        return ep.intermediate(y, name="y") + 1.0
+
+    sin_line = inspect.getsourcelines(f)[1] + 2
+    text = jax.jit(ep.intermediates(f)).lower(jnp.ones(3)).as_text(debug_info=True)
+    assert re.search(r'loc\("[^"]*/physics/sin"', text), text
+    assert re.search(rf'test_mutants.py":{sin_line}:', text), text
