@@ -1360,3 +1360,24 @@ def test_harvest_keeps_name_scopes_and_source_lines():
     text = jax.jit(ep.intermediates(f)).lower(jnp.ones(3)).as_text(debug_info=True)
     assert re.search(r'loc\("[^"]*/physics/sin"', text), text
     assert re.search(rf'test_mutants.py":{sin_line}:', text), text
+
+
+def test_missing_harvest_internal_message_whole(monkeypatch):
+    import importlib
+
+    from .test_intermediates_internals import _fresh
+
+    pe = importlib.import_module("jax.interpreters.partial_eval")
+    monkeypatch.delattr(pe, "dce_rules")
+    package, primitive = _fresh(monkeypatch)
+    msg = (
+        "`ep.intermediates` needs the JAX internal "
+        f"`jax.interpreters.partial_eval.dce_rules`, which this JAX ({jax.__version__})"
+        " does not provide (AttributeError: module 'jax.interpreters.partial_eval' "
+        "has no attribute 'dce_rules'). eqxpurify's taps are tested with "
+        f"{primitive.TESTED_JAX}: install a JAX in that range, or an eqxpurify "
+        "release that supports this JAX."
+    )
+    f = package.intermediates(lambda x: package.intermediate(x * 2, name="y"))
+    with _raises_exactly(primitive.JaxInternalsError, msg):
+        f(jnp.ones(2))
