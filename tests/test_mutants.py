@@ -375,6 +375,32 @@ def test_uniform_bounds_are_checked_eagerly(low, high, message):
         ep.Uniform(lo, hi)
 
 
+_FINITE = "`Uniform({}=...)` must be finite (not NaN or inf); got {}."
+_BOOL = "`Uniform({}=...)` must be a real number, got a bool ({}). Pass a float."
+_TYPE = (
+    "`Uniform({}=...)` must be a number, an array, an `ep.Fixed` or an `ep.Param` "
+    "(for a hierarchical prior), got complex."
+)
+_F16 = "0.0999755859375"  # float16(0.1) as the float32 compute dtype holds it
+
+
+@pytest.mark.parametrize(
+    "low, high, error, message",
+    [
+        (np.nan, 1.0, ValueError, _FINITE.format("low", "nan")),
+        (0.0, np.inf, ValueError, _FINITE.format("high", "inf")),
+        (True, 2.0, TypeError, _BOOL.format("low", "True")),
+        (0.0, np.array([True]), TypeError, _BOOL.format("high", "array([ True])")),
+        (1j, 1.0, TypeError, _TYPE.format("low")),
+        (0.0, 2j, TypeError, _TYPE.format("high")),
+        (np.float16(0.1), np.float16(0.1), ValueError, _ORDER.format(_F16, _F16)),
+    ],
+)
+def test_uniform_hyperparameter_messages_whole(low, high, error, message):
+    with _raises_exactly(error, message):
+        ep.Uniform(low, high)
+
+
 def test_uniform_bounds_are_checked_when_traced():
     f = jax.jit(lambda lo, hi: ep.Uniform(lo, hi).forward(jnp.zeros((), lo.dtype)))
     assert float(f(jnp.float32(0.0), jnp.float32(2.0))) == 1.0
