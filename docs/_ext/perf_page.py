@@ -179,21 +179,40 @@ def render(results: dict[str, Any]) -> str:
     load = results.get("load_average", {})
     start = load.get("start", [None])[0]
     end = load.get("end", [None])[0]
+    files = "FILE" if not results.get("runs") else "FILE [FILE ...]"
     lines = [
-        f"Generated from `{command}` by `python docs/_ext/perf_page.py FILE`.",
+        f"Generated from `{command}` by `python docs/_ext/perf_page.py {files}`"
+        + (
+            " (the scenarios of a later run replace those of an earlier one)."
+            if results.get("runs")
+            else "."
+        ),
         "",
         f"- Machine: {machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), "
         f"{machine.get('backend', '?')} backend, Python {machine.get('python', '?')}.",
         f"- Versions: {versions}." if versions else "- Versions: not recorded.",
     ]
-    if start is not None and end is not None:
-        cores = machine.get("cores") or 1
-        busy = " (a busy machine: expect noisy timings)" if start > cores else ""
-        lines.append(
-            f"- Load average: {start:.1f} at the start, {end:.1f} at the end{busy}."
-        )
-    if "total_seconds" in results:
-        lines.append(f"- Total time: {results['total_seconds']:.0f} s.")
+    runs = results.get("runs") or [
+        {
+            "scenarios": [k for k in results if k in RENDER],
+            "load_average": load,
+            "total_seconds": results.get("total_seconds"),
+        }
+    ]
+    for run in runs:
+        load = run.get("load_average") or {}
+        start = load.get("start", [None])[0]
+        end = load.get("end", [None])[0]
+        what = "" if len(runs) == 1 else ", ".join(run["scenarios"]) + ": "
+        if start is not None and end is not None:
+            cores = machine.get("cores") or 1
+            busy = " (a busy machine: expect noisy timings)" if start > cores else ""
+            lines.append(
+                f"- {what}load average {start:.1f} at the start, {end:.1f} at the "
+                f"end{busy}."
+            )
+        if run.get("total_seconds") is not None:
+            lines.append(f"- {what}total time {run['total_seconds']:.0f} s.")
     markdown = results.get("markdown", {})
     for name in sorted(k for k in results if k in RENDER or k in markdown):
         data = results.get(name, {})
@@ -216,15 +235,53 @@ def rewrite(page: Path, generated: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", help="the JSON written by `python -m benchmarks`")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        help="JSON written by `python -m benchmarks`; with several (e.g. a run "
+        "`--only S2 S3` after a full one), each replaces the scenarios it has",
+    )
     parser.add_argument("--page", default=str(PAGE), help="the page to rewrite")
     args = parser.parse_args(argv)
-    source = Path(args.results).resolve()
-    results = json.loads(source.read_text())
+    sources = [Path(r).resolve() for r in args.results]
+    results = merge([json.loads(source.read_text()) for source in sources])
     rewrite(Path(args.page), render(results))
-    if source != COPY.resolve():
-        shutil.copyfile(source, COPY)
-    print(f"Rewrote {args.page} from {args.results}.")
+    if len(sources) > 1:
+        COPY.write_text(json.dumps(results, indent=1) + "\n")
+    elif sources[0] != COPY.resolve():
+        shutil.copyfile(sources[0], COPY)
+    print(f"Rewrote {args.page} from {', '.join(args.results)}.")
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One results dict from several runs on one machine: later scenarios win."""
+    if len(runs) == 1:
+        return runs[0]
+    merged: dict[str, Any] = {"machine": runs[0].get("machine", {}), "runs": []}
+    merged["markdown"] = {}
+    for run in runs:
+        if run.get("machine") != merged["machine"]:
+            raise SystemExit("the runs were made on different machines or versions")
+        names = [k for k in run if k in RENDER]
+        merged["quick"] = run.get("quick", False)
+        for old in merged["runs"]:
+            old["scenarios"] = [n for n in old["scenarios"] if n not in names]
+        merged["runs"] = [r for r in merged["runs"] if r["scenarios"]]
+        merged["runs"].append(
+            {
+                "scenarios": names,
+                "load_average": run.get("load_average", {}),
+                "total_seconds": run.get("total_seconds"),
+            }
+        )
+        for name in names:
+            merged[name] = run[name]
+            text = run.get("markdown", {}).get(name)
+            if text:
+                merged["markdown"][name] = text
+            else:
+                merged["markdown"].pop(name, None)
+    return merged
 
 
 if __name__ == "__main__":
