@@ -401,6 +401,32 @@ def test_uniform_hyperparameter_messages_whole(low, high, error, message):
         ep.Uniform(low, high)
 
 
+_BROADCAST = (
+    "`{}` hyperparameters of shapes {} (2,), {} (3,) do not broadcast together. "
+    "Give them the same shape, or make one a scalar."
+)
+
+
+@pytest.mark.parametrize(
+    "cls, names, ok",
+    [
+        (ep.Normal, ("mean", "sigma"), (0.0, 1.0)),
+        (ep.LogNormal, ("mean", "sigma"), (1.0, 1.0)),
+        (ep.Uniform, ("low", "high"), (0.0, 1.0)),
+    ],
+)
+def test_prior_type_and_shape_messages_name_class_and_field(cls, names, ok):
+    for i, name in enumerate(names):
+        for bad, template in [(1j, _TYPE), (True, _BOOL)]:
+            args = list(ok)
+            args[i] = bad
+            message = template.replace("Uniform", cls.__name__).format(name, "True")
+            with _raises_exactly(TypeError, message):
+                cls(*args)
+    with _raises_exactly(ValueError, _BROADCAST.format(cls.__name__, *names)):
+        cls(np.full(2, ok[0]), np.full(3, ok[1] + 1.0))
+
+
 def test_uniform_bounds_are_checked_when_traced():
     f = jax.jit(lambda lo, hi: ep.Uniform(lo, hi).forward(jnp.zeros((), lo.dtype)))
     assert float(f(jnp.float32(0.0), jnp.float32(2.0))) == 1.0
