@@ -1433,3 +1433,46 @@ def test_missing_harvest_internal_message_whole(monkeypatch):
     f = package.intermediates(lambda x: package.intermediate(x * 2, name="y"))
     with _raises_exactly(primitive.JaxInternalsError, msg):
         f(jnp.ones(2))
+
+
+# --------------------------------------------------------------------------------
+# `_intermediates/_harvest`: what a harvest re-issues keeps its parameters; taps
+# inside a `jax.custom_jvp` function under forward-mode autodiff.
+
+
+@pytest.mark.parametrize("prevent_cse", [True, False])
+def test_harvest_keeps_checkpoint_policy_and_cse(prevent_cse):
+    policy = jax.checkpoint_policies.nothing_saveable
+
+    def f(x):
+        ckpt = jax.checkpoint(
+            lambda y: ep.intermediate(jnp.sin(y), name="s") * 2,
+            prevent_cse=prevent_cse,
+            policy=policy,
+        )
+        return ckpt(x).sum()
+
+    jaxpr = jax.make_jaxpr(ep.intermediates(f))(jnp.ones(3))
+    (eqn,) = [e for e in jaxpr.eqns if "remat" in str(e.primitive)]
+    assert eqn.params["prevent_cse"] is prevent_cse
+    assert eqn.params["policy"] is policy
+
+
+def test_taps_inside_custom_jvp_under_jvp():
+    @jax.custom_jvp
+    def g(x):
+        ep.intermediate(jnp.argmax(x), name="i")  # an integer: a float0 tangent
+        ep.intermediate(x * 2, name="d")
+        return jnp.sin(x)
+
+    g.defjvp(lambda p, t: (g(p[0]), jnp.cos(p[0]) * t[0]))
+    harvested = ep.intermediates(lambda x: g(x).sum())
+    x = jnp.arange(3.0)
+    (out, taps), (dout, dtaps) = jax.jvp(harvested, (x,), (jnp.ones(3),))
+    np.testing.assert_allclose(out, np.sin(np.arange(3.0)).sum(), rtol=1e-6)
+    np.testing.assert_allclose(dout, np.cos(np.arange(3.0)).sum(), rtol=1e-6)
+    assert int(taps["i"]) == 2 and taps["i"].dtype == jnp.argmax(x).dtype
+    np.testing.assert_allclose(taps["d"], 2 * np.arange(3.0))
+    # tapped values carry no derivative: zeros of their own type
+    assert dtaps["d"].shape == (3,) and not np.any(np.asarray(dtaps["d"]))
+    assert dtaps["i"].dtype == jax.dtypes.float0 and dtaps["i"].shape == ()
