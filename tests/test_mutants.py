@@ -465,6 +465,40 @@ def test_uniform_with_an_abstract_bound_is_checked_later():
     np.testing.assert_allclose(ep.unwrap(model)["x"], 2.5)  # low = 0 from z = 0
 
 
+_EXTREME = (
+    "`LogNormal(mean, sigma)`: `sigma / mean` is too extreme for float32 (the "
+    "log-scale sd overflows or vanishes); got mean={}, sigma={}. Use a wider dtype "
+    "or a less extreme ratio."
+)
+
+
+def test_lognormal_extreme_ratio_messages_eager_and_traced():
+    for mean, sigma, shown in [
+        (1.0, 1e-30, ("1.0", "1.0000000031710769e-30")),  # the sd vanishes
+        (1e-30, 1e30, ("1.0000000031710769e-30", "1.0000000150474662e+30")),
+    ]:
+        with _raises_exactly(ValueError, _EXTREME.format(*shown)):
+            ep.LogNormal(np.float32(mean), np.float32(sigma))
+    make = jax.jit(lambda m, s: ep.LogNormal(m, s))
+    prior = make(jnp.float32(3.0), jnp.float32(0.1))  # traced and valid
+    assert float(prior.mean.value) == 3.0
+    assert float(prior.sigma.value) == pytest.approx(0.1)
+    np.testing.assert_allclose(
+        float(prior.forward(jnp.float32(0.0))), 3.0 / np.sqrt(1 + (0.1 / 3) ** 2)
+    )
+    traced = "a traced value"
+    forward = jax.jit(lambda m, s: ep.LogNormal(m, s).forward(jnp.zeros(())))
+    for mean, sigma in [(1.0, 1e-30), (1e-30, 1e30)]:
+        with pytest.raises(Exception, match=re.escape(_EXTREME.format(traced, traced))):
+            jax.block_until_ready(forward(jnp.float32(mean), jnp.float32(sigma)))
+
+
+def test_lognormal_with_an_abstract_hyperparameter_is_checked_later():
+    for mean, sigma in [(ep.Param(shape=()), 1.0), (1.0, ep.Param(shape=()))]:
+        prior = ep.LogNormal(mean, sigma)
+        assert isinstance(prior.mean, ep.Param | ep.Fixed)
+
+
 def test_has_params_finds_hierarchical_priors_and_freeze_uses_it():
     from eqxpurify._priors import has_params
 
