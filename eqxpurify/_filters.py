@@ -329,10 +329,11 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
         len(layout.train_pos) + len(layout.arrays) + len(layout.static_pos)
     )
     for pos, leaf, dtype in zip(layout.train_pos, trainables, layout.dtypes):
-        if not isinstance(leaf, jax.Array | jax.ShapeDtypeStruct):
+        if isinstance(leaf, jax.Array):
+            if leaf.dtype != dtype:  # an update computed in another dtype
+                leaf = leaf.astype(dtype)
+        elif not isinstance(leaf, jax.ShapeDtypeStruct):  # (kept: a placeholder)
             leaf = jnp.asarray(leaf, dtype)  # a number or a numpy array
-        elif leaf.dtype != dtype:  # an update computed in another dtype
-            leaf = leaf.astype(dtype)
         leaves[pos] = leaf
     for pos, leaf in zip(layout.arrays, rest.arrays):
         leaves[pos] = leaf

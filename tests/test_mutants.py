@@ -1510,3 +1510,12 @@ def test_taps_inside_custom_jvp_under_jvp():
     # tapped values carry no derivative: zeros of their own type
     assert dtaps["d"].shape == (3,) and not np.any(np.asarray(dtaps["d"]))
     assert dtaps["i"].dtype == jax.dtypes.float0 and dtaps["i"].shape == ()
+
+
+def test_combine_keeps_shape_placeholders():
+    # Abstract params (as a checkpoint library restores into) pass through as they
+    # are, to be filled in later.
+    params, rest = ep.partition({"a": ep.Param(jnp.ones(2)), "b": ep.Param(0.5)})
+    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in params.items()}
+    out = ep.combine(abstract, rest)
+    assert out["a"].latent is abstract["['a']"] and out["b"].latent is abstract["['b']"]
