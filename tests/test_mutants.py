@@ -1519,3 +1519,35 @@ def test_combine_keeps_shape_placeholders():
     abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in params.items()}
     out = ep.combine(abstract, rest)
     assert out["a"].latent is abstract["['a']"] and out["b"].latent is abstract["['b']"]
+
+
+def test_cond_branches_recording_a_tap_differently_messages():
+    from jax import lax
+
+    def dtypes(x, i):
+        return lax.switch(
+            i,
+            [
+                lambda y: ep.intermediate(jnp.sum(y), name="t"),
+                lambda y: ep.intermediate(
+                    jnp.sum(y).astype(jnp.int32), name="t"
+                ).astype(y.dtype),
+            ],
+            x,
+        )
+
+    f32, i32 = jnp.ones(2).dtype, jnp.sum(jnp.ones(2)).astype(jnp.int32).dtype
+    msg = (
+        "Cannot harvest `t`: the branches of a `lax.cond`/`lax.switch` record it "
+        f"with different shapes, dtypes or kinds (((), dtype('{f32}')) in branch 0, "
+        f"((), dtype('{i32}')) in branch 1). Record values of one shape and dtype "
+        "in every branch."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(dtypes)(jnp.ones(2), 0)
+
+    def one_branch(x, p):
+        return lax.cond(p, lambda y: ep.intermediate(y * 2, name="t"), lambda y: y, x)
+
+    with pytest.raises(ValueError, match=r"recorded in only one branch of a `lax.co"):
+        ep.intermediates(one_branch)(jnp.ones(2), True)
