@@ -1551,3 +1551,18 @@ def test_cond_branches_recording_a_tap_differently_messages():
 
     with pytest.raises(ValueError, match=r"recorded in only one branch of a `lax.co"):
         ep.intermediates(one_branch)(jnp.ones(2), True)
+
+
+def test_taps_of_a_custom_jvp_function_are_bound_once_under_jvp():
+    # The harvest of a function re-binds its taps once (for a harvest of a function
+    # that calls it), not once more in the derivative rule.
+    @jax.custom_jvp
+    def g(x):
+        ep.intermediate(x * 2, name="d")
+        return jnp.sin(x)
+
+    g.defjvp(lambda p, t: (g(p[0]), jnp.cos(p[0]) * t[0]))
+    inner = ep.intermediates(lambda x: g(x).sum())
+    x = jnp.arange(3.0)
+    jaxpr = jax.make_jaxpr(lambda x: jax.jvp(inner, (x,), (jnp.ones(3),)))(x)
+    assert str(jaxpr).count("intermediate[") == 1, jaxpr
