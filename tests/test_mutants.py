@@ -1566,3 +1566,9 @@ def test_taps_of_a_custom_jvp_function_are_bound_once_under_jvp():
     x = jnp.arange(3.0)
     jaxpr = jax.make_jaxpr(lambda x: jax.jvp(inner, (x,), (jnp.ones(3),)))(x)
     assert str(jaxpr).count("intermediate[") == 1, jaxpr
+
+
+def test_normal_defaults_to_the_standard_normal():
+    prior = ep.Normal()
+    assert float(prior.mean.value) == 0.0 and float(prior.sigma.value) == 1.0
+    assert float(ep.Normal(2.0).sigma.value) == 1.0
