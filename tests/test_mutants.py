@@ -1360,6 +1360,17 @@ def test_draws_needs_a_last_axis_of_latents():
 # internal recorded once.
 
 
+def _internals_message(user, internal, problem):
+    from eqxpurify._intermediates._primitive import TESTED_JAX
+
+    return (
+        f"{user} needs the JAX internal `{internal}`, which this JAX "
+        f"({jax.__version__}) does not provide ({problem}). eqxpurify's taps are "
+        f"tested with {TESTED_JAX}: install a JAX in that range, or an eqxpurify "
+        "release that supports this JAX."
+    )
+
+
 def test_missing_internal_message_whole(monkeypatch):
     import importlib
 
@@ -1369,12 +1380,11 @@ def test_missing_internal_message_whole(monkeypatch):
     monkeypatch.delattr(ad, "primitive_jvps")
     package, primitive = _fresh(monkeypatch)
     assert [m[1] for m in primitive._MISSING] == ["jax.interpreters.ad.primitive_jvps"]
-    msg = (
-        "A tap needs the JAX internal `jax.interpreters.ad.primitive_jvps`, which "
-        f"this JAX ({jax.__version__}) does not provide (AttributeError: module "
-        "'jax.interpreters.ad' has no attribute 'primitive_jvps'). eqxpurify's "
-        f"taps are tested with {primitive.TESTED_JAX}: install a JAX in that range, "
-        "or an eqxpurify release that supports this JAX."
+    msg = _internals_message(
+        "A tap",
+        "jax.interpreters.ad.primitive_jvps",
+        "AttributeError: module 'jax.interpreters.ad' has no attribute "
+        "'primitive_jvps'",
     )
     with _raises_exactly(primitive.JaxInternalsError, msg):
         package.intermediate(jnp.ones(2), name="x")
@@ -1390,13 +1400,10 @@ def test_rule_table_refusing_a_rule_message_whole(monkeypatch):
     monkeypatch.setattr(batching, "primitive_batchers", types.MappingProxyType({}))
     package, primitive = _fresh(monkeypatch)
     assert len(primitive._MISSING) == 1
-    msg = (
-        "A tap needs the JAX internal `jax.interpreters.batching.primitive_batchers`, "
-        "which this JAX "
-        f"({jax.__version__}) does not provide (TypeError: 'mappingproxy' object "
-        "does not support item assignment). eqxpurify's taps are tested with "
-        f"{primitive.TESTED_JAX}: install a JAX in that range, or an eqxpurify "
-        "release that supports this JAX."
+    msg = _internals_message(
+        "A tap",
+        "jax.interpreters.batching.primitive_batchers",
+        "TypeError: 'mappingproxy' object does not support item assignment",
     )
     with _raises_exactly(primitive.JaxInternalsError, msg):
         package.intermediate(jnp.ones(2), name="x")
@@ -1410,12 +1417,7 @@ def test_changed_tracers_and_equations_are_our_error():
     from eqxpurify._intermediates import _primitive
 
     def message(user, internal, problem):
-        return (
-            f"{user} needs the JAX internal `{internal}`, which this JAX "
-            f"({jax.__version__}) does not provide (AttributeError: {problem}). "
-            f"eqxpurify's taps are tested with {_primitive.TESTED_JAX}: install a "
-            "JAX in that range, or an eqxpurify release that supports this JAX."
-        )
+        return _internals_message(user, internal, f"AttributeError: {problem}")
 
     no_pval = "'object' object has no attribute 'pval'"
     with _raises_exactly(
@@ -1456,13 +1458,11 @@ def test_missing_harvest_internal_message_whole(monkeypatch):
     pe = importlib.import_module("jax.interpreters.partial_eval")
     monkeypatch.delattr(pe, "dce_rules")
     package, primitive = _fresh(monkeypatch)
-    msg = (
-        "`ep.intermediates` needs the JAX internal "
-        f"`jax.interpreters.partial_eval.dce_rules`, which this JAX ({jax.__version__})"
-        " does not provide (AttributeError: module 'jax.interpreters.partial_eval' "
-        "has no attribute 'dce_rules'). eqxpurify's taps are tested with "
-        f"{primitive.TESTED_JAX}: install a JAX in that range, or an eqxpurify "
-        "release that supports this JAX."
+    msg = _internals_message(
+        "`ep.intermediates`",
+        "jax.interpreters.partial_eval.dce_rules",
+        "AttributeError: module 'jax.interpreters.partial_eval' has no attribute "
+        "'dce_rules'",
     )
     f = package.intermediates(lambda x: package.intermediate(x * 2, name="y"))
     with _raises_exactly(primitive.JaxInternalsError, msg):
