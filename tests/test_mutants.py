@@ -1572,3 +1572,34 @@ def test_normal_defaults_to_the_standard_normal():
     prior = ep.Normal()
     assert float(prior.mean.value) == 0.0 and float(prior.sigma.value) == 1.0
     assert float(ep.Normal(2.0).sigma.value) == 1.0
+
+
+def test_tap_in_a_while_loop_message_whole():
+    from jax import lax
+
+    def f(x, n):
+        def body(c):
+            return ep.intermediate(c[0] * 2, name="w"), c[1] + 1
+
+        return lax.while_loop(lambda c: c[1] < n, body, (x, 0))[0]
+
+    msg = (
+        "Cannot harvest `w`: it is inside a `lax.while_loop` (or a `lax.fori_loop` "
+        "with traced bounds), whose number of steps is not known when tracing, so "
+        "its values cannot be stacked. Use `lax.scan` or `lax.fori_loop` with "
+        "Python-int bounds, move the tap out of the loop, or leave it out of the "
+        "harvest with `names=`."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(f)(jnp.ones(2), jnp.int32(3))
+
+
+def test_harvest_keeps_scan_unroll():
+    from jax import lax
+
+    def f(x):
+        step = lambda c, xi: (ep.intermediate(c + xi, name="c"), None)  # noqa: E731
+        return lax.scan(step, 0.0, x, unroll=2)[0]
+
+    jaxpr = jax.make_jaxpr(ep.intermediates(f))(jnp.ones(4))
+    assert [e.params["unroll"] for e in jaxpr.eqns if "unroll" in e.params] == [2]
