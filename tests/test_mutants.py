@@ -1592,6 +1592,28 @@ def test_tap_in_a_while_loop_message_whole():
     )
     with _raises_exactly(ValueError, msg):
         ep.intermediates(f)(jnp.ones(2), jnp.int32(3))
+    with _raises_exactly(ValueError, msg):  # named in the harvest
+        ep.intermediates(f, names=["w"])(jnp.ones(2), jnp.int32(3))
+    out, values = ep.intermediates(f, names=[])(jnp.ones(2), jnp.int32(3))
+    np.testing.assert_allclose(out, 8.0)  # left out of the harvest: it runs
+    assert values == {}
+
+
+def test_tap_in_an_opaque_primitive_message_whole():
+    from jax.custom_batching import custom_vmap
+
+    @custom_vmap
+    def h(x):
+        return ep.intermediate(jnp.sin(x), name="v") * 2
+
+    h.def_vmap(lambda axis_size, in_batched, x: (h(x), in_batched[0]))
+    msg = (
+        "Cannot harvest `v`: it is inside a `custom_vmap_call` primitive, which "
+        "`ep.intermediates` cannot look inside. Move the tap out of it, or leave it "
+        "out of the harvest with `names=`."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(h)(jnp.ones(2))
 
 
 def test_harvest_keeps_scan_unroll():
