@@ -898,11 +898,16 @@ def test_rest_repr_counts_its_arrays():
 
 
 def test_combine_makes_arrays_of_numbers():
-    params, rest = ep.partition({"a": ep.Param(jnp.ones(())), "b": ep.Param(0.5)})
-    out = ep.combine({"['a']": 2.0, "['b']": np.float64(1.5)}, rest)
-    for name, want in [("a", 2.0), ("b", 1.5)]:
+    model = {
+        "a": ep.Param(jnp.ones(())),
+        "b": ep.Param(0.5),
+        "h": ep.Param(jnp.ones((), jnp.float16)),
+    }
+    params, rest = ep.partition(model)
+    out = ep.combine({"['a']": 2.0, "['b']": np.float64(1.5), "['h']": 0.25}, rest)
+    for name, want, dtype in [("a", 2.0, _F), ("b", 1.5, _F), ("h", 0.25, "float16")]:
         latent = out[name].latent
-        assert isinstance(latent, jax.Array) and latent.dtype == jnp.dtype(_F)
+        assert isinstance(latent, jax.Array) and latent.dtype == jnp.dtype(dtype)
         assert float(latent) == want
 
 
