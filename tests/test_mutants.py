@@ -1630,3 +1630,17 @@ def test_harvest_keeps_scan_unroll():
 
     jaxpr = jax.make_jaxpr(ep.intermediates(f))(jnp.ones(4))
     assert [e.params["unroll"] for e in jaxpr.eqns if "unroll" in e.params] == [2]
+
+
+def test_tap_of_a_transposed_value_message_whole():
+    f = lambda x: ep.intermediate(x * 2, name="lin") * 3  # noqa: E731
+    transposed = lambda ct: jax.linear_transpose(f, jnp.ones(2))(ct)  # noqa: E731
+    msg = (
+        "Cannot harvest `lin`: it taps a tangent (e.g. in the JVP rule of a "
+        "`jax.custom_jvp`) or the input of a linear function, and transposition "
+        "(`jax.grad`, `jax.vjp`, `jax.linear_transpose`) never computes those. Tap "
+        "a primal value, use forward mode (`jax.jvp`, `jax.jacfwd`), or leave it out "
+        "of the harvest with `names=`."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(transposed)(jnp.ones(2))
