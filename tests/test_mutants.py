@@ -1644,3 +1644,50 @@ def test_tap_of_a_transposed_value_message_whole():
     )
     with _raises_exactly(ValueError, msg):
         ep.intermediates(transposed)(jnp.ones(2))
+
+
+def test_taps_the_computation_drops_or_runs_later_messages_whole():
+    @jax.custom_jvp
+    def tangent_tap(x):
+        return jnp.sin(x)
+
+    tangent_tap.defjvp(
+        lambda p, t: (
+            tangent_tap(p[0]),
+            ep.intermediate(t[0], name="tan") * jnp.cos(p[0]),
+        )
+    )
+    dropped = (
+        "Cannot harvest `tan`: it was recorded while the function was traced, but "
+        "JAX left it out of the computation: a tap of a tangent under reverse-mode "
+        "autodiff (e.g. in the JVP rule of a `jax.custom_jvp` under `jax.grad`: "
+        "tangents are never computed), a tap in the function of a `jax.custom_vjp` "
+        "under `jax.grad` (its `fwd` runs instead), or a tap in code traced only for "
+        "shapes (`jax.eval_shape`). Tap a value the computation keeps, use forward "
+        "mode (`jax.jvp`), or leave it out of the harvest with `names=`."
+    )
+    with _raises_exactly(ValueError, dropped):
+        ep.intermediates(jax.grad(lambda x: tangent_tap(x).sum()))(jnp.ones(2))
+
+    @jax.custom_vjp
+    def bwd_tap(x):
+        return jnp.sin(x)
+
+    bwd_tap.defvjp(
+        lambda x: (jnp.sin(x), x),
+        lambda x, ct: (ep.intermediate(ct * jnp.cos(x), name="b"),),
+    )
+    later = (
+        "Cannot harvest `b`: it is recorded inside the `bwd` of a `jax.custom_vjp`, "
+        "which JAX runs in the backward pass, not by the function itself, so "
+        "`ep.intermediates` cannot return it. Tap the value in the function, harvest "
+        "the derivative instead (`ep.intermediates(jax.grad(f))`), or leave it out "
+        "of the harvest with `names=`."
+    )
+    harvested = ep.intermediates(lambda y: bwd_tap(y).sum())
+    # (raised in the backward pass: JAX appends a note on its traceback)
+    with pytest.raises(ValueError, match="^" + re.escape(later)):
+        jax.grad(lambda x: harvested(x)[0])(jnp.ones(2))
+    # harvesting the derivative itself returns the value
+    _, values = ep.intermediates(jax.grad(lambda x: bwd_tap(x).sum()))(jnp.ones(2))
+    np.testing.assert_allclose(values["b"], np.cos(np.ones(2)), rtol=1e-6)
