@@ -1691,3 +1691,23 @@ def test_taps_the_computation_drops_or_runs_later_messages_whole():
     # harvesting the derivative itself returns the value
     _, values = ep.intermediates(jax.grad(lambda x: bwd_tap(x).sum()))(jnp.ones(2))
     np.testing.assert_allclose(values["b"], np.cos(np.ones(2)), rtol=1e-6)
+
+
+def test_harvest_runs_a_while_loop_holding_a_custom_vjp():
+    # Nothing to watch inside a while_loop (its custom VJPs cannot be reached):
+    # the loop is run as it is, and the taps around it are harvested.
+    from jax import lax
+
+    @jax.custom_vjp
+    def g(x):
+        return jnp.sin(x)
+
+    g.defvjp(lambda x: (jnp.sin(x), x), lambda x, ct: (ct * jnp.cos(x),))
+
+    def f(x, n):
+        out = lax.while_loop(lambda c: c[1] < n, lambda c: (g(c[0]), c[1] + 1), (x, 0))
+        return ep.intermediate(out[0], name="after")
+
+    out, values = ep.intermediates(f)(jnp.ones(2), jnp.int32(3))
+    np.testing.assert_allclose(values["after"], np.sin(np.sin(np.sin(1.0))), rtol=1e-6)
+    np.testing.assert_allclose(out, values["after"])
