@@ -1567,10 +1567,12 @@ def test_taps_of_a_custom_jvp_function_are_bound_once_under_jvp():
         return jnp.sin(x)
 
     g.defjvp(lambda p, t: (g(p[0]), jnp.cos(p[0]) * t[0]))
-    inner = ep.intermediates(lambda x: g(x).sum())
+    inner = ep.intermediates(lambda x: ep.intermediate(g(x), name="after").sum())
     x = jnp.arange(3.0)
     jaxpr = jax.make_jaxpr(lambda x: jax.jvp(inner, (x,), (jnp.ones(3),)))(x)
-    assert str(jaxpr).count("intermediate[") == 1, jaxpr
+    text = str(jaxpr)
+    assert text.count("intermediate[") == 2, jaxpr  # `d` and, after the rule, `after`
+    assert "name=d" in text and "name=after" in text
 
 
 def test_normal_defaults_to_the_standard_normal():
@@ -1666,8 +1668,11 @@ def test_taps_the_computation_drops_or_runs_later_messages_whole():
         "shapes (`jax.eval_shape`). Tap a value the computation keeps, use forward "
         "mode (`jax.jvp`), or leave it out of the harvest with `names=`."
     )
+    grad = jax.grad(lambda x: tangent_tap(x).sum())
     with _raises_exactly(ValueError, dropped):
-        ep.intermediates(jax.grad(lambda x: tangent_tap(x).sum()))(jnp.ones(2))
+        ep.intermediates(grad)(jnp.ones(2))
+    with _raises_exactly(ValueError, dropped):  # named in the harvest
+        ep.intermediates(grad, names=["tan"])(jnp.ones(2))
 
     @jax.custom_vjp
     def bwd_tap(x):
