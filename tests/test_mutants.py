@@ -1716,3 +1716,34 @@ def test_harvest_runs_a_while_loop_holding_a_custom_vjp():
     out, values = ep.intermediates(f)(jnp.ones(2), jnp.int32(3))
     np.testing.assert_allclose(values["after"], np.sin(np.sin(np.sin(1.0))), rtol=1e-6)
     np.testing.assert_allclose(out, values["after"])
+
+
+def test_tap_missing_from_some_branches_messages_whole():
+    from jax import lax
+
+    def only_in_branch_0(x, p):  # branch 0 is the false branch; branch 1 passes x
+        return lax.cond(p, lambda y: y, lambda y: ep.intermediate(y * 2, name="t"), x)
+
+    one = (
+        "Cannot harvest `t`: it is recorded in only one branch of a `lax.cond` whose "
+        "other branch computes nothing from its inputs. That is how a bounded "
+        "`while_loop` runs its steps (`equinox.internal.while_loop`, as used by "
+        "diffrax and optimistix), whose number of steps is not known when tracing, "
+        "so its values cannot be stacked. Move the tap out of the loop (or record it "
+        "in every branch of the cond), or leave it out of the harvest with `names=`."
+    )
+    with _raises_exactly(ValueError, one):
+        ep.intermediates(only_in_branch_0)(jnp.ones(2), True)
+
+    def some(x, i):
+        tap = lambda k: lambda y: ep.intermediate(y * k, name="t")  # noqa: E731
+        return lax.switch(i, [tap(2), tap(3), lambda y: y * 4], x)
+
+    some_msg = (
+        "Cannot harvest `t`: it is recorded in some branches of a `lax.cond`/"
+        "`lax.switch` but not in others (branches 0 and 2 differ). Record it in every "
+        "branch, or move it out of the cond, or leave it out of the harvest with "
+        "`names=`."
+    )
+    with _raises_exactly(ValueError, some_msg):
+        ep.intermediates(some)(jnp.ones(2), 0)
