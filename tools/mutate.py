@@ -70,6 +70,12 @@ TESTS = {
         "tests/test_intermediates_transforms.py",
         "tests/test_intermediates_vmap.py",
     ],
+    "_intermediates/_records": [
+        "tests/test_intermediates.py",
+        "tests/test_intermediates_internals.py",
+        "tests/test_intermediates_transforms.py",
+        "tests/test_intermediates_vmap.py",
+    ],
     "_wrappers": ["tests/test_wrappers.py"],
     "_unwrap": ["tests/test_unwrap.py"],
     "_paths": ["tests/test_paths.py"],
