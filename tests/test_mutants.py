@@ -1747,3 +1747,53 @@ def test_tap_missing_from_some_branches_messages_whole():
     )
     with _raises_exactly(ValueError, some_msg):
         ep.intermediates(some)(jnp.ones(2), 0)
+
+
+class _TwiceSlot(eqx.Module):
+    s: ep.Intermediate
+
+    def __call__(self, x, y):
+        self.s(x)
+        self.s(y)
+        return x
+
+
+def test_records_that_cannot_be_returned_messages_whole():
+    def twice(x):
+        ep.intermediate(x, name="t")
+        ep.intermediate(x * 2, name="t")
+        return x
+
+    msg = (
+        "The tap `t` was recorded 2 times in one call. A name may be recorded once "
+        "per call: give each `ep.intermediate` its own `name` (for a function called "
+        "several times, pass the name in as an argument). Inside `jax.vmap`, a "
+        "`lax.cond` with a batched predicate runs every branch, recording taps in "
+        "each."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(twice)(jnp.ones(2))
+
+    def mixed(x):
+        ep.intermediate(x, name="k")
+        ep.Intermediate(name="k")(x)
+        return x
+
+    msg = (
+        "The name `k` is used both by an `ep.intermediate` tap and by an "
+        "`ep.Intermediate` slot; rename the tap."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(mixed)(jnp.ones(2))
+
+    x, i = jnp.ones(2), jnp.arange(2)
+    msg = (
+        "The `ep.Intermediate` slot `u` was called 2 times with values of different "
+        f"shapes or dtypes [((2,), dtype('{x.dtype}')), ((2,), dtype('{i.dtype}'))], "
+        "so they cannot be stacked; use a separate slot for each call."
+    )
+    with _raises_exactly(ValueError, msg):
+        ep.intermediates(_TwiceSlot(ep.Intermediate(name="u")))(x, i)
+    # the same shape and dtype: stacked
+    _, values = ep.intermediates(_TwiceSlot(ep.Intermediate(name="u")))(x, 2 * x)
+    np.testing.assert_allclose(values["u"], np.stack([np.ones(2), 2 * np.ones(2)]))
