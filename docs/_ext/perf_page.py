@@ -176,15 +176,13 @@ def render(results: dict[str, Any]) -> str:
     quick = results.get("quick", False)
     command = "python -m benchmarks" + (" --quick" if quick else "") + " --out FILE"
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
-    load = results.get("load_average", {})
-    start = load.get("start", [None])[0]
-    end = load.get("end", [None])[0]
-    files = "FILE" if not results.get("runs") else "FILE [FILE ...]"
+    merged = bool(results.get("runs"))
+    files = "FILE [FILE ...]" if merged else "FILE"
     lines = [
         f"Generated from `{command}` by `python docs/_ext/perf_page.py {files}`"
         + (
             " (the scenarios of a later run replace those of an earlier one)."
-            if results.get("runs")
+            if merged
             else "."
         ),
         "",
@@ -195,7 +193,7 @@ def render(results: dict[str, Any]) -> str:
     runs = results.get("runs") or [
         {
             "scenarios": [k for k in results if k in RENDER],
-            "load_average": load,
+            "load_average": results.get("load_average", {}),
             "total_seconds": results.get("total_seconds"),
         }
     ]
@@ -203,16 +201,18 @@ def render(results: dict[str, Any]) -> str:
         load = run.get("load_average") or {}
         start = load.get("start", [None])[0]
         end = load.get("end", [None])[0]
-        what = "" if len(runs) == 1 else ", ".join(run["scenarios"]) + ": "
+        what = ", ".join(run["scenarios"]) if len(runs) > 1 else ""
+
+        def item(text: str, what: str = what) -> str:
+            return f"- {what}: {text}" if what else f"- {text[0].upper()}{text[1:]}"
+
         if start is not None and end is not None:
             cores = machine.get("cores") or 1
             busy = " (a busy machine: expect noisy timings)" if start > cores else ""
-            lines.append(
-                f"- {what}load average {start:.1f} at the start, {end:.1f} at the "
-                f"end{busy}."
-            )
+            load_text = f"load average {start:.1f} at the start, {end:.1f} at the end"
+            lines.append(item(f"{load_text}{busy}."))
         if run.get("total_seconds") is not None:
-            lines.append(f"- {what}total time {run['total_seconds']:.0f} s.")
+            lines.append(item(f"total time {run['total_seconds']:.0f} s."))
     markdown = results.get("markdown", {})
     for name in sorted(k for k in results if k in RENDER or k in markdown):
         data = results.get(name, {})
