@@ -7,6 +7,8 @@ the survivors of mutmut's runs on `_priors`, `_filters`, `_init`, `_ravel` and
 the intermediates' batching and harvesting code.
 """
 
+import importlib
+import inspect
 import json
 import math
 import os
@@ -14,6 +16,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import equinox as eqx
@@ -22,10 +25,12 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 import pytest
+from jax import lax
 
 import eqxpurify as ep
 
 from .conftest import DEFAULT_FLOAT, X64
+from .test_intermediates_internals import _fresh
 
 _F = jnp.dtype(DEFAULT_FLOAT).name  # Params made from Python floats
 
@@ -1377,9 +1382,6 @@ def _internals_message(user, internal, problem):
 
 
 def test_missing_internal_message_whole(monkeypatch):
-    import importlib
-
-    from .test_intermediates_internals import _fresh
 
     ad = importlib.import_module("jax.interpreters.ad")
     monkeypatch.delattr(ad, "primitive_jvps")
@@ -1396,10 +1398,6 @@ def test_missing_internal_message_whole(monkeypatch):
 
 
 def test_rule_table_refusing_a_rule_message_whole(monkeypatch):
-    import importlib
-    import types
-
-    from .test_intermediates_internals import _fresh
 
     batching = importlib.import_module("jax.interpreters.batching")
     monkeypatch.setattr(batching, "primitive_batchers", types.MappingProxyType({}))
@@ -1417,7 +1415,6 @@ def test_rule_table_refusing_a_rule_message_whole(monkeypatch):
 def test_changed_tracers_and_equations_are_our_error():
     # What a JAX whose partial-evaluation tracers or jaxpr equations lost an
     # attribute would hand the rules: the error names the internal, whole.
-    import types
 
     from eqxpurify._intermediates import _primitive
 
@@ -1442,7 +1439,6 @@ def test_changed_tracers_and_equations_are_our_error():
 def test_harvest_keeps_name_scopes_and_source_lines():
     # The harvester re-issues every equation where it was: its name scope and
     # its source line reach the compiled program's debug information.
-    import inspect
 
     def f(x):
         with jax.named_scope("physics"):
@@ -1456,9 +1452,6 @@ def test_harvest_keeps_name_scopes_and_source_lines():
 
 
 def test_missing_harvest_internal_message_whole(monkeypatch):
-    import importlib
-
-    from .test_intermediates_internals import _fresh
 
     pe = importlib.import_module("jax.interpreters.partial_eval")
     monkeypatch.delattr(pe, "dce_rules")
@@ -1527,7 +1520,6 @@ def test_combine_keeps_shape_placeholders():
 
 
 def test_cond_branches_recording_a_tap_differently_messages():
-    from jax import lax
 
     def dtypes(x, i):
         return lax.switch(
@@ -1582,7 +1574,6 @@ def test_normal_defaults_to_the_standard_normal():
 
 
 def test_tap_in_a_while_loop_message_whole():
-    from jax import lax
 
     def f(x, n):
         def body(c):
@@ -1624,7 +1615,6 @@ def test_tap_in_an_opaque_primitive_message_whole():
 
 
 def test_harvest_keeps_scan_unroll():
-    from jax import lax
 
     def f(x):
         step = lambda c, xi: (ep.intermediate(c + xi, name="c"), None)  # noqa: E731
@@ -1701,7 +1691,6 @@ def test_taps_the_computation_drops_or_runs_later_messages_whole():
 def test_harvest_runs_a_while_loop_holding_a_custom_vjp():
     # Nothing to watch inside a while_loop (its custom VJPs cannot be reached):
     # the loop is run as it is, and the taps around it are harvested.
-    from jax import lax
 
     @jax.custom_vjp
     def g(x):
@@ -1719,7 +1708,6 @@ def test_harvest_runs_a_while_loop_holding_a_custom_vjp():
 
 
 def test_tap_missing_from_some_branches_messages_whole():
-    from jax import lax
 
     def only_in_branch_0(x, p):  # branch 0 is the false branch; branch 1 passes x
         return lax.cond(p, lambda y: y, lambda y: ep.intermediate(y * 2, name="t"), x)

@@ -48,6 +48,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MUTANT_TESTS = "tests/test_mutants.py"
 
+INTERMEDIATES_TESTS = [
+    "tests/test_intermediates.py",
+    "tests/test_intermediates_internals.py",
+    "tests/test_intermediates_transforms.py",
+    "tests/test_intermediates_vmap.py",
+]
+
 # Each module's own test files: the runner for its mutants.
 TESTS = {
     "_priors": ["tests/test_priors.py"],
@@ -58,24 +65,9 @@ TESTS = {
     "_init": ["tests/test_init.py"],
     "_ravel": ["tests/test_ravel.py"],
     "_flat": ["tests/test_ravel.py"],
-    "_intermediates/_primitive": [
-        "tests/test_intermediates.py",
-        "tests/test_intermediates_internals.py",
-        "tests/test_intermediates_transforms.py",
-        "tests/test_intermediates_vmap.py",
-    ],
-    "_intermediates/_harvest": [
-        "tests/test_intermediates.py",
-        "tests/test_intermediates_internals.py",
-        "tests/test_intermediates_transforms.py",
-        "tests/test_intermediates_vmap.py",
-    ],
-    "_intermediates/_records": [
-        "tests/test_intermediates.py",
-        "tests/test_intermediates_internals.py",
-        "tests/test_intermediates_transforms.py",
-        "tests/test_intermediates_vmap.py",
-    ],
+    "_intermediates/_primitive": INTERMEDIATES_TESTS,
+    "_intermediates/_harvest": INTERMEDIATES_TESTS,
+    "_intermediates/_records": INTERMEDIATES_TESTS,
     "_wrappers": ["tests/test_wrappers.py"],
     "_unwrap": ["tests/test_unwrap.py"],
     "_paths": ["tests/test_paths.py"],
