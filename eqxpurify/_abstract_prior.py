@@ -8,7 +8,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._format import pdoc, prior_str, treescope_constructor
+from ._format import has_data, pdoc, prior_str, treescope_constructor
 
 __all__ = ["AbstractPrior"]
 
@@ -100,7 +100,12 @@ class AbstractPrior(eqx.Module):
         attributes = {}
         for field in dataclasses.fields(self):
             x = getattr(self, field.name)
-            if isinstance(x, Fixed) and not x.is_abstract and x.prior is None:
+            if (
+                isinstance(x, Fixed)
+                and has_data(x)
+                and not x.is_abstract
+                and x.prior is None
+            ):
                 x = x.value
             attributes[field.name] = x
         return treescope_constructor(self, attributes, path, subtree_renderer)

@@ -16,6 +16,8 @@ import numpy as np
 from ._flat import is_traced
 
 __all__ = [
+    "has_data",
+    "is_complete",
     "pdoc",
     "prior_str",
     "short_dtype",
@@ -101,12 +103,42 @@ def treescope_constructor(
     )
 
 
+_HOLDS = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
+
+
+def has_data(node: Any) -> bool:
+    """Whether a wrapper holds its array (or its abstract shape).
+
+    Equinox's filters and gradients keep the wrapper nodes of a model but put
+    None (or anything else) in the places they leave out: such a wrapper is
+    shown by what it holds instead of by its physical value.
+    """
+    name = "latent" if hasattr(node, "latent") else "stored"
+    return isinstance(node.__dict__.get(name), _HOLDS)
+
+
+def is_complete(node: Any) -> bool:
+    """Whether a wrapper and every wrapper in its prior hold their arrays."""
+    from ._wrapper_base import is_wrapper
+
+    if not has_data(node):
+        return False
+    prior = node.__dict__.get("prior")
+    return all(
+        is_complete(x)
+        for x in jax.tree.leaves(prior, is_leaf=is_wrapper)
+        if is_wrapper(x)
+    )
+
+
 def _hyper_str(x: Any) -> str:
     from ._wrappers import Fixed, Param
 
     if isinstance(x, Param):
         return wrapper_str(x)
     if isinstance(x, Fixed):  # a constant: just its value
+        if not has_data(x):  # filtered out (a gradient, `eqx.filter`)
+            return repr(x.stored)
         if x.is_abstract or is_traced(x.stored):
             return _spec(x.shape, x.dtype)
         return value_str(x.array)
@@ -153,6 +185,9 @@ def wrapper_str(node: Any) -> str:
         latent = node.latent
         if not isinstance(latent, jax.Array | np.ndarray | jax.ShapeDtypeStruct):
             return f"{kind}(latent={latent!r}{tail})"
+        if not is_complete(node):  # a gradient or a filtered model: no value
+            shown = "abstract" if node.is_abstract else value_str(latent)
+            return f"{kind}(latent={shown}{_dtype_note(node.dtype)}{tail})"
         if node.is_abstract:
             return (
                 f"{kind}(abstract, shape={node.shape}{_dtype_note(node.dtype)}{tail})"
@@ -164,6 +199,8 @@ def wrapper_str(node: Any) -> str:
         except ValueError:  # a prior of the wrong shape: show, don't fail
             shown = f"<latent {_spec(node.shape, node.dtype)}, prior of another shape>"
         return f"{kind}({shown}{_dtype_note(node.dtype)}{tail})"
+    if not has_data(node):  # filtered out (a gradient, `eqx.filter`)
+        return f"{kind}({node.stored!r})"
     if node.is_abstract:
         return f"{kind}(abstract, shape={node.shape}{_dtype_note(node.dtype)})"
     if is_traced(node.stored):

@@ -340,12 +340,14 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
             problems.append((node, name))
 
 
-def check_fields(model: Any, caller: str | None) -> None:
+def check_fields(model: Any, caller: str | None, *, filtered: bool = False) -> None:
     """Raise, naming the path, if a wrapper field holds something else.
 
     That is a field declared `ep.Param`/`ep.Fixed` holding another value, or a
     Param whose latent is not an array (e.g. after an `eqx.tree_at` that put a
-    number there): such a value would silently drop out of training.
+    number there): such a value would silently drop out of training. With
+    `filtered`, None is accepted in a wrapper's place: that is how Equinox's
+    filters and gradients leave a part out (for functions that only show a tree).
     """
     problems: list[tuple[Any, str]] = []
 
@@ -354,6 +356,8 @@ def check_fields(model: Any, caller: str | None) -> None:
         return isinstance(node, AbstractWrapper)
 
     jax.tree.flatten(model, is_leaf=visit)
+    if filtered:
+        problems = [(o, n) for o, n in problems if o.__dict__.get(n) is not None]
     if problems:
         raise field_error(model, problems[0], caller)
 

@@ -10,7 +10,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from ._flat import is_traced
-from ._format import prior_str
+from ._format import has_data, is_complete, prior_str
 from ._intermediates import is_intermediate
 from ._nodes import ROOT, check_fields, join
 from ._wrappers import (
@@ -69,8 +69,13 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
             prior = f"{prior_str(node.prior)} (frozen)"
         else:
             prior = _NONE
+        if not has_data(node):  # left out by a filter or a gradient
+            return (path, kind, _NONE, _NONE, _NONE, prior, *(_NONE,) * 4)
         if node.is_abstract or jax.dtypes.issubdtype(node.dtype, jax.dtypes.extended):
             value = None  # no value yet, or PRNG keys: no statistics
+        elif not is_complete(node):  # a gradient, a filtered model: the latent
+            value = node.latent
+            prior += " (latent shown)"
         else:
             value = value_at(node, path, "ep.summary")
         shape, dtype = node.shape, node.dtype
@@ -99,6 +104,10 @@ def _rows(keypath: Any, node: Any, prefix: str) -> list[tuple[str, Any]]:
             if isinstance(leaf, Param) or (is_fixed(leaf) and leaf.prior is not None):
                 out.extend(_rows(sub, leaf, path + ".prior"))
     return out
+
+
+def _has_size(node: Any) -> bool:
+    return not is_intermediate(node) and (not is_wrapper(node) or has_data(node))
 
 
 def _plural(n: int, word: str) -> str:
@@ -142,7 +151,7 @@ def summary(model: Any) -> str:
         Total: 1 Param (1 element), 1 Fixed (3 elements)
     """
     check_model(model)
-    check_fields(model, "ep.summary")
+    check_fields(model, "ep.summary", filtered=True)
     with_paths, _ = jtu.tree_flatten_with_path(model, is_leaf=_is_node)
     rows = []
     counts: dict[str, list[int]] = {}
@@ -152,7 +161,7 @@ def summary(model: Any) -> str:
         if row is None:
             continue
         rows.append(row)
-        size = 0 if is_intermediate(node) else math.prod(node.shape)
+        size = math.prod(node.shape) if _has_size(node) else 0
         count = counts.setdefault(row[1], [0, 0])
         count[0] += 1
         count[1] += size

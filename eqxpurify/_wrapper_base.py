@@ -12,7 +12,7 @@ from jaxtyping import Array
 
 from ._abstract_prior import AbstractPrior
 from ._flat import is_traced
-from ._format import pdoc, treescope_constructor, wrapper_str
+from ._format import is_complete, pdoc, treescope_constructor, wrapper_str
 from ._storage import storage_dtype
 
 __all__ = [
@@ -166,6 +166,12 @@ class AbstractWrapper(eqx.Module):
         from ._fixed import Fixed
         from ._param import Param
 
+        if not is_complete(self):  # a gradient or a filtered model: as it is
+            name = "latent" if isinstance(self, Param) else "stored"
+            attributes = {name: getattr(self, name)}
+            if getattr(self, "prior", None) is not None:
+                attributes["prior"] = self.prior
+            return treescope_constructor(self, attributes, path, subtree_renderer)
         if self.is_abstract:
             value: Any = jax.ShapeDtypeStruct(self.shape, self.dtype)
         elif isinstance(self, Fixed) and self.stored.dtype != storage_dtype(self.kind):

@@ -9,6 +9,13 @@ Conventions (for whoever writes a page):
   lines between them) is that block's expected output: the block's captured
   stdout must equal it, line for line, after trailing whitespace is stripped.
   Use it for any output a page shows, so the page cannot drift from the code.
+- Output of a chaotic computation (MCMC statistics, a long float32 fit) differs
+  in its last digits from one CPU to another, so it is never pinned to digits:
+  a line `<!-- approx atol=A rtol=R -->` between the ```python block and its
+  ```text block makes every number of the output match the page's within
+  `A + R * |number|` (the text around the numbers must still match exactly).
+  State the statistical reason for the tolerance in the page's prose (e.g. a
+  few Monte Carlo standard errors).
 - A block preceded by the line `<!-- skip -->` is shown but not run. Use it
   sparingly (code that needs a cluster, a file that does not exist, an excerpt
   of a larger program). In README.md, ```python skip also works (GitHub shows
@@ -48,6 +55,10 @@ PAGE_ENV = {
     },
 }
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+_APPROX = re.compile(
+    r"^<!-- approx(?: atol=(?P<atol>[0-9.e+-]+))?(?: rtol=(?P<rtol>[0-9.e+-]+))? -->$"
+)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Block:
     source: str
     expected: str | None = None
     skip: bool = False
+    tolerance: tuple[float, float] | None = None  # (atol, rtol) for numbers
 
 
 def _fenced(text: str) -> list[tuple[int, int, str, str]]:
@@ -99,13 +111,16 @@ def collect(text: str) -> list[Block]:
         skip = "skip" in words[1:] or (bool(before) and before[-1] == SKIP_MARK)
         code_lines = [line.strip() for line in code.splitlines() if line.strip()]
         skip = skip or all(line.startswith(_SNIPPET) for line in code_lines)
-        expected = None
+        expected, tolerance = None, None
         if k + 1 < len(fenced):
             n_start, _, n_info, n_code = fenced[k + 1]
-            between = lines[end + 1 : n_start]
-            if n_info.split()[:1] == ["text"] and not any(s.strip() for s in between):
+            between = [s.strip() for s in lines[end + 1 : n_start] if s.strip()]
+            approx = _APPROX.match(between[0]) if len(between) == 1 else None
+            if n_info.split()[:1] == ["text"] and (not between or approx):
                 expected = n_code
-        blocks.append(Block(start + 2, code, expected, skip))
+            if approx is not None:
+                tolerance = (float(approx["atol"] or 0), float(approx["rtol"] or 0))
+        blocks.append(Block(start + 2, code, expected, skip, tolerance))
     return blocks
 
 
@@ -152,6 +167,28 @@ def _normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
 
 
+def outputs_match(got: str, want: str, tolerance: tuple[float, float] | None) -> bool:
+    """Whether `got` is `want`: exactly, or with numbers within `(atol, rtol)`.
+
+    With a tolerance, the text between the numbers must be the same except for
+    the spaces that pad columns (a number printed with another width).
+    """
+    if tolerance is None:
+        return got == want
+    atol, rtol = tolerance
+    got_numbers, want_numbers = _NUMBER.findall(got), _NUMBER.findall(want)
+
+    def skeleton(text: str) -> list[str]:
+        return [" ".join(part.split()) for part in _NUMBER.split(text)]
+
+    if len(got_numbers) != len(want_numbers) or skeleton(got) != skeleton(want):
+        return False
+    return all(
+        abs(float(g) - float(w)) <= atol + rtol * abs(float(w))
+        for g, w in zip(got_numbers, want_numbers)
+    )
+
+
 def run_page(page: str, blocks: list[Block], tmp_path: Path, env: dict) -> str | None:
     """Run `blocks` in a fresh interpreter; a failure message, or None if all pass."""
     runnable = [(n, b) for n, b in enumerate(blocks, start=1) if not b.skip]
@@ -192,10 +229,14 @@ def run_page(page: str, blocks: list[Block], tmp_path: Path, env: dict) -> str |
     for (n, block), output in zip(runnable, result["outputs"], strict=True):
         if block.expected is not None:
             got, want = _normalise(output), _normalise(block.expected)
-            if got != want:
+            if not outputs_match(got, want, block.tolerance):
+                within = ""
+                if block.tolerance is not None:
+                    atol, rtol = block.tolerance
+                    within = f" (numbers within atol={atol:g} rtol={rtol:g})"
                 return (
                     f"{page}: block {n} (line {block.line}) printed\n{got}\n"
-                    f"but the page shows\n{want}"
+                    f"but the page shows{within}\n{want}"
                 )
     return None
 
@@ -304,6 +345,30 @@ def test_run_page_compares_output(tmp_path):
     assert (
         failure == "page.md: block 1 (line 2) printed\na\nb\nbut the page shows\na\nc"
     )
+
+
+def test_approx_output_compares_numbers_within_the_tolerance(tmp_path):
+    page = (
+        "```python\nprint('mean', 1.3101, 'ess', 691.9)\n```\n\n"
+        "<!-- approx atol=0.01 rtol=0.2 -->\n\n"
+        "```text\nmean 1.307 ess 774.4\n```\n"
+    )
+    (block,) = collect(page)
+    assert block.tolerance == (0.01, 0.2) and block.expected == "mean 1.307 ess 774.4\n"
+    assert run_page("page.md", [block], tmp_path, {}) is None
+    assert outputs_match("a  1.30\nb 2", "a 1.31\nb 2", (0.02, 0.0))
+    assert not outputs_match("a 1.30", "a 1.33", (0.02, 0.0))  # outside atol
+    assert not outputs_match("a 1.30", "a 1.30 2", (1.0, 0.0))  # a number more
+    assert not outputs_match("b 1.30", "a 1.30", (1.0, 0.0))  # other text
+    assert not outputs_match("a 1.30", "a 1.31", None)  # no marker: exact
+    (tmp_path / "x").mkdir()
+    failure = run_page(
+        "page.md",
+        [Block(2, "print(2.0)\n", "1.0\n", tolerance=(0.5, 0.0))],
+        tmp_path / "x",
+        {},
+    )
+    assert failure is not None and "within atol=0.5 rtol=0" in failure
 
 
 def test_pages_are_fresh_and_see_the_page_env(tmp_path):

@@ -811,7 +811,8 @@ def test_c4_fixed_storage_set_to_a_python_float(call):
     fails(TypeError, r"`x_obs`.*ep\.(set_value|Fixed)", lambda: call(model), model)
 
 
-@pytest.mark.parametrize("name", ["partition", "values", "summary", "unwrap"])
+# (`ep.summary` shows such a Fixed as left out, as it shows a gradient's.)
+@pytest.mark.parametrize("name", ["partition", "values", "unwrap"])
 def test_c4_fixed_storage_set_to_none(name):
     model = eqx.tree_at(
         lambda m: m.x_obs.stored, decay(), None, is_leaf=lambda x: x is None

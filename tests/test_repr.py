@@ -100,3 +100,73 @@ def test_treescope_shows_physical_value():
     text = treescope.render_to_text(model)
     assert "3.224" in text and "trains=True" in text
     assert "LogNormal" in text
+
+
+# --- trees that Equinox's filters and gradients make from a model -----------------
+
+
+class _Hybrid(eqx.Module):
+    a: ep.Param
+    h: ep.Param
+    t: ep.Fixed
+    lin: eqx.nn.Linear
+
+    def __init__(self):
+        self.a = ep.Param(1.0, prior=ep.LogNormal(2.0, 0.5))
+        mean = ep.Param(0.3, prior=ep.Normal(0.0, 2.0))
+        self.h = ep.Param(jnp.ones(3), prior=ep.Normal(mean, 1.0))
+        self.t = ep.Fixed(jnp.arange(3.0))
+        self.lin = eqx.nn.Linear(2, 2, key=jax.random.key(0))
+
+    @ep.unwrapped
+    def __call__(self):
+        return jnp.sum(self.a * self.t * self.h) + jnp.sum(self.lin(jnp.ones(2)))
+
+
+def _grads():
+    return eqx.filter_grad(lambda m: m())(_Hybrid())
+
+
+def test_gradient_of_a_model_prints_its_latents():
+    grads = _grads()
+    # h = mean + z_h, so d/dz_h = a * t = [0, 1, 2]; mean = 0 + 2 * z_mean, so
+    # d/dz_mean = 2 * sum(a * t) = 6.
+    assert repr(grads.h) == (
+        "Param(latent=[0, 1, 2], prior=Normal(Param(latent=6, prior=Normal(None, "
+        "None)), None))"
+    )
+    assert repr(grads.t) == "Fixed(None)"
+    text = eqx.tree_pformat(grads)
+    assert "a=Param(latent=" in text and "prior=LogNormal(None, None))" in text
+    assert "t=Fixed(None)" in text
+    assert str(grads) == text
+
+
+def test_filtered_model_prints():
+    model = _Hybrid()
+    trainable = eqx.filter(model, eqx.is_inexact_array)
+    assert repr(trainable.t) == "Fixed(None)"
+    assert repr(trainable.a) == (
+        f"Param(latent={float(model.a.latent):.4g}, prior=LogNormal(None, None))"
+    )
+    rest = eqx.filter(model, eqx.is_inexact_array, inverse=True)
+    assert repr(rest.a) == "Param(latent=None, prior=LogNormal(2, 0.5))"
+    assert repr(rest.t) == "Fixed([0, 1, 2])"
+    for tree in (trainable, rest):
+        assert "Fixed" in eqx.tree_pformat(tree)
+
+
+def test_gradient_prints_under_jit_and_in_treescope(capfd):
+    import treescope
+
+    grads = _grads()
+    rendered = treescope.render_to_text(grads)
+    assert "Fixed(" in rendered and "stored=None" in rendered
+
+    @jax.jit
+    def show(g):
+        jax.debug.print("{g}", g=g)
+        return g.h.latent
+
+    show(grads).block_until_ready()
+    assert "Fixed(None)" in capfd.readouterr().out

@@ -182,3 +182,35 @@ def test_print_model_stays_short():
     note = "" if DEFAULT == "float32" else ", dtype=f32"
     assert f"alpha=Param(2.5{note}, prior=LogNormal(3, 0.1))" in text
     assert "x_obs=Fixed([0, 1, 2])" in text
+
+
+def test_gradients_and_filtered_models_summarise(float_dtype):
+    class Model(eqx.Module):
+        a: ep.Param
+        t: ep.Fixed
+
+        @ep.unwrapped
+        def __call__(self):
+            return jnp.sum(self.a * self.t)
+
+    t = jnp.arange(3.0, dtype=float_dtype)
+    model = Model(ep.Param(jnp.ones(2, float_dtype), prior=ep.Normal(0.0, 2.0)), t)
+    model = eqx.tree_at(
+        lambda m: m.t, model, ep.Fixed(jnp.arange(2.0, dtype=float_dtype))
+    )
+    grads = eqx.filter_grad(lambda m: m())(model)
+    rows = {line.split()[0]: line.split() for line in summary(grads).splitlines()[2:-1]}
+    # d/dz = sigma * t = [0, 2]: the latent's gradient, shown as such
+    assert rows["a"][:5] == ["a", "Param", "yes", "(2,)", jnp.dtype(float_dtype).name]
+    assert "(latent shown)" in summary(grads)
+    assert rows["a"][-4:] == ["1", "1", "0", "2"]
+    assert rows["t"] == ["t", "Fixed", *["-"] * 8]  # left out by the gradient
+    assert summary(grads).endswith("Total: 1 Param (2 elements), 1 Fixed (0 elements)")
+    kept = eqx.filter(model, eqx.is_inexact_array, inverse=True)
+    rows = {line.split()[0]: line.split() for line in summary(kept).splitlines()[2:-1]}
+    assert rows["a"][:3] == ["a", "Param", "-"] and rows["t"][-4:] == [
+        "0.5",
+        "0.5",
+        "0",
+        "1",
+    ]
