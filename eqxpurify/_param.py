@@ -53,7 +53,8 @@ class Param(AbstractWrapper):
 
     Arguments:
         value: the physical value (array-like), or None for an abstract Param.
-        prior: an `ep.AbstractPrior`; default `ep.Normal(0, 1)`.
+        prior: an `ep.AbstractPrior` or a numpyro distribution (made an
+            `ep.Dist`); default `ep.Normal(0, 1)`.
         shape: the shape; inferred from `value` or the prior when omitted. A scalar
             `value` is broadcast to `shape`.
         dtype: a floating dtype; default the value's floating dtype, else JAX's
@@ -62,6 +63,12 @@ class Param(AbstractWrapper):
         sharding: a `jax.sharding.Sharding` for the latent. An abstract Param
             keeps it in its `jax.ShapeDtypeStruct`, so `ep.normal` and `ep.zeros`
             create the latent directly in its shards.
+        whiten: the parameterisation. None (default): whitened (latent ~ N(0, 1),
+            value `prior.forward(latent)`) where the prior has an exact transform
+            from a standard normal, centred otherwise (`ep.Flat`, numpyro
+            distributions without an `icdf`). False: centred, the prior wrapped in
+            `ep.Centred` (latent on the real line, value the support's bijection
+            of it). True: whitened, or an error for a prior without a transform.
 
     Examples:
         >>> import eqxpurify as ep
@@ -81,21 +88,29 @@ class Param(AbstractWrapper):
         self,
         value: ArrayLike | None = None,
         *,
-        prior: AbstractPrior | None = None,
+        prior: Any = None,
         shape: int | Sequence[int] | None = None,
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,
+        whiten: bool | None = None,
     ):
+        # Priors are built from Params (hierarchies), so their modules import this.
+        from ._centred import parameterised
+        from ._numpyro import as_prior
+
         if prior is None:
             from ._priors import standard_normal
 
             prior = standard_normal()
-        elif not isinstance(prior, AbstractPrior):
+        else:
+            prior = as_prior(prior)
+        if not isinstance(prior, AbstractPrior):
             raise TypeError(
                 "`prior` must be an `ep.AbstractPrior` such as `ep.Normal(0, 1)`, "
-                f"got {type(prior).__name__}."
+                f"or a numpyro distribution, got {type(prior).__name__}."
             )
+        prior = parameterised(prior, whiten)
         if value is not None and latent is not None:
             raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
         if shape is not None:
@@ -166,10 +181,19 @@ class Param(AbstractWrapper):
 
     @classmethod
     def from_latent(
-        cls, latent: ArrayLike, *, prior: AbstractPrior | None = None, dtype: Any = None
+        cls,
+        latent: ArrayLike,
+        *,
+        prior: Any = None,
+        dtype: Any = None,
+        whiten: bool | None = None,
     ) -> "Param":
-        """A Param whose latent is `latent` (its value is `prior.forward(latent)`)."""
-        return cls(latent=latent, prior=prior, dtype=dtype)
+        """A Param whose latent is `latent` (its value is `prior.forward(latent)`).
+
+        With `whiten=False` the latent is the unconstrained one (centred: the
+        value is the support's bijection of it).
+        """
+        return cls(latent=latent, prior=prior, dtype=dtype, whiten=whiten)
 
     @property
     def is_abstract(self) -> bool:
