@@ -169,6 +169,7 @@ class Flat(AbstractPrior):
     def bijector(self, dtype: Any = np.float32) -> Any:
         from ._support import Bijection
 
+        dtype = np.dtype(dtype)
         if self.low is None and self.high is None:
             return Bijection("real")
         if self.high is None:
@@ -229,7 +230,8 @@ def parameterised(prior: AbstractPrior, whiten: bool | None) -> AbstractPrior:
     error when it is True; `whiten=False` makes any prior with a support centred.
     """
     if whiten is None:
-        return prior if prior.is_whitened else Centred(prior)
+        keep = prior.is_whitened or isinstance(prior, Centred)
+        return prior if keep else Centred(prior)
     if whiten is False:
         return prior if isinstance(prior, Centred) else Centred(prior)
     if whiten is True:

@@ -137,7 +137,7 @@ class Dist(AbstractPrior):
         )
 
     def bijector(self, dtype: Any = np.float32) -> Any:
-        from numpyro.distributions.transforms import biject_to
+        from numpyro.distributions.transforms import biject_to  # optional
 
         return biject_to(self._dist(np.dtype(dtype)).support)
 
@@ -197,7 +197,7 @@ def as_prior(prior: Any) -> Any:
     try:
         args = {k: getattr(prior, k) for k in names}
         rebuilt = Dist(cls, **args)
-    except (AttributeError, TypeError, ValueError) as e:
+    except (AttributeError, TypeError) as e:
         raise TypeError(
             f"`ep.Param(prior=...)` could not read the arguments {names} of the "
             f"numpyro `{cls.__name__}` ({e}). Build the prior explicitly: "

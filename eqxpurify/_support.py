@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array
 
 __all__ = ["Bijection", "bijection_of"]
@@ -57,6 +58,7 @@ def bijection_of(prior: Any, dtype: Any) -> Bijection:
     `support` is `"real"`, `"positive"` or `"interval"` (bounds read from the
     prior's `low` and `high` hyperparameters).
     """
+    dtype = np.dtype(dtype)
     kind = getattr(prior, "support", None)
     if kind in ("real", "positive"):
         return Bijection(kind)
