@@ -110,7 +110,7 @@ class Param(AbstractWrapper):
                 "`prior` must be an `ep.AbstractPrior` such as `ep.Normal(0, 1)`, "
                 f"or a numpyro distribution, got {type(prior).__name__}."
             )
-        prior = parameterised(prior, whiten)
+        chosen: AbstractPrior = parameterised(prior, whiten)
         if value is not None and latent is not None:
             raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
         if shape is not None:
@@ -120,8 +120,8 @@ class Param(AbstractWrapper):
             dtype = default_float() if dtype is None else np.dtype(dtype)
             _check_float(dtype)
             if shape is None:
-                shape = prior.batch_shape
-            _check_broadcast(prior, shape)
+                shape = chosen.batch_shape
+            _check_broadcast(chosen, shape)
             self.latent = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
         else:
             what = "value" if latent is None else "latent"
@@ -138,23 +138,23 @@ class Param(AbstractWrapper):
             _check_float(dtype)
             if shape is None:
                 # A scalar fills the prior's batch shape; an array is the shape.
-                shape = tuple(arr.shape) if arr.ndim else prior.batch_shape
+                shape = tuple(arr.shape) if arr.ndim else chosen.batch_shape
             elif _broadcast(arr.shape, shape) != shape:
                 raise ValueError(
                     f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
                     f"does not broadcast to `shape={shape_str(shape)}`."
                 )
-            _check_broadcast(prior, shape)
+            _check_broadcast(chosen, shape)
             arr = jnp.broadcast_to(arr, shape)
             if latent is None:
                 arr = as_array(arr, dtype, "ep.Param")
-                z, outside, overflow = latent_of(prior, arr, dtype)
+                z, outside, overflow = latent_of(chosen, arr, dtype)
                 arr = check_flags(
                     z,
                     (
                         outside,
                         "`ep.Param` got a value outside the support of its prior "
-                        f"{type(prior).__name__} (`prior.inverse(value)` is not "
+                        f"{type(chosen).__name__} (`prior.inverse(value)` is not "
                         "finite). Pass a value inside the prior's support (e.g. "
                         "positive for LogNormal, strictly inside (low, high) for "
                         "Uniform).",
@@ -177,7 +177,7 @@ class Param(AbstractWrapper):
             if sharding is not None:
                 arr = jax.device_put(arr, sharding)
             self.latent = arr
-        self.prior = prior
+        self.prior = chosen
 
     @classmethod
     def from_latent(
