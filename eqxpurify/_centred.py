@@ -45,7 +45,7 @@ class Centred(AbstractPrior):
         >>> import jax.numpy as jnp, eqxpurify as ep
         >>> p = ep.Param(2.0, prior=ep.LogNormal(3.0, 1.0), whiten=False)
         >>> p
-        Param(2, prior=Centred(LogNormal(3, 1)))
+        Param(2, prior=Centred(LogNormal(mean=3, sd=1)))
         >>> round(float(p.latent), 4)  # log(2)
         0.6931
     """

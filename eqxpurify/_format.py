@@ -124,7 +124,8 @@ def _hyper_str(x: Any) -> str:
 def prior_str(prior: Any) -> str:
     """A prior with its hyperparameter values.
 
-    For example `LogNormal(3, 0.1)` or `Normal(Param(0.5, prior=Normal(0, 5)), 1)`.
+    For example `LogNormal(mean=3, sd=0.1)` or
+    `Normal(Param(0.5, prior=Normal(0, 5)), 1)`.
     """
     parts = getattr(prior, "repr_parts", None)
     if parts is not None:  # a prior that names its arguments

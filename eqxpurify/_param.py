@@ -74,7 +74,7 @@ class Param(AbstractWrapper):
         >>> import eqxpurify as ep
         >>> p = ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))
         >>> p
-        Param(2.5, prior=LogNormal(3, 0.1))
+        Param(2.5, prior=LogNormal(mean=3, sd=0.1))
         >>> round(float(p.value), 4), p.shape
         (2.5, ())
         >>> ep.Param(shape=(3,)).is_abstract

@@ -125,9 +125,9 @@ class LogNormal(AbstractPrior):
         >>> import eqxpurify as ep
         >>> prior = ep.LogNormal(3.0, 0.1)  # mean 3, standard deviation 0.1
         >>> ep.Param(2.9, prior=prior)
-        Param(2.9, prior=LogNormal(3, 0.1))
+        Param(2.9, prior=LogNormal(mean=3, sd=0.1))
         >>> ep.zeros(ep.Param(prior=prior))  # z = 0: the median, below the mean
-        Param(2.998, prior=LogNormal(3, 0.1))
+        Param(2.998, prior=LogNormal(mean=3, sd=0.1))
     """
 
     support = "positive"
@@ -177,7 +177,7 @@ class LogNormal(AbstractPrior):
             raise ValueError(message)
 
     @classmethod
-    def from_log(cls, loc: ArrayLike, scale: ArrayLike) -> "LogNormal":
+    def from_log(cls, loc: ArrayLike | Hyper, scale: ArrayLike | Hyper) -> "LogNormal":
         """The log-normal with `log(x) ~ Normal(loc, scale)` (numpyro, Stan, scipy).
 
         The prior is stored by the mean and sd of the variable itself,
@@ -189,7 +189,7 @@ class LogNormal(AbstractPrior):
         Examples:
             >>> import eqxpurify as ep
             >>> ep.LogNormal.from_log(0.0, 1.0)  # the standard log-normal
-            LogNormal(1.649, 2.161)
+            LogNormal(mean=1.649, sd=2.161)
         """
         for name, x in (("loc", loc), ("scale", scale)):
             if isinstance(x, Param | Fixed):
@@ -208,6 +208,10 @@ class LogNormal(AbstractPrior):
         s2 = jnp.square(s.astype(compute_dtype(s.dtype)))
         mean = jnp.exp(mu + 0.5 * s2)
         return cls(mean, sd=mean * jnp.sqrt(jnp.expm1(s2)))
+
+    def repr_parts(self) -> tuple[str, list[tuple[str | None, Any]]]:
+        """Printed with keywords, so it is never read as numpyro's `(loc, scale)`."""
+        return "LogNormal", [("mean", self.mean), ("sd", self.sigma)]
 
     def _log_params(self, dtype: np.dtype) -> tuple[Array, Array]:
         mean = value_in(self.mean, dtype)

@@ -79,7 +79,7 @@ def test_centred_lognormal_latent_is_log_value():
         jnp.array([0.0, 1.0]), prior=ep.LogNormal(3.0, 0.5), whiten=False
     )
     np.testing.assert_allclose(q.value, jnp.exp(jnp.array([0.0, 1.0])), rtol=1e-6)
-    assert repr(q) == "Param([1, 2.718], prior=Centred(LogNormal(3, 0.5)))"
+    assert repr(q) == "Param([1, 2.718], prior=Centred(LogNormal(mean=3, sd=0.5)))"
 
 
 def test_whitened_models_keep_log_prior_bit_for_bit():

@@ -20,7 +20,7 @@ def test_scalar_param_shows_value_and_prior():
 
 def test_vector_param_and_array_hyperparameters():
     p = ep.Param(jnp.array([0.5, 1.5, 2.5]), prior=ep.LogNormal(jnp.ones(3), 0.5))
-    assert repr(p) == "Param([0.5, 1.5, 2.5], prior=LogNormal([1, 1, 1], 0.5))"
+    assert repr(p) == "Param([0.5, 1.5, 2.5], prior=LogNormal(mean=[1, 1, 1], sd=0.5))"
 
 
 def test_large_param_shows_statistics_not_elements():
@@ -86,7 +86,7 @@ def test_print_model_keeps_equinox_layout():
     assert str(model) == (
         "Decay(\n"
         "  amplitude=Param(1.811, prior=Normal(1, 0.5)),\n"
-        "  lifetime=Param(3.224, prior=LogNormal(3, 1)),\n"
+        "  lifetime=Param(3.224, prior=LogNormal(mean=3, sd=1)),\n"
         "  t=Fixed(f32[50](mean=0, std=0))\n"
         ")"
     )
