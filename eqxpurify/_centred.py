@@ -17,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Float
 from ._abstract_prior import AbstractPrior
 from ._flat import is_traced
 from ._hyper import Hyper, broadcastable, compute, finite, to_hyper, value_in
+from ._support import check_support
 
 __all__ = ["Centred", "Flat", "ImproperPriorError", "parameterised"]
 
@@ -60,7 +61,7 @@ class Centred(AbstractPrior):
             )
         if isinstance(prior, Centred):
             raise TypeError("`ep.Centred` got a prior that is already centred.")
-        prior.bijector()  # a prior without a support fails here, by name
+        check_support(prior)  # a prior without a support fails here, by name
         self.prior = prior
 
     @property

@@ -159,9 +159,11 @@ class Dist(AbstractPrior):
         if not self.is_whitened:
             raise TypeError(self._no_icdf())
         ct, xc = compute(x)
-        u = jnp.clip(self._dist(ct).cdf(xc), 0, 1)
+        d = self._dist(ct)
+        u = jnp.clip(d.cdf(xc), 0, 1)
         z = ndtri(open_interval(u))
         z = jnp.where(u >= 1, -ndtri(jnp.finfo(ct).tiny), z)  # onto the upper bound
+        z = jnp.where(d.support(xc), z, jnp.nan)  # outside the support: NaN
         return jnp.broadcast_to(z, x.shape).astype(x.dtype)
 
     def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:

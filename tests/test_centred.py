@@ -276,3 +276,11 @@ def test_custom_prior_without_support_cannot_be_centred():
 
     p = ep.Param(1.0, prior=Declared(), whiten=False)
     assert float(p.latent) == 1.0
+
+
+def test_abstract_hyperparameters(getkey):
+    low = ep.Param(prior=ep.Normal())
+    model = {"y": ep.Param(prior=ep.Uniform(low, 5.0), whiten=False)}
+    drawn = ep.normal(model, key=getkey())
+    lo = float(drawn["y"].prior.prior.low.value)
+    assert lo < float(drawn["y"].value) < 5.0

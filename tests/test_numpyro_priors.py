@@ -197,3 +197,19 @@ def test_numpyro_is_optional(monkeypatch):
     monkeypatch.setitem(sys.modules, "numpyro.distributions", None)
     with pytest.raises(ImportError, match=r'pip install "eqxpurify\[priors\]"'):
         ep.Dist(dist.Normal, loc=0.0, scale=1.0)
+
+
+def test_outside_the_support_is_refused():
+    with pytest.raises(ValueError, match="outside the support"):
+        ep.Param(-1.0, prior=dist.Exponential(1.0))  # whitened: through the cdf
+    with pytest.raises(ValueError, match="outside the support"):
+        ep.Param(-1.0, prior=dist.Gamma(2.0, 1.0))  # centred: through biject_to
+
+
+def test_abstract_hyperparameters(getkey):
+    rate = ep.Param(prior=ep.HalfNormal(1.0))
+    model = {"x": ep.Param(prior=ep.Dist(dist.Gamma, concentration=2.0, rate=rate))}
+    assert model["x"].is_abstract
+    drawn = ep.normal(model, key=getkey())
+    assert float(drawn["x"].value) > 0
+    assert float(ep.zeros(model)["x"].value) == 1.0  # exp(0)
