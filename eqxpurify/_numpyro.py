@@ -56,6 +56,10 @@ class Dist(AbstractPrior):
     tensorflow-probability, Weibull) a Param with this prior is centred
     automatically: its latent is `biject_to(support).inv(value)`. The density is
     numpyro's `log_prob`. Only univariate continuous distributions are accepted.
+    The whitened transform goes through numpyro's `cdf` and `icdf` in the
+    compute dtype, so in float32 its far upper tail (`z` above about 5)
+    saturates onto the largest value; the built-in priors keep full precision
+    over `z` in [-8, 8].
 
     Arguments:
         cls: a `numpyro.distributions.Distribution` subclass.
