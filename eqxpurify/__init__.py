@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from ._abstract_prior import AbstractPrior as AbstractPrior
+from ._centred import Centred as Centred, Flat as Flat
 from ._filters import (
     Rest as Rest,
     combine as combine,
@@ -27,6 +28,7 @@ from ._intermediates import (
     intermediates as intermediates,
     is_intermediate as is_intermediate,
 )
+from ._numpyro import Dist as Dist
 from ._priors import (
     LogNormal as LogNormal,
     Normal as Normal,
@@ -65,8 +67,11 @@ __version__ = importlib.metadata.version("eqxpurify")
 
 __all__ = [
     "AbstractPrior",
+    "Centred",
+    "Dist",
     "Exponential",
     "Fixed",
+    "Flat",
     "HalfCauchy",
     "HalfNormal",
     "Intermediate",

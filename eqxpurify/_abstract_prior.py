@@ -1,13 +1,16 @@
 """The interface every prior implements: a bijection from a standard normal."""
 
 import abc
+import math
 from typing import Any
 
 import equinox as eqx
+import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._flat import compute_dtype
 from ._format import has_data, pdoc, prior_str, treescope_constructor
 
 __all__ = ["AbstractPrior"]
@@ -61,6 +64,38 @@ class AbstractPrior(eqx.Module):
     @abc.abstractmethod
     def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """The log density of the physical value `x`, elementwise."""
+
+    @property
+    def is_whitened(self) -> bool:
+        """Whether the latent is standard normal (`forward` is the exact transform).
+
+        False for a centred prior (`ep.Centred`), whose latent lives on the real
+        line through its support's bijection, and for priors with no transform
+        from a standard normal (`ep.Flat`).
+        """
+        return True
+
+    def latent_log_prob(self, latent: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The log density of the latent, elementwise: standard normal here.
+
+        `ep.log_prior` sums it over every Param. A centred prior overrides it
+        with `log_prob(value) + log|J|`.
+        """
+        ct = compute_dtype(latent.dtype)
+        z = latent.astype(ct)
+        return -0.5 * jnp.square(z) - 0.5 * math.log(2 * math.pi)
+
+    def bijector(self, dtype: Any = np.float32) -> Any:
+        """The bijection from the real line onto this prior's support.
+
+        What `ep.Param(prior=..., whiten=False)` stores its latent through: a
+        callable `u -> x` with `inv` and `log_abs_det_jacobian(u, x)` (numpyro's
+        transform interface). Built from the class attribute `support`
+        (`"real"`, `"positive"` or `"interval"`); override it for another one.
+        """
+        from ._support import bijection_of
+
+        return bijection_of(self, dtype)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:

@@ -144,6 +144,8 @@ def _hyper_str(x: Any) -> str:
         return value_str(x.array)
     if isinstance(x, jax.Array | np.ndarray | np.generic):
         return value_str(x)
+    if hasattr(x, "latent_log_prob"):  # a prior, e.g. inside `ep.Centred`
+        return prior_str(x)
     if x is None or isinstance(x, bool | int | float | complex | str):
         return repr(x)
     # Anything else (a function, a submodule) by its name: one line, always.
@@ -154,8 +156,16 @@ def _hyper_str(x: Any) -> str:
 def prior_str(prior: Any) -> str:
     """A prior with its hyperparameter values.
 
-    For example `LogNormal(3, 0.1)` or `Normal(Param(0.5, prior=Normal(0, 5)), 1)`.
+    For example `LogNormal(mean=3, sd=0.1)` or
+    `Normal(Param(0.5, prior=Normal(0, 5)), 1)`.
     """
+    parts = getattr(prior, "repr_parts", None)
+    if parts is not None:  # a prior that names its arguments
+        name, items = parts()
+        args = ", ".join(
+            _hyper_str(v) if k is None else f"{k}={_hyper_str(v)}" for k, v in items
+        )
+        return f"{name}({args})"
     try:
         fields = dataclasses.fields(prior)
     except TypeError:

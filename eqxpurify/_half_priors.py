@@ -76,6 +76,8 @@ class HalfNormal(AbstractPrior):
         {"['theta']": (8,), "['theta'].prior.sigma": ()}
     """
 
+    support = "positive"
+
     sigma: Hyper
 
     def __init__(self, sigma: ArrayLike | Hyper = 1.0):
@@ -132,6 +134,8 @@ class HalfCauchy(AbstractPrior):
         >>> ep.Param.from_latent(3.0, prior=ep.HalfCauchy(2.0))  # the heavy tail
         Param(943.2, prior=HalfCauchy(2))
     """
+
+    support = "positive"
 
     scale: Hyper
 
@@ -192,6 +196,8 @@ class Exponential(AbstractPrior):
         >>> round(float(ep.Exponential(2.0).log_prob(jnp.array(0.5))), 4)
         -0.3069
     """
+
+    support = "positive"
 
     rate: Hyper
 

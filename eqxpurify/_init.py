@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._centred import ImproperPriorError
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
+from ._format import prior_str
 from ._nodes import Nodes, map_params
 from ._priors import standard_normal_logpdf_constant
 from ._wrappers import Param, abstract_error, build
@@ -144,9 +146,12 @@ def _draws(key: Any, params: list[Param]) -> list[Array]:
 
 
 def normal(model: _M, *, key: PRNGKeyArray) -> _M:
-    """The model with every Param latent (abstract or not) drawn from N(0, 1).
+    """The model with every Param latent (abstract or not) drawn from its prior.
 
-    Each physical value is then a draw from its prior, so a prior such as
+    A whitened latent is drawn from N(0, 1); a centred one (`whiten=False`) is
+    the unconstrained image of a draw of its value (an improper `ep.Flat` prior
+    is an error naming the path). Each physical value is then a draw from its
+    prior, so a prior such as
     `ep.Normal(0, 1 / sqrt(fan_in))` makes this a LeCun initialisation.
 
     One key serves the whole model: the j-th Param (in path order, a Param before
@@ -179,15 +184,46 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
     nodes = Nodes(model, "ep.normal")
     params = [nodes.nodes[k] for k in nodes.params()]
     latents = _draws(key, params)
-    return map_params(
-        nodes, lambda j, p: build(Param, latent=latents[j], prior=p.prior)
-    )
+    where = nodes.params()
+
+    def draw(j: int, p: Param) -> Param:
+        latent = latents[j]
+        if not p.prior.is_whitened:  # centred: its prior's hyperparameters drawn
+            latent = _centred_draw(p, latent, key, j, nodes.paths[where[j]])
+        return build(Param, latent=latent, prior=p.prior)
+
+    return map_params(nodes, draw)
+
+
+def _centred_draw(p: Param, z: Array, key: Any, j: int, path: str) -> Array:
+    """The latent of a centred Param whose value is a draw from its prior.
+
+    From the Param's standard-normal draw `z` where the prior has a whitened
+    transform, else sampled with its own key.
+    """
+    draw_latent = getattr(p.prior, "draw_latent", None)
+    try:
+        if draw_latent is None:
+            raise ImproperPriorError("it has no `draw_latent`")
+        return draw_latent(z, jax.random.fold_in(jax.random.fold_in(key, j), 1))
+    except ImproperPriorError:
+        raise ImproperPriorError(
+            f"`ep.normal`: the Param at `{path}` has an improper prior "
+            f"({prior_str(p.prior)}), which cannot be drawn from. Initialise it "
+            "otherwise: `ep.zeros(model)`, `ep.set_value(model, where, value)`, or "
+            "a value in the model, e.g. `ep.Param(1.0, prior=ep.Flat(low=0.0))`."
+        ) from None
 
 
 def log_prior(model: object) -> Float[Array, ""]:
-    """Sum of standard-normal log densities of every Param latent.
+    """The log prior density of every Param latent: the space samplers work in.
 
-    This is the log prior density of the model in whitened space (the space
+    For a whitened Param (the default) the latent's density is standard normal;
+    for a centred one (`whiten=False`, `ep.Centred`, `ep.Flat`) it is
+    `prior.log_prob(value) + log|J|` of the bijection onto the prior's support.
+    With whitened Params only, this is the sum of standard-normal log densities
+    of the latents, exactly as before centred Params existed. This is the log
+    prior density of the model in latent space (the space `ep.ravel`,
     optimisers and samplers work in). The result has the widest latent dtype (at
     least float32). For the density of the physical values, see `ep.log_prob`.
     A pytree without Params has log prior 0, and so has the `params` dict of
@@ -199,16 +235,23 @@ def log_prior(model: object) -> Float[Array, ""]:
         >>> round(float(ep.log_prior(ep.zeros({"z": ep.Param(shape=(2,))}))), 4)
         -1.8379
     """
-    params = require_concrete(Nodes(model, "ep.log_prior"), "ep.log_prior")
-    dtype = common_dtype([p.dtype for p in params])
-    if not params:
-        return jnp.zeros((), dtype)
-    count = sum(math.prod(p.shape) for p in params)
-    total = sum(
-        jnp.sum(jnp.square(jnp.asarray(p.latent).astype(dtype))) for p in params
-    )
-    const = jnp.asarray(count * standard_normal_logpdf_constant(), dtype)
-    return -0.5 * total + const
+    everything = require_concrete(Nodes(model, "ep.log_prior"), "ep.log_prior")
+    dtype = common_dtype([p.dtype for p in everything])
+    params = [p for p in everything if p.prior.is_whitened]
+    others = [p for p in everything if not p.prior.is_whitened]
+    if params:
+        count = sum(math.prod(p.shape) for p in params)
+        total = sum(
+            jnp.sum(jnp.square(jnp.asarray(p.latent).astype(dtype))) for p in params
+        )
+        const = jnp.asarray(count * standard_normal_logpdf_constant(), dtype)
+        out = -0.5 * total + const
+    else:
+        out = jnp.zeros((), dtype)
+    for p in others:  # centred: log p(value) + log|J|, from the prior
+        lp = p.prior.latent_log_prob(jnp.asarray(p.latent))
+        out = out + jnp.sum(lp).astype(dtype)
+    return out
 
 
 def log_prob(model: object) -> Float[Array, ""]:

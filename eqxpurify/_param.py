@@ -53,7 +53,8 @@ class Param(AbstractWrapper):
 
     Arguments:
         value: the physical value (array-like), or None for an abstract Param.
-        prior: an `ep.AbstractPrior`; default `ep.Normal(0, 1)`.
+        prior: an `ep.AbstractPrior` or a numpyro distribution (made an
+            `ep.Dist`); default `ep.Normal(0, 1)`.
         shape: the shape; inferred from `value` or the prior when omitted. A scalar
             `value` is broadcast to `shape`.
         dtype: a floating dtype; default the value's floating dtype, else JAX's
@@ -62,12 +63,18 @@ class Param(AbstractWrapper):
         sharding: a `jax.sharding.Sharding` for the latent. An abstract Param
             keeps it in its `jax.ShapeDtypeStruct`, so `ep.normal` and `ep.zeros`
             create the latent directly in its shards.
+        whiten: the parameterisation. None (default): whitened (latent ~ N(0, 1),
+            value `prior.forward(latent)`) where the prior has an exact transform
+            from a standard normal, centred otherwise (`ep.Flat`, numpyro
+            distributions without an `icdf`). False: centred, the prior wrapped in
+            `ep.Centred` (latent on the real line, value the support's bijection
+            of it). True: whitened, or an error for a prior without a transform.
 
     Examples:
         >>> import eqxpurify as ep
         >>> p = ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1))
         >>> p
-        Param(2.5, prior=LogNormal(3, 0.1))
+        Param(2.5, prior=LogNormal(mean=3, sd=0.1))
         >>> round(float(p.value), 4), p.shape
         (2.5, ())
         >>> ep.Param(shape=(3,)).is_abstract
@@ -81,21 +88,29 @@ class Param(AbstractWrapper):
         self,
         value: ArrayLike | None = None,
         *,
-        prior: AbstractPrior | None = None,
+        prior: Any = None,
         shape: int | Sequence[int] | None = None,
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,
+        whiten: bool | None = None,
     ):
+        # Priors are built from Params (hierarchies), so their modules import this.
+        from ._centred import parameterised
+        from ._numpyro import as_prior
+
         if prior is None:
             from ._priors import standard_normal
 
             prior = standard_normal()
-        elif not isinstance(prior, AbstractPrior):
+        else:
+            prior = as_prior(prior)
+        if not isinstance(prior, AbstractPrior):
             raise TypeError(
                 "`prior` must be an `ep.AbstractPrior` such as `ep.Normal(0, 1)`, "
-                f"got {type(prior).__name__}."
+                f"or a numpyro distribution, got {type(prior).__name__}."
             )
+        chosen: AbstractPrior = parameterised(prior, whiten)
         if value is not None and latent is not None:
             raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
         if shape is not None:
@@ -105,8 +120,8 @@ class Param(AbstractWrapper):
             dtype = default_float() if dtype is None else np.dtype(dtype)
             _check_float(dtype)
             if shape is None:
-                shape = prior.batch_shape
-            _check_broadcast(prior, shape)
+                shape = chosen.batch_shape
+            _check_broadcast(chosen, shape)
             self.latent = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
         else:
             what = "value" if latent is None else "latent"
@@ -123,23 +138,23 @@ class Param(AbstractWrapper):
             _check_float(dtype)
             if shape is None:
                 # A scalar fills the prior's batch shape; an array is the shape.
-                shape = tuple(arr.shape) if arr.ndim else prior.batch_shape
+                shape = tuple(arr.shape) if arr.ndim else chosen.batch_shape
             elif _broadcast(arr.shape, shape) != shape:
                 raise ValueError(
                     f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
                     f"does not broadcast to `shape={shape_str(shape)}`."
                 )
-            _check_broadcast(prior, shape)
+            _check_broadcast(chosen, shape)
             arr = jnp.broadcast_to(arr, shape)
             if latent is None:
                 arr = as_array(arr, dtype, "ep.Param")
-                z, outside, overflow = latent_of(prior, arr, dtype)
+                z, outside, overflow = latent_of(chosen, arr, dtype)
                 arr = check_flags(
                     z,
                     (
                         outside,
                         "`ep.Param` got a value outside the support of its prior "
-                        f"{type(prior).__name__} (`prior.inverse(value)` is not "
+                        f"{type(chosen).__name__} (`prior.inverse(value)` is not "
                         "finite). Pass a value inside the prior's support (e.g. "
                         "positive for LogNormal, strictly inside (low, high) for "
                         "Uniform).",
@@ -162,14 +177,23 @@ class Param(AbstractWrapper):
             if sharding is not None:
                 arr = jax.device_put(arr, sharding)
             self.latent = arr
-        self.prior = prior
+        self.prior = chosen
 
     @classmethod
     def from_latent(
-        cls, latent: ArrayLike, *, prior: AbstractPrior | None = None, dtype: Any = None
+        cls,
+        latent: ArrayLike,
+        *,
+        prior: Any = None,
+        dtype: Any = None,
+        whiten: bool | None = None,
     ) -> "Param":
-        """A Param whose latent is `latent` (its value is `prior.forward(latent)`)."""
-        return cls(latent=latent, prior=prior, dtype=dtype)
+        """A Param whose latent is `latent` (its value is `prior.forward(latent)`).
+
+        With `whiten=False` the latent is the unconstrained one (centred: the
+        value is the support's bijection of it).
+        """
+        return cls(latent=latent, prior=prior, dtype=dtype, whiten=whiten)
 
     @property
     def is_abstract(self) -> bool:

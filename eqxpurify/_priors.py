@@ -32,7 +32,7 @@ from ._hyper import (
     to_hyper,
     value_in,
 )
-from ._wrappers import Param, is_wrapper
+from ._wrappers import Fixed, Param, is_wrapper
 
 __all__ = [
     "LogNormal",
@@ -81,6 +81,8 @@ class Normal(AbstractPrior):
         Array([0., 2.], dtype=float32)
     """
 
+    support = "real"
+
     mean: Hyper
     sigma: Hyper
 
@@ -111,23 +113,43 @@ class LogNormal(AbstractPrior):
     `x = exp(mu + s * z)` with `s**2 = log(1 + sigma**2 / mean**2)` and
     `mu = log(mean) - s**2 / 2`, so that `E[x] = mean` and `sd[x] = sigma`.
 
+    Not numpyro's, Stan's or scipy's meaning (the `loc` and `scale` of
+    `log(x)`): for that one, use `ep.LogNormal.from_log(loc, scale)`.
+
     Arguments:
         mean: the mean of the log-normal variable, > 0.
-        sigma: its standard deviation, > 0.
+        sigma: its standard deviation, > 0 (also spelled `sd=`:
+            `ep.LogNormal(mean=3.0, sd=0.1)`).
 
     Examples:
         >>> import eqxpurify as ep
         >>> prior = ep.LogNormal(3.0, 0.1)  # mean 3, standard deviation 0.1
         >>> ep.Param(2.9, prior=prior)
-        Param(2.9, prior=LogNormal(3, 0.1))
+        Param(2.9, prior=LogNormal(mean=3, sd=0.1))
         >>> ep.zeros(ep.Param(prior=prior))  # z = 0: the median, below the mean
-        Param(2.998, prior=LogNormal(3, 0.1))
+        Param(2.998, prior=LogNormal(mean=3, sd=0.1))
     """
+
+    support = "positive"
 
     mean: Hyper
     sigma: Hyper
 
-    def __init__(self, mean: ArrayLike | Hyper, sigma: ArrayLike | Hyper):
+    def __init__(
+        self,
+        mean: ArrayLike | Hyper,
+        sigma: ArrayLike | Hyper | None = None,
+        *,
+        sd: ArrayLike | Hyper | None = None,
+    ):
+        if (sigma is None) == (sd is None):
+            raise TypeError(
+                "`ep.LogNormal(mean, sd)` takes the standard deviation of the "
+                "variable once: as `sigma` (the second argument) or as `sd=`. For "
+                "numpyro's meaning (`loc`, `scale` of the log), use "
+                "`ep.LogNormal.from_log(loc, scale)`."
+            )
+        sigma = sd if sigma is None else sigma
         self.mean = positive(to_hyper(mean, "mean", "LogNormal"), "mean", "LogNormal")
         self.sigma = positive(
             to_hyper(sigma, "sigma", "LogNormal"), "sigma", "LogNormal"
@@ -153,6 +175,43 @@ class LogNormal(AbstractPrior):
         s = np.asarray(s)
         if not np.all(np.isfinite(s) & (s > 0)):
             raise ValueError(message)
+
+    @classmethod
+    def from_log(cls, loc: ArrayLike | Hyper, scale: ArrayLike | Hyper) -> "LogNormal":
+        """The log-normal with `log(x) ~ Normal(loc, scale)` (numpyro, Stan, scipy).
+
+        The prior is stored by the mean and sd of the variable itself,
+        `mean = exp(loc + scale**2 / 2)` and `sd = mean * sqrt(exp(scale**2) - 1)`,
+        so `loc` and `scale` must be numbers or arrays. For hyperparameters of the
+        log that are Params, use `ep.Dist(numpyro.distributions.LogNormal,
+        loc=..., scale=...)`.
+
+        Examples:
+            >>> import eqxpurify as ep
+            >>> ep.LogNormal.from_log(0.0, 1.0)  # the standard log-normal
+            LogNormal(mean=1.649, sd=2.161)
+        """
+        for name, x in (("loc", loc), ("scale", scale)):
+            if isinstance(x, Param | Fixed):
+                raise TypeError(
+                    f"`ep.LogNormal.from_log({name}=...)` must be a number or an "
+                    "array. For a hierarchical log-normal in log space, use "
+                    "`ep.Dist(numpyro.distributions.LogNormal, loc=..., scale=...)`."
+                )
+        loc_h, scale_h = (
+            to_hyper(loc, "loc", "LogNormal.from_log"),
+            to_hyper(scale, "scale", "LogNormal.from_log"),
+        )
+        finite(loc_h, "loc", "LogNormal.from_log")
+        positive(scale_h, "scale", "LogNormal.from_log")
+        mu, s = loc_h.value, scale_h.value
+        s2 = jnp.square(s.astype(compute_dtype(s.dtype)))
+        mean = jnp.exp(mu + 0.5 * s2)
+        return cls(mean, sd=mean * jnp.sqrt(jnp.expm1(s2)))
+
+    def repr_parts(self) -> tuple[str, list[tuple[str | None, Any]]]:
+        """Printed with keywords, so it is never read as numpyro's `(loc, scale)`."""
+        return "LogNormal", [("mean", self.mean), ("sd", self.sigma)]
 
     def _log_params(self, dtype: np.dtype) -> tuple[Array, Array]:
         mean = value_in(self.mean, dtype)
@@ -232,6 +291,8 @@ class Uniform(AbstractPrior):
         >>> round(float(prior.log_prob(jnp.array(3.0))), 4)  # -log(10)
         -2.3026
     """
+
+    support = "interval"
 
     low: Hyper
     high: Hyper

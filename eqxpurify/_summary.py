@@ -141,13 +141,13 @@ def summary(model: Any) -> str:
         >>> class Model(eqx.Module):
         ...     alpha: ep.Param
         ...     x_obs: ep.Fixed
-        >>> model = Model(ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1)),
+        >>> model = Model(ep.Param(2.5, prior=ep.HalfNormal(3.0)),
         ...               ep.Fixed(jnp.array([0.0, 1.0, 2.0])))
         >>> print(ep.summary(model))
-        path   kind   trains  shape  dtype    prior              mean     std  min  max
-        -----  -----  ------  -----  -------  -----------------  ----  ------  ---  ---
-        alpha  Param  yes     ()     float32  LogNormal(3, 0.1)   2.5       0  2.5  2.5
-        x_obs  Fixed  no      (3,)   float32  -                     1  0.8165    0    2
+        path   kind   trains  shape  dtype    prior          mean     std  min  max
+        -----  -----  ------  -----  -------  -------------  ----  ------  ---  ---
+        alpha  Param  yes     ()     float32  HalfNormal(3)   2.5       0  2.5  2.5
+        x_obs  Fixed  no      (3,)   float32  -                 1  0.8165    0    2
         Total: 1 Param (1 element), 1 Fixed (3 elements)
     """
     check_model(model)

@@ -56,7 +56,7 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
         ...          "t": ep.Fixed(jnp.zeros(2))}
         >>> model = ep.set_value(model, lambda m: m["rate"], 2.5)
         >>> model["rate"]
-        Param(2.5, prior=LogNormal(2, 0.5))
+        Param(2.5, prior=LogNormal(mean=2, sd=0.5))
         >>> model = ep.set_value(model, "['t']", jnp.arange(3.0))  # a new length
         >>> model["t"]
         Fixed([0, 1, 2])
@@ -121,7 +121,7 @@ def freeze(model: _M, where: Where) -> _M:
         ...          "b": ep.Param(2.0, prior=ep.LogNormal(2.0, 0.5))}
         >>> model = ep.freeze(model, lambda m: m["b"])
         >>> model["b"]
-        Fixed(2, frozen from LogNormal(2, 0.5))
+        Fixed(2, frozen from LogNormal(mean=2, sd=0.5))
         >>> params, rest = ep.partition(model)  # partition again: `b` is not there
         >>> list(params)
         ["['a']"]
@@ -194,7 +194,7 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
         ...          "x": ep.Fixed(jnp.array([1.0, 2.0]))}
         >>> frozen = ep.freeze(model, lambda m: m["w"])
         >>> ep.unfreeze(frozen, lambda m: m["w"])["w"]  # its prior comes back
-        Param([0.5, 2], prior=LogNormal(1, 1))
+        Param([0.5, 2], prior=LogNormal(mean=1, sd=1))
         >>> ep.unfreeze(frozen, "['x']", prior=ep.Normal(0.0, 1.0))["x"]  # plain data
         Param([1, 2], prior=Normal(0, 1))
     """

@@ -261,7 +261,7 @@ def named_params(model: Any) -> dict[str, Param]:
         ...               ep.Param(shape=(3, 2)), ep.Fixed(jnp.zeros(4)))
         >>> for path, param in ep.named_params(model).items():
         ...     print(path, param.shape, param.prior)
-        alpha () LogNormal(3, 0.1)
+        alpha () LogNormal(mean=3, sd=0.1)
         w (3, 2) Normal(0, 1)
     """
     nodes = Nodes(model, "ep.named_params")

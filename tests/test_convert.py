@@ -213,7 +213,7 @@ def test_wrap_errors(getkey):
     with pytest.raises(
         ValueError,
         match=r"`ep.wrap`: the value for the Param at `layers\[0\].weight` is "
-        r"outside the support of its prior `LogNormal\(1, 1\)`",
+        r"outside the support of its prior `LogNormal\(mean=1, sd=1\)`",
     ):
         wrap(mlp, prior=ep.LogNormal(1.0, 1.0))  # negative weights
     with pytest.raises(

@@ -474,3 +474,39 @@ def test_user_defined_prior_recompiles_only_on_structure():
         3.0 + 2.0 * math.log(0.8413447460685429 / 0.15865525393145707),
         rtol=1e-5,
     )
+
+
+# --------------------------------------------------------------------------------
+# LogNormal: the mean and sd of the variable, unmistakably.
+
+
+def test_lognormal_spellings_and_repr():
+    a = ep.LogNormal(3.0, 0.1)
+    assert eqx.tree_equal(a, ep.LogNormal(3.0, sd=0.1))
+    assert eqx.tree_equal(a, ep.LogNormal(mean=3.0, sd=0.1))
+    assert eqx.tree_equal(a, ep.LogNormal(mean=3.0, sigma=0.1))
+    assert repr(a) == "LogNormal(mean=3, sd=0.1)"
+    with pytest.raises(TypeError, match=r"once.*from_log"):
+        ep.LogNormal(3.0, 0.1, sd=0.1)
+    with pytest.raises(TypeError, match=r"from_log\(loc, scale\)"):
+        ep.LogNormal(3.0)  # type: ignore[call-arg]
+
+
+def test_lognormal_from_log_is_numpyros_meaning(float_dtype):
+    import numpyro.distributions as dist
+    from jax.scipy.special import ndtr
+
+    prior = ep.LogNormal.from_log(0.3, 0.5)
+    z = jnp.asarray([-2.0, 0.0, 1.5], float_dtype)
+    p = ep.Param.from_latent(z, prior=prior)
+    reference = dist.LogNormal(0.3, 0.5)
+    tol = 1e-10 if float_dtype == jnp.float64 else 1e-5
+    np.testing.assert_allclose(p.value, reference.icdf(ndtr(z)), rtol=tol)
+    np.testing.assert_allclose(
+        float(ep.log_prob(p)), float(jnp.sum(reference.log_prob(p.value))), rtol=tol
+    )
+    assert repr(ep.LogNormal.from_log(0.0, 1.0)) == "LogNormal(mean=1.649, sd=2.161)"
+    with pytest.raises(TypeError, match=r"ep\.Dist\(numpyro\.distributions\.LogNormal"):
+        ep.LogNormal.from_log(ep.Param(0.0), 1.0)
+    with pytest.raises(ValueError, match=r"scale=\.\.\.\)` must be finite and > 0"):
+        ep.LogNormal.from_log(0.0, -1.0)

@@ -20,7 +20,7 @@ def test_scalar_param_shows_value_and_prior():
 
 def test_vector_param_and_array_hyperparameters():
     p = ep.Param(jnp.array([0.5, 1.5, 2.5]), prior=ep.LogNormal(jnp.ones(3), 0.5))
-    assert repr(p) == "Param([0.5, 1.5, 2.5], prior=LogNormal([1, 1, 1], 0.5))"
+    assert repr(p) == "Param([0.5, 1.5, 2.5], prior=LogNormal(mean=[1, 1, 1], sd=0.5))"
 
 
 def test_large_param_shows_statistics_not_elements():
@@ -86,7 +86,7 @@ def test_print_model_keeps_equinox_layout():
     assert str(model) == (
         "Decay(\n"
         "  amplitude=Param(1.811, prior=Normal(1, 0.5)),\n"
-        "  lifetime=Param(3.224, prior=LogNormal(3, 1)),\n"
+        "  lifetime=Param(3.224, prior=LogNormal(mean=3, sd=1)),\n"
         "  t=Fixed(f32[50](mean=0, std=0))\n"
         ")"
     )
@@ -137,7 +137,7 @@ def test_gradient_of_a_model_prints_its_latents():
     )
     assert repr(grads.t) == "Fixed(None)"
     text = eqx.tree_pformat(grads)
-    assert "a=Param(latent=" in text and "prior=LogNormal(None, None))" in text
+    assert "a=Param(latent=" in text and "prior=LogNormal(mean=None, sd=None))" in text
     assert "t=Fixed(None)" in text
     assert str(grads) == text
 
@@ -147,7 +147,7 @@ def test_filtered_model_prints():
     trainable = eqx.filter(model, eqx.is_inexact_array)
     assert repr(trainable.t) == "Fixed(None)"
     assert repr(trainable.a) == (
-        f"Param(latent={float(model.a.latent):.4g}, prior=LogNormal(None, None))"
+        f"Param(latent={float(model.a.latent):.4g}, prior=LogNormal(mean=None, sd=None))"
     )
     rest = eqx.filter(model, eqx.is_inexact_array, inverse=True)
     assert repr(rest.a) == "Param(latent=None, prior=LogNormal(2, 0.5))"

@@ -64,7 +64,7 @@ def test_rows():
         "alpha", "offset", "x_obs", "encoder.weight", "encoder.bias", "field", "counts"
     ]  # fmt: skip
     assert body["alpha"] == [
-        "Param", "yes", "()", "float32", "LogNormal(3, 0.1)", "2.5", "0", "2.5",
+        "Param", "yes", "()", "float32", "LogNormal(mean=3, sd=0.1)", "2.5", "0", "2.5",
         "2.5",
     ]  # fmt: skip
     # Small array hyperparameters are shown by value.
@@ -151,7 +151,7 @@ def test_under_jit_values_are_dashes():
     f(model)
     body = {row[0]: row[1:] for row in _rows(texts[0])[2:-1]}
     # Hyperparameters are traced too (in the default float: Python numbers given).
-    prior = f"LogNormal({SHORT}[], {SHORT}[])"
+    prior = f"LogNormal(mean={SHORT}[], sd={SHORT}[])"
     assert body["alpha"] == ["Param", "yes", "()", "float32", prior] + ["-"] * 4
     assert body["x_obs"] == ["Fixed", "no", "(3,)", "float32"] + ["-"] * 5
 
@@ -180,7 +180,7 @@ def test_print_model_stays_short():
     # Physical values, not the whitened latents; priors by their hyperparameters.
     # The dtype is shown only where it is not the default float.
     note = "" if DEFAULT == "float32" else ", dtype=f32"
-    assert f"alpha=Param(2.5{note}, prior=LogNormal(3, 0.1))" in text
+    assert f"alpha=Param(2.5{note}, prior=LogNormal(mean=3, sd=0.1))" in text
     assert "x_obs=Fixed([0, 1, 2])" in text
 
 

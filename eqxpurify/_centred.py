@@ -1,0 +1,255 @@
+"""The centred (unconstrained) parameterisation, and improper flat priors.
+
+A whitened Param stores `z ~ N(0, 1)` and its value is `prior.forward(z)`. A
+centred one stores `u` on the real line and its value is `bijection(u)`, the
+bijection from the real line onto the prior's support (`exp` for a positive
+prior, a scaled sigmoid for an interval); the density of `u` is then
+`prior.log_prob(value) + log|J|`. `ep.Param(prior=p, whiten=False)` wraps `p`
+into `ep.Centred(p)`.
+"""
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from ._abstract_prior import AbstractPrior
+from ._flat import is_traced
+from ._hyper import Hyper, broadcastable, compute, finite, to_hyper, value_in
+from ._support import check_support
+
+__all__ = ["Centred", "Flat", "ImproperPriorError", "parameterised"]
+
+
+class ImproperPriorError(ValueError):
+    """A draw was asked of an improper prior (`ep.Flat`)."""
+
+
+class Centred(AbstractPrior):
+    """A prior in the centred (unconstrained) parameterisation.
+
+    The latent `u` lives on the real line and the value is `bijector(u)`, the
+    bijection from the real line onto the support of `prior` (the identity for
+    `ep.Normal`, `exp` for a positive prior, a scaled sigmoid for `ep.Uniform`,
+    numpyro's `biject_to(support)` for an `ep.Dist`). The latent's log density
+    (what `ep.log_prior` sums) is `prior.log_prob(value) + log|J|`.
+
+    `ep.Param(prior=p, whiten=False)` builds one; so does `ep.Param(prior=p)`
+    for a prior without a transform from a standard normal (`ep.Flat`, an
+    `ep.Dist` of a numpyro distribution without an `icdf`).
+
+    Arguments:
+        prior: the prior of the value (any `ep.AbstractPrior` with a support).
+
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> p = ep.Param(2.0, prior=ep.LogNormal(3.0, 1.0), whiten=False)
+        >>> p
+        Param(2, prior=Centred(LogNormal(mean=3, sd=1)))
+        >>> round(float(p.latent), 4)  # log(2)
+        0.6931
+    """
+
+    prior: AbstractPrior
+
+    def __init__(self, prior: AbstractPrior):
+        if not isinstance(prior, AbstractPrior):
+            raise TypeError(
+                "`ep.Centred(prior)` needs an `ep.AbstractPrior`, got "
+                f"{type(prior).__name__}."
+            )
+        if isinstance(prior, Centred):
+            raise TypeError("`ep.Centred` got a prior that is already centred.")
+        check_support(prior)  # a prior without a support fails here, by name
+        self.prior = prior
+
+    @property
+    def is_whitened(self) -> bool:
+        return False
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return self.prior.batch_shape
+
+    def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, u = compute(z)
+        return jnp.asarray(self.prior.bijector(ct)(u)).astype(z.dtype)
+
+    def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = compute(x)
+        return jnp.asarray(self.prior.bijector(ct).inv(xc)).astype(x.dtype)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        return self.prior.log_prob(x)
+
+    def latent_log_prob(self, latent: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, u = compute(latent)
+        bijector = self.prior.bijector(ct)
+        x = bijector(u)
+        log_det = jnp.asarray(bijector.log_abs_det_jacobian(u, x)).astype(ct)
+        return self.prior.log_prob(x).astype(ct) + log_det
+
+    def draw_latent(self, z: Array, key: Any) -> Array:
+        """A latent whose value is a draw from the prior.
+
+        `z` is a standard-normal draw: pushed through the prior's whitened
+        transform where it has one, else the prior is sampled with `key`.
+        """
+        ct, zc = compute(z)
+        if self.prior.is_whitened:
+            x = self.prior.forward(zc)
+        else:
+            sample = getattr(self.prior, "sample", None)
+            if sample is None:
+                raise ImproperPriorError(
+                    f"`{type(self.prior).__name__}` cannot be sampled."
+                )
+            x = sample(key, z.shape, ct)
+        return jnp.asarray(self.prior.bijector(ct).inv(x)).astype(z.dtype)
+
+
+class Flat(AbstractPrior):
+    """An improper prior flat in the value: the real line, a half-line, an interval.
+
+    `ep.Flat()` is flat on the real line, `ep.Flat(low=0.0)` on `(0, inf)`,
+    `ep.Flat(high=1.0)` on `(-inf, 1)` and `ep.Flat(low, high)` on an interval.
+    There is no transform from a standard normal to a flat density, so a Param
+    with a flat prior is always centred: `ep.Param(prior=ep.Flat(...))` wraps
+    it into `ep.Centred` (and `whiten=True` is an error). Its latent's log
+    density is `log|J|` of the bijection (0 on the real line), so the density
+    is flat in the value. `log_prob` is 0 inside the support (unnormalised) and
+    -inf outside. An improper prior cannot be drawn from, so `ep.normal`
+    refuses a model with one: initialise it with `ep.zeros`, `ep.set_value` or
+    a value (`ep.Param(1.0, prior=ep.Flat(low=0.0))`).
+
+    Arguments:
+        low: the lower bound, or None (unbounded below).
+        high: the upper bound, or None (unbounded above); `high > low`.
+
+    Examples:
+        >>> import eqxpurify as ep
+        >>> ep.Param(2.0, prior=ep.Flat(low=0.0))
+        Param(2, prior=Centred(Flat(low=0)))
+    """
+
+    low: Hyper | None
+    high: Hyper | None
+
+    def __init__(
+        self,
+        low: ArrayLike | Hyper | None = None,
+        high: ArrayLike | Hyper | None = None,
+    ):
+        self.low = (
+            None if low is None else finite(to_hyper(low, "low", "Flat"), "low", "Flat")
+        )
+        self.high = (
+            None
+            if high is None
+            else finite(to_hyper(high, "high", "Flat"), "high", "Flat")
+        )
+        if self.low is not None and self.high is not None:
+            broadcastable("Flat", low=self.low, high=self.high)
+            lo, hi = self.low.value, self.high.value
+            if not is_traced(lo, hi):
+                if not np.all(np.asarray(hi) > np.asarray(lo)):
+                    lo, hi = np.asarray(lo).tolist(), np.asarray(hi).tolist()
+                    raise ValueError(
+                        f"`Flat(low, high)` needs low < high; got low={lo}, high={hi}."
+                    )
+
+    @property
+    def is_whitened(self) -> bool:
+        return False
+
+    def repr_parts(self) -> tuple[str, list[tuple[str | None, Any]]]:
+        items = [(k, getattr(self, k)) for k in ("low", "high")]
+        return "Flat", [(k, v) for k, v in items if v is not None]
+
+    def bijector(self, dtype: Any = np.float32) -> Any:
+        from ._support import Bijection
+
+        dtype = np.dtype(dtype)
+        if self.low is None and self.high is None:
+            return Bijection("real")
+        if self.high is None:
+            return _Shifted(value_in(self.low, dtype), 1.0)  # type: ignore[arg-type]
+        if self.low is None:
+            return _Shifted(value_in(self.high, dtype), -1.0)
+        return Bijection(
+            "interval", value_in(self.low, dtype), value_in(self.high, dtype)
+        )
+
+    def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
+        raise TypeError(_NO_WHITENING)
+
+    def inverse(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        raise TypeError(_NO_WHITENING)
+
+    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        ct, xc = compute(x)
+        inside = jnp.ones(xc.shape, bool)
+        if self.low is not None:
+            inside = inside & (xc >= value_in(self.low, ct))
+        if self.high is not None:
+            inside = inside & (xc <= value_in(self.high, ct))
+        return jnp.where(inside, jnp.zeros((), ct), -jnp.inf)
+
+
+_NO_WHITENING = (
+    "`ep.Flat` has no transform from a standard normal (a flat density is "
+    "improper): it is used centred, `ep.Centred(ep.Flat(...))`, which "
+    "`ep.Param(prior=ep.Flat(...))` builds for you."
+)
+
+
+class _Shifted:
+    """`x = bound + sign * exp(u)`: onto a half-line.
+
+    As numpyro's `biject_to` of `greater_than` / `less_than`.
+    """
+
+    def __init__(self, bound: Array, sign: float):
+        self.bound, self.sign = bound, sign
+
+    def __call__(self, u: Array) -> Array:
+        return self.bound + self.sign * jnp.exp(u)
+
+    def inv(self, x: Array) -> Array:
+        return jnp.log(self.sign * (x - self.bound))
+
+    def log_abs_det_jacobian(self, u: Array, x: Array) -> Array:
+        del x
+        return u
+
+
+def parameterised(prior: AbstractPrior, whiten: bool | None) -> AbstractPrior:
+    """The prior a Param stores, given `whiten=` (None: whitened where possible).
+
+    A prior without a whitened transform is centred when `whiten` is None, and an
+    error when it is True; `whiten=False` makes any prior with a support centred.
+    """
+    if whiten is None:
+        keep = prior.is_whitened or isinstance(prior, Centred)
+        return prior if keep else Centred(prior)
+    if whiten is False:
+        return prior if isinstance(prior, Centred) else Centred(prior)
+    if whiten is True:
+        if isinstance(prior, Centred):
+            raise ValueError(
+                "`ep.Param(prior=ep.Centred(...), whiten=True)` is contradictory: "
+                "pass the prior inside `ep.Centred` for a whitened Param."
+            )
+        if not prior.is_whitened:
+            hint = getattr(prior, "no_whitening_hint", "")
+            parts = getattr(prior, "repr_parts", None)
+            name = parts()[0] if parts is not None else type(prior).__name__
+            raise ValueError(
+                f"`ep.Param(prior=..., whiten=True)`: the prior "
+                f"`{name}` has no exact transform from a standard "
+                f"normal, so it cannot be whitened. Pass `whiten=False` (or leave "
+                f"`whiten` out) for the centred parameterisation.{hint}"
+            )
+        return prior
+    raise TypeError(f"`whiten` must be True, False or None, got {whiten!r}.")
