@@ -150,7 +150,7 @@ def test_filtered_model_prints():
         f"Param(latent={float(model.a.latent):.4g}, prior=LogNormal(mean=None, sd=None))"
     )
     rest = eqx.filter(model, eqx.is_inexact_array, inverse=True)
-    assert repr(rest.a) == "Param(latent=None, prior=LogNormal(2, 0.5))"
+    assert repr(rest.a) == "Param(latent=None, prior=LogNormal(mean=2, sd=0.5))"
     assert repr(rest.t) == "Fixed([0, 1, 2])"
     for tree in (trainable, rest):
         assert "Fixed" in eqx.tree_pformat(tree)
