@@ -40,6 +40,7 @@ from ._ravel import (
     ravel as ravel,
 )
 from ._save import load as load, save as save
+from ._sharing import share as share
 from ._summary import summary as summary
 from ._surgery import (
     freeze as freeze,
@@ -99,6 +100,7 @@ __all__ = [
     "save",
     "set_value",
     "shapes",
+    "share",
     "summary",
     "unfreeze",
     "unwrap",

@@ -19,8 +19,9 @@ from jaxtyping import PyTree
 
 from ._abstract_prior import AbstractPrior
 from ._fixed import Fixed
-from ._nodes import check_fields, path_str, wrapper_fields
+from ._nodes import Nodes, check_fields, path_str, wrapper_fields
 from ._storage import is_array
+from ._ties import shared_positions
 from ._wrappers import Param, abstract_error, check_model
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
@@ -63,6 +64,7 @@ class _Layout:
     """
 
     __slots__ = (
+        "aliases",
         "arrays",
         "dtypes",
         "hash",
@@ -74,8 +76,13 @@ class _Layout:
         "treedef",
     )
 
-    def __init__(self, treedef, names, train_pos, shapes, dtypes, arrays, statics):
+    def __init__(
+        self, treedef, names, train_pos, shapes, dtypes, arrays, statics, aliases=()
+    ):
         self.treedef = treedef
+        # (position, trainable index): a later use of a shared Param takes the
+        # first use's array.
+        self.aliases: tuple[tuple[int, int], ...] = aliases
         self.names: tuple[str, ...] = names
         self.train_pos: tuple[int, ...] = train_pos
         self.shapes: tuple[tuple[int, ...], ...] = shapes
@@ -83,7 +90,16 @@ class _Layout:
         self.arrays: tuple[int, ...] = arrays
         self.static_pos, self.statics = statics
         self.hash = hash(
-            (treedef, names, train_pos, shapes, dtypes, arrays, self.static_pos)
+            (
+                treedef,
+                names,
+                train_pos,
+                shapes,
+                dtypes,
+                arrays,
+                self.static_pos,
+                aliases,
+            )
         )
 
     def _key(self) -> tuple:
@@ -96,6 +112,7 @@ class _Layout:
             self.arrays,
             self.static_pos,
             self.statics,
+            self.aliases,
         )
 
     def __hash__(self) -> int:
@@ -154,14 +171,18 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     check_model(model)
     opaque = _constant_test()
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
-    keypaths, leaf_names = _structure(model, treedef, opaque)
+    keypaths, leaf_names, shared = _structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
+    aliases, trained = [], {}
     for pos, leaf in enumerate(leaves):
         if _KINDS.get(type(leaf)):  # a constant Fixed or prior, kept whole
             array_pos.append(pos)
             arrays.append(leaf)
+        elif shared and pos in shared and shared[pos] in trained:
+            aliases.append((pos, trained[shared[pos]]))  # a later use: the first's
         elif is_trainable(leaf):
+            trained[pos] = len(train_pos)
             names.append(leaf_names[pos])
             train_pos.append(pos)
             shapes.append(tuple(leaf.shape))
@@ -194,11 +215,12 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         tuple(dtypes),
         tuple(array_pos),
         (tuple(static_pos), tuple(statics)),
+        tuple(aliases),
     )
     return trainables, Rest(arrays, layout)
 
 
-_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...], dict[int, int]]] = {}
 _STRUCTURES_MAX = 64
 
 
@@ -252,12 +274,14 @@ def _constant_tree(tree: Any) -> bool:
 
 def _structure(
     model: Any, treedef: Any, is_leaf: Callable[[Any], bool]
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """The key path of every leaf, and the name it trains under, per structure.
+) -> tuple[tuple[Any, ...], tuple[str, ...], dict[int, int]]:
+    """The key path of every leaf, the name it trains under, and shared uses.
 
-    Both depend on the tree structure only, so they are computed once for each
-    (flattening with paths costs several times a plain flatten). A Param's latent
-    is named by the Param's own path.
+    All depend on the tree structure only (a Param's `name` is static), so they
+    are computed once for each structure (flattening with paths costs several
+    times a plain flatten). A Param's latent is named by the Param's own path.
+    The last maps each leaf under a later use of a shared Param to the position
+    of the same leaf under its first use.
     """
     cached = _STRUCTURES.get(treedef)
     if cached is not None:
@@ -265,10 +289,11 @@ def _structure(
     flat = jtu.tree_flatten_with_path(model, is_leaf=is_leaf)[0]
     keypaths = tuple(k for k, _ in flat)
     names = tuple(path_str(k[:-1] if k and k[-1] == _LATENT else k) for k in keypaths)
+    shared = shared_positions(model, keypaths)
     if len(_STRUCTURES) >= _STRUCTURES_MAX:
         del _STRUCTURES[next(iter(_STRUCTURES))]
-    _STRUCTURES[treedef] = (keypaths, names)
-    return keypaths, names
+    _STRUCTURES[treedef] = (keypaths, names, shared)
+    return keypaths, names, shared
 
 
 _CHECKED: dict[Any, None] = {}  # model structures whose wrappers hold arrays
@@ -280,11 +305,15 @@ def _check_structure(model: Any, treedef: Any, caller: str) -> None:
 
     A latent or Fixed storage set to None (by `eqx.tree_at`) leaves no leaf to
     find: it changes the structure, so each new structure is checked once.
-    Numbers in their place are leaves, found by `split_model` itself.
+    Numbers in their place are leaves, found by `split_model` itself. The walk
+    of `Nodes` refuses an unnamed Param object used twice and two different
+    Params of one name; a model rebuilt by JAX holds no shared objects, so
+    once per structure finds what a user built.
     """
     if treedef in _CHECKED:
         return
     check_fields(model, caller)
+    Nodes(model, caller)  # a Param object in two places, a name used twice
     if len(_CHECKED) >= _CHECKED_MAX:
         del _CHECKED[next(iter(_CHECKED))]
     _CHECKED[treedef] = None
@@ -326,7 +355,10 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
     """The model of `rest` with these trainable leaves (in order)."""
     layout = rest.layout
     leaves: list[Any] = [None] * (
-        len(layout.train_pos) + len(layout.arrays) + len(layout.static_pos)
+        len(layout.train_pos)
+        + len(layout.arrays)
+        + len(layout.static_pos)
+        + len(layout.aliases)
     )
     for pos, leaf, dtype in zip(layout.train_pos, trainables, layout.dtypes):
         if isinstance(leaf, jax.Array):
@@ -339,6 +371,8 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
         leaves[pos] = leaf
     for pos, leaf in zip(layout.static_pos, layout.statics):
         leaves[pos] = leaf
+    for pos, k in layout.aliases:  # a later use of a shared Param
+        leaves[pos] = leaves[layout.train_pos[k]]
     return jax.tree.unflatten(layout.treedef, leaves)
 
 

@@ -181,6 +181,9 @@ def wrapper_str(node: Any) -> str:
     kind = type(node).__name__
     prior = getattr(node, "prior", None)
     tail = "" if prior is None else f", prior={prior_str(prior)}"
+    name = node.__dict__.get("name")
+    if name is not None:
+        tail += f", name={name!r}"
     if isinstance(node, Param):
         latent = node.latent
         if not isinstance(latent, jax.Array | np.ndarray | jax.ShapeDtypeStruct):
@@ -212,4 +215,5 @@ def wrapper_str(node: Any) -> str:
             del e
             shown = f"<storage converted to {node.stored.dtype}: data lost>"
     frozen = "" if prior is None else f", frozen from {prior_str(prior)}"
-    return f"{kind}({shown}{frozen})"
+    named = "" if name is None else f", name={name!r}"
+    return f"{kind}({shown}{frozen}{named})"

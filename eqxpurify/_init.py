@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
 from ._nodes import Nodes, map_params
 from ._priors import standard_normal_logpdf_constant
-from ._wrappers import Param, abstract_error, build
+from ._wrappers import Param, abstract_error, with_latent
 
 __all__ = ["log_prior", "log_prob", "normal", "require_concrete", "shapes", "zeros"]
 
@@ -61,7 +61,7 @@ def shapes(model: _M) -> _M:
     def to_struct(j: int, p: Param) -> Param:
         del j
         struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
-        return build(Param, latent=struct, prior=p.prior)
+        return with_latent(p, struct)
 
     return map_params(Nodes(model, "ep.shapes"), to_struct)
 
@@ -82,7 +82,7 @@ def zeros(model: _M) -> _M:
         del j
         sharding = sharding_of(p.latent)
         latent = jnp.zeros(p.shape, p.dtype, device=sharding)
-        return build(Param, latent=latent, prior=p.prior)
+        return with_latent(p, latent)
 
     return map_params(Nodes(model, "ep.zeros"), to_zeros)
 
@@ -179,9 +179,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
     nodes = Nodes(model, "ep.normal")
     params = [nodes.nodes[k] for k in nodes.params()]
     latents = _draws(key, params)
-    return map_params(
-        nodes, lambda j, p: build(Param, latent=latents[j], prior=p.prior)
-    )
+    return map_params(nodes, lambda j, p: with_latent(p, latents[j]))
 
 
 def log_prior(model: object) -> Float[Array, ""]:

@@ -15,6 +15,8 @@ from ._wrapper_base import (
     AbstractWrapper,
     abstract_error,
     as_array,
+    build,
+    check_name,
     default_float,
     shape_str,
     static_shape,
@@ -26,6 +28,7 @@ __all__ = [
     "check_finite",
     "check_flags",
     "latent_of",
+    "with_latent",
 ]
 
 
@@ -62,6 +65,12 @@ class Param(AbstractWrapper):
         sharding: a `jax.sharding.Sharding` for the latent. An abstract Param
             keeps it in its `jax.ShapeDtypeStruct`, so `ep.normal` and `ep.zeros`
             create the latent directly in its shards.
+        name: a name that makes the Param shareable: every Param of one name in
+            a model is one parameter (one latent, trained once, its prior counted
+            once), wherever it is used: two fields, a layer applied twice, a
+            hyperparameter of several priors. The first use in path order holds
+            the parameter. The same Param object in several places needs a name,
+            so that the tie survives JAX transformations; see `ep.share`.
 
     Examples:
         >>> import eqxpurify as ep
@@ -76,6 +85,7 @@ class Param(AbstractWrapper):
 
     latent: Float[Array, "..."] | jax.ShapeDtypeStruct
     prior: AbstractPrior
+    name: str | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -86,7 +96,9 @@ class Param(AbstractWrapper):
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,
+        name: str | None = None,
     ):
+        self.name = check_name(name, "ep.Param")
         if prior is None:
             from ._priors import standard_normal
 
@@ -166,10 +178,15 @@ class Param(AbstractWrapper):
 
     @classmethod
     def from_latent(
-        cls, latent: ArrayLike, *, prior: AbstractPrior | None = None, dtype: Any = None
+        cls,
+        latent: ArrayLike,
+        *,
+        prior: AbstractPrior | None = None,
+        dtype: Any = None,
+        name: str | None = None,
     ) -> "Param":
         """A Param whose latent is `latent` (its value is `prior.forward(latent)`)."""
-        return cls(latent=latent, prior=prior, dtype=dtype)
+        return cls(latent=latent, prior=prior, dtype=dtype, name=name)
 
     @property
     def is_abstract(self) -> bool:
@@ -194,6 +211,11 @@ class Param(AbstractWrapper):
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.latent.dtype)
+
+
+def with_latent(param: Param, latent: Any) -> Param:
+    """`param` with another latent (an array or a struct), unvalidated."""
+    return build(Param, latent=latent, prior=param.prior, name=param.name)
 
 
 def param_value(latent: Array, prior: AbstractPrior) -> Array:

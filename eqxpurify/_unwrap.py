@@ -8,6 +8,8 @@ import jax
 import jax.tree_util as jtu
 
 from ._nodes import field_error, inspect_node, is_wrapper_type, path_str
+from ._sharing import tie_uses
+from ._ties import is_shared
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
@@ -60,14 +62,21 @@ def unwrap(model: _M) -> _M:
     """
     check_model(model)
     problems: list[tuple[Any, str]] = []
+    named: dict[int, bool] = {}  # id of a prior -> whether it holds a shared Param
 
     def visit(node: Any) -> bool:  # the field checks, in the same walk
         inspect_node(node, problems)
-        return is_wrapper_type(type(node))
+        if is_wrapper_type(type(node)):
+            if not named.get(0) and is_shared(node, named):
+                named[0] = True
+            return True
+        return False
 
     leaves, treedef = jtu.tree_flatten(model, is_leaf=visit)
     if problems:
         raise field_error(model, problems[0], "ep.unwrap")
+    if named.get(0):
+        leaves, treedef = jtu.tree_flatten(tie_uses(model), is_leaf=is_wrapper)
     priors: dict[int, Any] = {}
     out = []
     for k, node in enumerate(leaves):

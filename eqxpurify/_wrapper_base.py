@@ -20,11 +20,13 @@ __all__ = [
     "abstract_error",
     "as_array",
     "build",
+    "check_name",
     "default_float",
     "any_dtype",
     "is_wrapper",
     "shape_str",
     "static_shape",
+    "with_fields",
     "with_prior",
 ]
 
@@ -70,9 +72,23 @@ def build(cls: type[_W], **fields: Any) -> _W:
 
 def with_prior(node: "_W", prior: Any) -> "_W":
     """`node` (a Param or Fixed) with its `prior` field replaced, unvalidated."""
+    return with_fields(node, prior=prior)
+
+
+def with_fields(node: "_W", **changes: Any) -> "_W":
+    """`node` (a Param or Fixed) with some fields replaced, unvalidated."""
     fields = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
-    fields["prior"] = prior
+    fields.update(changes)
     return build(type(node), **fields)
+
+
+def check_name(name: Any, owner: str) -> str | None:
+    """A wrapper's `name=`: None or a non-empty string."""
+    if name is None or (isinstance(name, str) and name):
+        return name
+    raise TypeError(
+        f"`{owner}(name=...)` must be a non-empty string (or None), got {name!r}."
+    )
 
 
 def any_dtype(dtype: Any) -> Any:

@@ -10,8 +10,9 @@ by shape: the network *is* its own shape specification.
   small `eqx.Module`s that compose any callables, as in Stax.
 - `Repeat` applies one block several times: the block is stored once, so its
   parameters are shared and its gradient is the sum of every use's contribution.
-  (Putting the *same instance* twice into a `Serial` does not share anything:
-  a pytree holds two copies, which the first optimizer step tells apart.)
+  (The same instance put twice into a `Serial` is two copies in a pytree:
+  eqxpurify refuses it unless its Params are named, `ep.share(block, "block")`,
+  which makes the copies one set of parameters.)
 - Weight scales live in priors: `ep.Normal(0, 1/sqrt(fan_in))` makes
   `ep.normal` a LeCun initialisation.
 - `ep.shapes(model)` gives every parameter's shape and `eqx.filter_eval_shape`
