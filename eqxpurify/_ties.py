@@ -51,11 +51,16 @@ def use_problem(use: Any, first: Any) -> str | None:
     of all of them, so a training step moves the copies alike; copies that
     differ were trained apart.
     """
+    if use is first:
+        return None
     same = (
         type(use) is type(first)
         and use.shape == first.shape
         and use.dtype == first.dtype
-        and jax.tree.structure(use.prior) == jax.tree.structure(first.prior)
+        and (
+            use.prior is first.prior
+            or jax.tree.structure(use.prior) == jax.tree.structure(first.prior)
+        )
     )
     if not same:
         return "differs"
