@@ -14,6 +14,7 @@ from ._half_priors import (
     HalfCauchy as HalfCauchy,
     HalfNormal as HalfNormal,
 )
+from ._infer import infer_shapes as infer_shapes
 from ._init import (
     log_prior as log_prior,
     log_prob as log_prob,
@@ -27,6 +28,7 @@ from ._intermediates import (
     intermediates as intermediates,
     is_intermediate as is_intermediate,
 )
+from ._pending import INPUT as INPUT
 from ._priors import (
     LogNormal as LogNormal,
     Normal as Normal,
@@ -65,6 +67,7 @@ from ._wrappers import (
 __version__ = importlib.metadata.version("eqxpurify")
 
 __all__ = [
+    "INPUT",
     "AbstractPrior",
     "Exponential",
     "Fixed",
@@ -82,6 +85,7 @@ __all__ = [
     "draws",
     "flatten",
     "freeze",
+    "infer_shapes",
     "intermediate",
     "intermediates",
     "is_fixed",

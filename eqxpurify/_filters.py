@@ -20,6 +20,7 @@ from jaxtyping import PyTree
 from ._abstract_prior import AbstractPrior
 from ._fixed import Fixed
 from ._nodes import Nodes, check_fields, path_str, wrapper_fields
+from ._pending import PendingShape
 from ._storage import is_array
 from ._ties import shared_positions
 from ._wrappers import Param, abstract_error, check_model
@@ -199,14 +200,15 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         if not keypath or keypath[-1] != _LATENT:
             _check_plain_array(model, keypath, names[k], caller)
     _check_structure(model, treedef, caller)
-    suspicious = int | float | complex | jax.ShapeDtypeStruct
+    suspicious = int | float | complex | jax.ShapeDtypeStruct | PendingShape
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
         check_fields(model, caller)
         for keypath, leaf in zip(keypaths, leaves):
-            if isinstance(leaf, jax.ShapeDtypeStruct) and keypath[-1] == _LATENT:
-                abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
-                raise abstract_error(abstract, path_str(keypath[:-1]), caller)
+            abstract = isinstance(leaf, jax.ShapeDtypeStruct | PendingShape)
+            if abstract and keypath[-1] == _LATENT:
+                node = Param(shape=leaf.shape, dtype=leaf.dtype)
+                raise abstract_error(node, path_str(keypath[:-1]), caller)
     layout = _Layout(
         treedef,
         tuple(names),

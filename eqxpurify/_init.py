@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
 from ._nodes import Nodes, map_params
+from ._pending import PendingShape
 from ._priors import standard_normal_logpdf_constant
 from ._wrappers import Param, abstract_error, with_latent
 
@@ -29,6 +30,15 @@ def require_concrete(nodes: Nodes, caller: str) -> list[Param]:
             raise abstract_error(node, nodes.paths[k], caller)
         params.append(node)
     return params
+
+
+def resolved(nodes: Nodes, caller: str) -> Nodes:
+    """`nodes`, or an error naming a Param whose shape still waits for an input."""
+    for k in nodes.params():
+        node = nodes.nodes[k]
+        if isinstance(node.latent, PendingShape):
+            raise abstract_error(node, nodes.paths[k], caller)
+    return nodes
 
 
 def sharding_of(latent: Any) -> Any:
@@ -63,7 +73,7 @@ def shapes(model: _M) -> _M:
         struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
         return with_latent(p, struct)
 
-    return map_params(Nodes(model, "ep.shapes"), to_struct)
+    return map_params(resolved(Nodes(model, "ep.shapes"), "ep.shapes"), to_struct)
 
 
 def zeros(model: _M) -> _M:
@@ -84,7 +94,7 @@ def zeros(model: _M) -> _M:
         latent = jnp.zeros(p.shape, p.dtype, device=sharding)
         return with_latent(p, latent)
 
-    return map_params(Nodes(model, "ep.zeros"), to_zeros)
+    return map_params(resolved(Nodes(model, "ep.zeros"), "ep.zeros"), to_zeros)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
@@ -176,7 +186,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         >>> model["w"].latent.shape, bool(model["alpha"].value > 0)
         ((3, 2), True)
     """
-    nodes = Nodes(model, "ep.normal")
+    nodes = resolved(Nodes(model, "ep.normal"), "ep.normal")
     params = [nodes.nodes[k] for k in nodes.params()]
     latents = _draws(key, params)
     return map_params(nodes, lambda j, p: with_latent(p, latents[j]))

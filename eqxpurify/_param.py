@@ -1,6 +1,6 @@
 """`ep.Param`: a trainable quantity, a whitened latent pushed through a prior."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -11,6 +11,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
 from ._flat import is_traced
+from ._pending import PendingShape, pending_dims
 from ._wrapper_base import (
     AbstractWrapper,
     abstract_error,
@@ -58,7 +59,11 @@ class Param(AbstractWrapper):
         value: the physical value (array-like), or None for an abstract Param.
         prior: an `ep.AbstractPrior`; default `ep.Normal(0, 1)`.
         shape: the shape; inferred from `value` or the prior when omitted. A scalar
-            `value` is broadcast to `shape`.
+            `value` is broadcast to `shape`. A size may be `ep.INPUT`, the last
+            axis of the input of the module that holds the Param, resolved by
+            `ep.infer_shapes(model, x)` from one example input; the `prior` may
+            then be a function from the resolved shape to a prior (a module-level
+            function, e.g. a LeCun scale from the fan-in).
         dtype: a floating dtype; default the value's floating dtype, else JAX's
             default float (float32, or float64 under `jax_enable_x64`).
         latent: the latent instead of `value` (what `from_latent` uses).
@@ -83,7 +88,7 @@ class Param(AbstractWrapper):
         True
     """
 
-    latent: Float[Array, "..."] | jax.ShapeDtypeStruct
+    latent: Float[Array, "..."] | jax.ShapeDtypeStruct | PendingShape
     prior: AbstractPrior
     name: str | None = eqx.field(static=True, default=None)
 
@@ -91,14 +96,22 @@ class Param(AbstractWrapper):
         self,
         value: ArrayLike | None = None,
         *,
-        prior: AbstractPrior | None = None,
-        shape: int | Sequence[int] | None = None,
+        prior: AbstractPrior | Callable[[tuple[int, ...]], AbstractPrior] | None = None,
+        shape: int | Sequence[Any] | None = None,  # ints, and `ep.INPUT`
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,
         name: str | None = None,
     ):
         self.name = check_name(name, "ep.Param")
+        pending = pending_dims(shape, "ep.Param")
+        prior_fn = None
+        if (
+            pending is not None
+            and callable(prior)
+            and not isinstance(prior, AbstractPrior)
+        ):
+            prior_fn, prior = prior, None  # a prior made for the resolved shape
         if prior is None:
             from ._priors import standard_normal
 
@@ -110,6 +123,17 @@ class Param(AbstractWrapper):
             )
         if value is not None and latent is not None:
             raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
+        if pending is not None:  # a size that waits for an input
+            if value is not None or latent is not None:
+                raise ValueError(
+                    "`ep.Param`: a `shape` with `ep.INPUT` is for a Param without a "
+                    "value yet; `ep.infer_shapes(model, x)` resolves it."
+                )
+            dtype = default_float() if dtype is None else np.dtype(dtype)
+            _check_float(dtype)
+            self.latent = PendingShape(pending, dtype, sharding, prior_fn)
+            self.prior = prior
+            return
         if shape is not None:
             shape = static_shape(shape, "ep.Param")
         given = value if latent is None else latent
@@ -190,7 +214,7 @@ class Param(AbstractWrapper):
 
     @property
     def is_abstract(self) -> bool:
-        return isinstance(self.latent, jax.ShapeDtypeStruct)
+        return isinstance(self.latent, jax.ShapeDtypeStruct | PendingShape)
 
     @property
     def value(self) -> Array:
@@ -201,11 +225,12 @@ class Param(AbstractWrapper):
         """
         if self.is_abstract:
             raise abstract_error(self)
-        assert not isinstance(self.latent, jax.ShapeDtypeStruct)
+        assert not isinstance(self.latent, jax.ShapeDtypeStruct | PendingShape)
         return param_value(self.latent, self.prior)
 
     @property
-    def shape(self) -> tuple[int, ...]:
+    def shape(self) -> tuple[Any, ...]:
+        """The shape of `.value` (with `ep.INPUT` where a size waits for an input)."""
         return tuple(self.latent.shape)
 
     @property

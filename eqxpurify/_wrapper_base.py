@@ -13,6 +13,7 @@ from jaxtyping import Array
 from ._abstract_prior import AbstractPrior
 from ._flat import is_traced
 from ._format import is_complete, pdoc, treescope_constructor, wrapper_str
+from ._pending import PendingShape
 from ._storage import storage_dtype
 
 __all__ = [
@@ -42,6 +43,12 @@ def abstract_error(
     kind = type(node).__name__
     where = f" at `{path}`" if path else ""
     lead = f"`{caller}`: the" if caller else "The"
+    if isinstance(node, Param) and isinstance(node.latent, PendingShape):
+        return ValueError(
+            f"{lead} Param{where} has a shape that waits for an input "
+            f"({shape_str(node.shape)}). Resolve it from one example input first: "
+            "`model = ep.infer_shapes(model, x)`, then `ep.normal`/`ep.zeros`."
+        )
     if isinstance(node, Param):
         fix = (
             "Initialise it first: `model = ep.normal(model, key=key)` or "
@@ -102,7 +109,7 @@ def default_float() -> np.dtype:
     return jax.dtypes.canonicalize_dtype(float)
 
 
-def shape_str(shape: tuple[int, ...]) -> str:
+def shape_str(shape: tuple[Any, ...]) -> str:
     return (
         "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
     )
