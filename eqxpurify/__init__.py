@@ -15,6 +15,7 @@ from ._half_priors import (
     HalfCauchy as HalfCauchy,
     HalfNormal as HalfNormal,
 )
+from ._infer import infer_shapes as infer_shapes
 from ._init import (
     log_prior as log_prior,
     log_prob as log_prob,
@@ -29,6 +30,7 @@ from ._intermediates import (
     is_intermediate as is_intermediate,
 )
 from ._numpyro import Dist as Dist
+from ._pending import INPUT as INPUT
 from ._priors import (
     LogNormal as LogNormal,
     Normal as Normal,
@@ -42,6 +44,7 @@ from ._ravel import (
     ravel as ravel,
 )
 from ._save import load as load, save as save
+from ._sharing import share as share
 from ._summary import summary as summary
 from ._surgery import (
     freeze as freeze,
@@ -66,6 +69,7 @@ from ._wrappers import (
 __version__ = importlib.metadata.version("eqxpurify")
 
 __all__ = [
+    "INPUT",
     "AbstractPrior",
     "Centred",
     "Dist",
@@ -86,6 +90,7 @@ __all__ = [
     "draws",
     "flatten",
     "freeze",
+    "infer_shapes",
     "intermediate",
     "intermediates",
     "is_fixed",
@@ -104,6 +109,7 @@ __all__ = [
     "save",
     "set_value",
     "shapes",
+    "share",
     "summary",
     "unfreeze",
     "unwrap",

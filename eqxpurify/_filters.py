@@ -19,8 +19,10 @@ from jaxtyping import PyTree
 
 from ._abstract_prior import AbstractPrior
 from ._fixed import Fixed
-from ._nodes import check_fields, path_str, wrapper_fields
+from ._nodes import Nodes, check_fields, path_str, wrapper_fields
+from ._pending import PendingShape
 from ._storage import is_array
+from ._ties import shared_positions
 from ._wrappers import Param, abstract_error, check_model
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
@@ -63,6 +65,7 @@ class _Layout:
     """
 
     __slots__ = (
+        "aliases",
         "arrays",
         "dtypes",
         "hash",
@@ -74,8 +77,13 @@ class _Layout:
         "treedef",
     )
 
-    def __init__(self, treedef, names, train_pos, shapes, dtypes, arrays, statics):
+    def __init__(
+        self, treedef, names, train_pos, shapes, dtypes, arrays, statics, aliases=()
+    ):
         self.treedef = treedef
+        # (position, trainable index): a later use of a shared Param takes the
+        # first use's array.
+        self.aliases: tuple[tuple[int, int], ...] = aliases
         self.names: tuple[str, ...] = names
         self.train_pos: tuple[int, ...] = train_pos
         self.shapes: tuple[tuple[int, ...], ...] = shapes
@@ -83,7 +91,16 @@ class _Layout:
         self.arrays: tuple[int, ...] = arrays
         self.static_pos, self.statics = statics
         self.hash = hash(
-            (treedef, names, train_pos, shapes, dtypes, arrays, self.static_pos)
+            (
+                treedef,
+                names,
+                train_pos,
+                shapes,
+                dtypes,
+                arrays,
+                self.static_pos,
+                aliases,
+            )
         )
 
     def _key(self) -> tuple:
@@ -96,6 +113,7 @@ class _Layout:
             self.arrays,
             self.static_pos,
             self.statics,
+            self.aliases,
         )
 
     def __hash__(self) -> int:
@@ -152,16 +170,22 @@ class Rest(eqx.Module):
 def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
-    opaque = _constant_test()
+    opaque, twice = _constant_test()
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
-    keypaths, leaf_names = _structure(model, treedef, opaque)
+    if twice:  # one unnamed Param object in two places: refused, with the paths
+        Nodes(model, caller)
+    keypaths, leaf_names, shared = _structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
+    aliases, trained = [], {}
     for pos, leaf in enumerate(leaves):
-        if _KINDS.get(type(leaf)):  # a constant Fixed or prior, kept whole
+        if _KINDS.get(type(leaf)) in (1, 2):  # a constant Fixed or prior, kept whole
             array_pos.append(pos)
             arrays.append(leaf)
+        elif shared and pos in shared and shared[pos] in trained:
+            aliases.append((pos, trained[shared[pos]]))  # a later use: the first's
         elif is_trainable(leaf):
+            trained[pos] = len(train_pos)
             names.append(leaf_names[pos])
             train_pos.append(pos)
             shapes.append(tuple(leaf.shape))
@@ -178,14 +202,15 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         if not keypath or keypath[-1] != _LATENT:
             _check_plain_array(model, keypath, names[k], caller)
     _check_structure(model, treedef, caller)
-    suspicious = int | float | complex | jax.ShapeDtypeStruct
+    suspicious = int | float | complex | jax.ShapeDtypeStruct | PendingShape
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
         check_fields(model, caller)
         for keypath, leaf in zip(keypaths, leaves):
-            if isinstance(leaf, jax.ShapeDtypeStruct) and keypath[-1] == _LATENT:
-                abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
-                raise abstract_error(abstract, path_str(keypath[:-1]), caller)
+            abstract = isinstance(leaf, jax.ShapeDtypeStruct | PendingShape)
+            if abstract and keypath[-1] == _LATENT:
+                node = Param(shape=leaf.shape, dtype=leaf.dtype)
+                raise abstract_error(node, path_str(keypath[:-1]), caller)
     layout = _Layout(
         treedef,
         tuple(names),
@@ -194,15 +219,16 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         tuple(dtypes),
         tuple(array_pos),
         (tuple(static_pos), tuple(statics)),
+        tuple(aliases),
     )
     return trainables, Rest(arrays, layout)
 
 
-_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...], dict[int, int]]] = {}
 _STRUCTURES_MAX = 64
 
 
-def _constant_test() -> Callable[[Any], bool]:
+def _constant_test() -> tuple[Callable[[Any], bool], set[int]]:
     """An `is_leaf` for the subtrees a split keeps whole: constant Fixed and priors.
 
     A Fixed (not frozen from a Param) and a prior whose leaves are all stored,
@@ -210,13 +236,25 @@ def _constant_test() -> Callable[[Any], bool]:
     `rebuild` move them as one piece instead of flattening and rebuilding each of
     their nodes (the bulk of the Python-side cost of a model of many Params).
     Priors are usually shared between Params, so each is examined once per call.
+
+    The set it comes with collects the ids of the unnamed Params it meets; one
+    met twice is a Param object in two places, which `Nodes` then names.
     """
     seen: dict[int, bool] = {}
+    params: set[int] = set()
+    twice: set[int] = set()
 
     def constant(node: Any) -> bool:
         kind = _KINDS.get(type(node))
         if kind is None:
             kind = _kind(type(node))
+        if kind == 3:
+            if node.__dict__.get("name") is None:
+                key = id(node)
+                if key in params:
+                    twice.add(key)
+                params.add(key)
+            return False
         if kind == 0:
             return False
         if kind == 1:
@@ -229,14 +267,15 @@ def _constant_test() -> Callable[[Any], bool]:
             )
         return known
 
-    return constant
+    return constant, twice
 
 
-_KINDS: dict[type, int] = {}  # 0: other, 1: Fixed, 2: a prior
+_KINDS: dict[type, int] = {}  # 0: other, 1: Fixed, 2: a prior, 3: Param
 
 
 def _kind(cls: type) -> int:
     kind = 1 if issubclass(cls, Fixed) else 2 if issubclass(cls, AbstractPrior) else 0
+    kind = 3 if cls is Param else kind
     _KINDS[cls] = kind
     return kind
 
@@ -252,12 +291,14 @@ def _constant_tree(tree: Any) -> bool:
 
 def _structure(
     model: Any, treedef: Any, is_leaf: Callable[[Any], bool]
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """The key path of every leaf, and the name it trains under, per structure.
+) -> tuple[tuple[Any, ...], tuple[str, ...], dict[int, int]]:
+    """The key path of every leaf, the name it trains under, and shared uses.
 
-    Both depend on the tree structure only, so they are computed once for each
-    (flattening with paths costs several times a plain flatten). A Param's latent
-    is named by the Param's own path.
+    All depend on the tree structure only (a Param's `name` is static), so they
+    are computed once for each structure (flattening with paths costs several
+    times a plain flatten). A Param's latent is named by the Param's own path.
+    The last maps each leaf under a later use of a shared Param to the position
+    of the same leaf under its first use.
     """
     cached = _STRUCTURES.get(treedef)
     if cached is not None:
@@ -265,10 +306,11 @@ def _structure(
     flat = jtu.tree_flatten_with_path(model, is_leaf=is_leaf)[0]
     keypaths = tuple(k for k, _ in flat)
     names = tuple(path_str(k[:-1] if k and k[-1] == _LATENT else k) for k in keypaths)
+    shared = shared_positions(model, keypaths)
     if len(_STRUCTURES) >= _STRUCTURES_MAX:
         del _STRUCTURES[next(iter(_STRUCTURES))]
-    _STRUCTURES[treedef] = (keypaths, names)
-    return keypaths, names
+    _STRUCTURES[treedef] = (keypaths, names, shared)
+    return keypaths, names, shared
 
 
 _CHECKED: dict[Any, None] = {}  # model structures whose wrappers hold arrays
@@ -280,11 +322,15 @@ def _check_structure(model: Any, treedef: Any, caller: str) -> None:
 
     A latent or Fixed storage set to None (by `eqx.tree_at`) leaves no leaf to
     find: it changes the structure, so each new structure is checked once.
-    Numbers in their place are leaves, found by `split_model` itself.
+    Numbers in their place are leaves, found by `split_model` itself. The walk
+    of `Nodes` refuses an unnamed Param object used twice and two different
+    Params of one name; a model rebuilt by JAX holds no shared objects, so
+    once per structure finds what a user built.
     """
     if treedef in _CHECKED:
         return
     check_fields(model, caller)
+    Nodes(model, caller)  # a Param object in two places, a name used twice
     if len(_CHECKED) >= _CHECKED_MAX:
         del _CHECKED[next(iter(_CHECKED))]
     _CHECKED[treedef] = None
@@ -326,7 +372,10 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
     """The model of `rest` with these trainable leaves (in order)."""
     layout = rest.layout
     leaves: list[Any] = [None] * (
-        len(layout.train_pos) + len(layout.arrays) + len(layout.static_pos)
+        len(layout.train_pos)
+        + len(layout.arrays)
+        + len(layout.static_pos)
+        + len(layout.aliases)
     )
     for pos, leaf, dtype in zip(layout.train_pos, trainables, layout.dtypes):
         if isinstance(leaf, jax.Array):
@@ -339,6 +388,8 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
         leaves[pos] = leaf
     for pos, leaf in zip(layout.static_pos, layout.statics):
         leaves[pos] = leaf
+    for pos, k in layout.aliases:  # a later use of a shared Param
+        leaves[pos] = leaves[layout.train_pos[k]]
     return jax.tree.unflatten(layout.treedef, leaves)
 
 

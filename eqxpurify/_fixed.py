@@ -16,6 +16,7 @@ from ._wrapper_base import (
     abstract_error,
     any_dtype,
     as_array,
+    check_name,
     default_float,
     is_wrapper,
     shape_str,
@@ -43,6 +44,8 @@ class Fixed(AbstractWrapper):
         prior: the prior of the Param this Fixed was frozen from. `ep.freeze` sets
             it so that `ep.unfreeze` restores the Param; it is never used otherwise
             (a Fixed is not transformed) and is not trained.
+        name: the name of the shared Param this Fixed was frozen from (set by
+            `ep.freeze`): Fixed arrays of one name are one array, as Params are.
 
     Examples:
         >>> import jax.numpy as jnp, equinox as eqx, eqxpurify as ep
@@ -56,6 +59,7 @@ class Fixed(AbstractWrapper):
     stored: Shaped[Array, "..."] | jax.ShapeDtypeStruct
     kind: np.dtype = eqx.field(static=True)
     prior: "AbstractPrior | None" = eqx.field(default=None, repr=False)
+    name: str | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -64,7 +68,9 @@ class Fixed(AbstractWrapper):
         shape: int | Sequence[int] | None = None,
         dtype: Any = None,
         prior: "AbstractPrior | None" = None,
+        name: str | None = None,
     ):
+        self.name = check_name(name, "ep.Fixed")
         if prior is not None and not isinstance(prior, AbstractPrior):
             raise TypeError(
                 "`ep.Fixed(prior=...)` must be an `ep.AbstractPrior` or None, got "

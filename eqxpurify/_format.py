@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._flat import is_traced
+from ._pending import PendingShape
 
 __all__ = [
     "has_data",
@@ -103,7 +104,7 @@ def treescope_constructor(
     )
 
 
-_HOLDS = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
+_HOLDS = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct, PendingShape)
 
 
 def has_data(node: Any) -> bool:
@@ -191,9 +192,15 @@ def wrapper_str(node: Any) -> str:
     kind = type(node).__name__
     prior = getattr(node, "prior", None)
     tail = "" if prior is None else f", prior={prior_str(prior)}"
+    name = node.__dict__.get("name")
+    prior_fn = getattr(node.__dict__.get("latent"), "prior_fn", None)
+    if prior_fn is not None:  # a prior made for a shape that waits for an input
+        tail = f", prior={getattr(prior_fn, '__name__', 'function')}(shape)"
+    if name is not None:
+        tail += f", name={name!r}"
     if isinstance(node, Param):
         latent = node.latent
-        if not isinstance(latent, jax.Array | np.ndarray | jax.ShapeDtypeStruct):
+        if not isinstance(latent, _HOLDS):
             return f"{kind}(latent={latent!r}{tail})"
         if not is_complete(node):  # a gradient or a filtered model: no value
             shown = "abstract" if node.is_abstract else value_str(latent)
@@ -222,4 +229,5 @@ def wrapper_str(node: Any) -> str:
             del e
             shown = f"<storage converted to {node.stored.dtype}: data lost>"
     frozen = "" if prior is None else f", frozen from {prior_str(prior)}"
-    return f"{kind}({shown}{frozen})"
+    named = "" if name is None else f", name={name!r}"
+    return f"{kind}({shown}{frozen}{named})"

@@ -14,8 +14,9 @@ from ._centred import ImproperPriorError
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
 from ._format import prior_str
 from ._nodes import Nodes, map_params
+from ._pending import PendingShape
 from ._priors import standard_normal_logpdf_constant
-from ._wrappers import Param, abstract_error, build
+from ._wrappers import Param, abstract_error, with_latent
 
 __all__ = ["log_prior", "log_prob", "normal", "require_concrete", "shapes", "zeros"]
 
@@ -31,6 +32,15 @@ def require_concrete(nodes: Nodes, caller: str) -> list[Param]:
             raise abstract_error(node, nodes.paths[k], caller)
         params.append(node)
     return params
+
+
+def resolved(nodes: Nodes, caller: str) -> Nodes:
+    """`nodes`, or an error naming a Param whose shape still waits for an input."""
+    for k in nodes.params():
+        node = nodes.nodes[k]
+        if isinstance(node.latent, PendingShape):
+            raise abstract_error(node, nodes.paths[k], caller)
+    return nodes
 
 
 def sharding_of(latent: Any) -> Any:
@@ -63,9 +73,9 @@ def shapes(model: _M) -> _M:
     def to_struct(j: int, p: Param) -> Param:
         del j
         struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
-        return build(Param, latent=struct, prior=p.prior)
+        return with_latent(p, struct)
 
-    return map_params(Nodes(model, "ep.shapes"), to_struct)
+    return map_params(resolved(Nodes(model, "ep.shapes"), "ep.shapes"), to_struct)
 
 
 def zeros(model: _M) -> _M:
@@ -84,9 +94,9 @@ def zeros(model: _M) -> _M:
         del j
         sharding = sharding_of(p.latent)
         latent = jnp.zeros(p.shape, p.dtype, device=sharding)
-        return build(Param, latent=latent, prior=p.prior)
+        return with_latent(p, latent)
 
-    return map_params(Nodes(model, "ep.zeros"), to_zeros)
+    return map_params(resolved(Nodes(model, "ep.zeros"), "ep.zeros"), to_zeros)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
@@ -181,7 +191,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         >>> model["w"].latent.shape, bool(model["alpha"].value > 0)
         ((3, 2), True)
     """
-    nodes = Nodes(model, "ep.normal")
+    nodes = resolved(Nodes(model, "ep.normal"), "ep.normal")
     params = [nodes.nodes[k] for k in nodes.params()]
     latents = _draws(key, params)
     where = nodes.params()
@@ -190,7 +200,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         latent = latents[j]
         if not p.prior.is_whitened:  # centred: its prior's hyperparameters drawn
             latent = _centred_draw(p, latent, key, j, nodes.paths[where[j]])
-        return build(Param, latent=latent, prior=p.prior)
+        return with_latent(p, latent)
 
     return map_params(nodes, draw)
 

@@ -16,6 +16,7 @@ import equinox as eqx
 import jax
 import jax.tree_util as jtu
 
+from ._ties import identity_error, use_error, use_problem
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
@@ -99,6 +100,9 @@ class Nodes:
     before the Params of its prior). Top-level leaves that are not wrappers
     (plain arrays, slots, functions) are entries too; wrappers inside priors are
     entries only if they are Params. `unflatten(nodes)` rebuilds the model.
+
+    A shared Param (one `name`, several uses) is one entry, at its first use:
+    every later use is placed back from that entry, and is not walked.
     """
 
     def __init__(self, model: Any, caller: str | None = None):
@@ -111,6 +115,9 @@ class Nodes:
         self._cache: dict[int, bool] = {}
         self._caller = caller
         self._numbers = False
+        self._named: dict[str, int] = {}  # a shared Param's name -> its entry
+        self.later: dict[int, list[Any]] = {}  # entry -> its later uses
+        self._seen: dict[int, int] = {}  # id of an unnamed Param -> its entry
         self._root = self._walk(model, None, 0)
         if self._numbers:  # a number in a field declared a wrapper? Find it.
             check_fields(model, caller)
@@ -146,7 +153,18 @@ class Nodes:
             if depth > 0 and not _is_nested_entry(leaf):
                 level.entry.append(None)
                 continue
+            name = leaf.__dict__.get("name") if wrapper else None
+            if name is not None and name in self._named:
+                k = self._named[name]
+                self._check_use(k, leaf, level, pos)
+                self.later.setdefault(k, []).append(leaf)
+                level.entry.append(k)  # a later use: put back from the first
+                continue
+            if type(leaf) is Param and name is None:
+                self._check_identity(leaf, level, pos)
             k = len(self.nodes)
+            if name is not None:
+                self._named[name] = k
             level.entry.append(k)
             self.nodes.append(leaf)
             self._where.append((level, pos))
@@ -154,6 +172,23 @@ class Nodes:
             if wrapper and isinstance(leaf, Param) and _nested(leaf.prior, self._cache):
                 level.children[pos] = self._walk(leaf.prior, k, depth + 1)
         return level
+
+    def _check_use(self, k: int, leaf: Any, level: _Level, pos: int) -> None:
+        """Refuse a use of a shared name that is not the same parameter."""
+        problem = use_problem(leaf, self.nodes[k])
+        if problem is not None:
+            paths = self.paths_so_far()
+            path = self._path(level, pos, paths)
+            raise use_error(problem, leaf, paths[k], path, self._caller)
+
+    def _check_identity(self, leaf: Param, level: _Level, pos: int) -> None:
+        """Refuse one unnamed Param object in two places: the tie would not last."""
+        k = self._seen.get(id(leaf))
+        if k is None:
+            self._seen[id(leaf)] = len(self.nodes)
+            return
+        paths = self.paths_so_far()
+        raise identity_error(paths[k], self._path(level, pos, paths), self._caller)
 
     def paths_so_far(self) -> list[str]:
         """The paths of the entries found so far (for an error during the walk)."""
@@ -163,19 +198,24 @@ class Nodes:
         return paths
 
     def unflatten(self, nodes: Sequence[Any]) -> Any:
-        """The model with entry k replaced by `nodes[k]`."""
-        return self._build(self._root, nodes)
+        """The model with entry k replaced by `nodes[k]` (at each of its uses)."""
+        return self._build(self._root, nodes, {})
 
-    def _build(self, level: _Level, nodes: Sequence[Any]) -> Any:
+    def _build(self, level: _Level, nodes: Sequence[Any], done: dict) -> Any:
         out = []
         for pos, leaf in enumerate(level.leaves):
             k = level.entry[pos]
+            if k is not None and k in done:  # a later use of a shared Param
+                out.append(done[k])
+                continue
             new = leaf if k is None else nodes[k]
             child = level.children.get(pos)
             if child is not None and isinstance(new, Param | Fixed):
                 if new.prior is leaf.prior:  # the prior was not replaced
-                    prior = self._build(child, nodes)
+                    prior = self._build(child, nodes, done)
                     new = with_prior(new, prior)
+            if k is not None:
+                done[k] = new
             out.append(new)
         return jax.tree.unflatten(level.treedef, out)
 
@@ -186,15 +226,16 @@ class Nodes:
         without nested entries), so a `where` callable can reach
         `m.theta.prior.mean`.
         """
+        done: dict[int, Any] = {}
 
         def build(level: _Level) -> Any:
             out = []
             for pos, leaf in enumerate(level.leaves):
                 k = level.entry[pos]
-                if k is not None:
+                if k is not None and k not in done:
                     child = level.children.get(pos)
-                    leaf = marker(k, None if child is None else build(child))
-                out.append(leaf)
+                    done[k] = marker(k, None if child is None else build(child))
+                out.append(leaf if k is None else done[k])
             return jax.tree.unflatten(level.treedef, out)
 
         return build(self._root)
@@ -214,16 +255,19 @@ def map_params(nodes: Nodes, fn: Callable[[int, Param], Any]) -> Any:
     each Param with its prior already rebuilt.
     """
     order = {k: j for j, k in enumerate(nodes.params())}
+    done: dict[int, Any] = {}
 
     def build(level: _Level) -> Any:
         out = []
         for pos, leaf in enumerate(level.leaves):
             k = level.entry[pos]
             if k is not None and k in order:
-                child = level.children.get(pos)
-                if child is not None:
-                    leaf = with_prior(leaf, build(child))
-                leaf = fn(order[k], leaf)
+                if k not in done:  # (a later use of a shared Param: the first's)
+                    child = level.children.get(pos)
+                    if child is not None:
+                        leaf = with_prior(leaf, build(child))
+                    done[k] = fn(order[k], leaf)
+                leaf = done[k]
             out.append(leaf)
         return jax.tree.unflatten(level.treedef, out)
 

@@ -1,5 +1,7 @@
 """`ep.Param`: a trainable quantity, a whitened latent pushed through a prior."""
 
+import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +13,13 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
 from ._flat import is_traced
+from ._pending import PendingShape, pending_dims
 from ._wrapper_base import (
     AbstractWrapper,
     abstract_error,
     as_array,
+    build,
+    check_name,
     default_float,
     shape_str,
     static_shape,
@@ -26,6 +31,7 @@ __all__ = [
     "check_finite",
     "check_flags",
     "latent_of",
+    "with_latent",
 ]
 
 
@@ -56,7 +62,11 @@ class Param(AbstractWrapper):
         prior: an `ep.AbstractPrior` or a numpyro distribution (made an
             `ep.Dist`); default `ep.Normal(0, 1)`.
         shape: the shape; inferred from `value` or the prior when omitted. A scalar
-            `value` is broadcast to `shape`.
+            `value` is broadcast to `shape`. A size may be `ep.INPUT`, the last
+            axis of the input of the module that holds the Param, resolved by
+            `ep.infer_shapes(model, x)` from one example input; the `prior` may
+            then be a function from the resolved shape to a prior (a module-level
+            function, e.g. a LeCun scale from the fan-in).
         dtype: a floating dtype; default the value's floating dtype, else JAX's
             default float (float32, or float64 under `jax_enable_x64`).
         latent: the latent instead of `value` (what `from_latent` uses).
@@ -69,6 +79,12 @@ class Param(AbstractWrapper):
             distributions without an `icdf`). False: centred, the prior wrapped in
             `ep.Centred` (latent on the real line, value the support's bijection
             of it). True: whitened, or an error for a prior without a transform.
+        name: a name that makes the Param shareable: every Param of one name in
+            a model is one parameter (one latent, trained once, its prior counted
+            once), wherever it is used: two fields, a layer applied twice, a
+            hyperparameter of several priors. The first use in path order holds
+            the parameter. The same Param object in several places needs a name,
+            so that the tie survives JAX transformations; see `ep.share`.
 
     Examples:
         >>> import eqxpurify as ep
@@ -81,24 +97,31 @@ class Param(AbstractWrapper):
         True
     """
 
-    latent: Float[Array, "..."] | jax.ShapeDtypeStruct
+    latent: Float[Array, "..."] | jax.ShapeDtypeStruct | PendingShape
     prior: AbstractPrior
+    name: str | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
         value: ArrayLike | None = None,
         *,
         prior: Any = None,
-        shape: int | Sequence[int] | None = None,
+        shape: int | Sequence[Any] | None = None,  # ints, and `ep.INPUT`
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,
         whiten: bool | None = None,
+        name: str | None = None,
     ):
         # Priors are built from Params (hierarchies), so their modules import this.
         from ._centred import parameterised
         from ._numpyro import as_prior
 
+        self.name = check_name(name, "ep.Param")
+        pending = pending_dims(shape, "ep.Param")
+        prior_fn = None
+        if pending is not None and _is_function(prior):
+            prior_fn, prior = prior, None  # a prior made for the resolved shape
         if prior is None:
             from ._priors import standard_normal
 
@@ -113,6 +136,17 @@ class Param(AbstractWrapper):
         chosen: AbstractPrior = parameterised(prior, whiten)
         if value is not None and latent is not None:
             raise ValueError("Pass at most one of `value` and `latent` to `ep.Param`.")
+        if pending is not None:  # a size that waits for an input
+            if value is not None or latent is not None:
+                raise ValueError(
+                    "`ep.Param`: a `shape` with `ep.INPUT` is for a Param without a "
+                    "value yet; `ep.infer_shapes(model, x)` resolves it."
+                )
+            dtype = default_float() if dtype is None else np.dtype(dtype)
+            _check_float(dtype)
+            self.latent = PendingShape(pending, dtype, sharding, prior_fn)
+            self.prior = chosen
+            return
         if shape is not None:
             shape = static_shape(shape, "ep.Param")
         given = value if latent is None else latent
@@ -187,17 +221,18 @@ class Param(AbstractWrapper):
         prior: Any = None,
         dtype: Any = None,
         whiten: bool | None = None,
+        name: str | None = None,
     ) -> "Param":
         """A Param whose latent is `latent` (its value is `prior.forward(latent)`).
 
         With `whiten=False` the latent is the unconstrained one (centred: the
         value is the support's bijection of it).
         """
-        return cls(latent=latent, prior=prior, dtype=dtype, whiten=whiten)
+        return cls(latent=latent, prior=prior, dtype=dtype, whiten=whiten, name=name)
 
     @property
     def is_abstract(self) -> bool:
-        return isinstance(self.latent, jax.ShapeDtypeStruct)
+        return isinstance(self.latent, jax.ShapeDtypeStruct | PendingShape)
 
     @property
     def value(self) -> Array:
@@ -208,16 +243,31 @@ class Param(AbstractWrapper):
         """
         if self.is_abstract:
             raise abstract_error(self)
-        assert not isinstance(self.latent, jax.ShapeDtypeStruct)
+        assert not isinstance(self.latent, jax.ShapeDtypeStruct | PendingShape)
         return param_value(self.latent, self.prior)
 
     @property
-    def shape(self) -> tuple[int, ...]:
+    def shape(self) -> tuple[Any, ...]:
+        """The shape of `.value` (with `ep.INPUT` where a size waits for an input)."""
         return tuple(self.latent.shape)
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.latent.dtype)
+
+
+def _is_function(prior: Any) -> bool:
+    """Whether `prior` is a function that makes a prior for a resolved shape.
+
+    A numpyro distribution is callable too (it samples), so callability is not
+    the test.
+    """
+    return inspect.isroutine(prior) or isinstance(prior, functools.partial)
+
+
+def with_latent(param: Param, latent: Any) -> Param:
+    """`param` with another latent (an array or a struct), unvalidated."""
+    return build(Param, latent=latent, prior=param.prior, name=param.name)
 
 
 def param_value(latent: Array, prior: AbstractPrior) -> Array:

@@ -91,18 +91,26 @@ def _row(path: str, node: Any) -> tuple[str, ...] | None:
     return (path, kind, trains, str(tuple(shape)), str(dtype), prior, *_stats(value))
 
 
-def _rows(keypath: Any, node: Any, prefix: str) -> list[tuple[str, Any]]:
+def _rows(
+    keypath: Any, node: Any, prefix: str, names: set[str]
+) -> list[tuple[str, Any]]:
     """`(path, node)` for a node, then for its prior's Params if it has any.
 
-    Frozen Params (Fixed remembering a prior) in a prior are listed too.
+    Frozen Params (Fixed remembering a prior) in a prior are listed too. A later
+    use of a shared Param (a name in `names`) is not: it is the same parameter.
     """
+    name = node.__dict__.get("name") if is_wrapper(node) else None
+    if name is not None:
+        if name in names:
+            return []
+        names.add(name)
     path = join(prefix, keypath)
     out = [(path, node)]
     if isinstance(node, Param):
         inner, _ = jtu.tree_flatten_with_path(node.prior, is_leaf=_is_node)
         for sub, leaf in inner:
             if isinstance(leaf, Param) or (is_fixed(leaf) and leaf.prior is not None):
-                out.extend(_rows(sub, leaf, path + ".prior"))
+                out.extend(_rows(sub, leaf, path + ".prior", names))
     return out
 
 
@@ -125,7 +133,8 @@ def summary(model: Any) -> str:
     Fixed made by `ep.freeze` shows the prior it remembers), and the mean,
     standard deviation, minimum and maximum of its physical value (`-` where there
     is no concrete value: abstract wrappers, slots, keys, traced values). The last
-    line counts the nodes of each kind and their elements.
+    line counts the nodes of each kind and their elements. A shared Param (see
+    `ep.share`) is one row, at its first use.
 
     `summary` computes the values eagerly and returns the table; it prints
     nothing. `print(model)` stays the short Equinox form.
@@ -155,7 +164,10 @@ def summary(model: Any) -> str:
     with_paths, _ = jtu.tree_flatten_with_path(model, is_leaf=_is_node)
     rows = []
     counts: dict[str, list[int]] = {}
-    named = [r for keypath, node in with_paths for r in _rows(keypath, node, ROOT)]
+    names: set[str] = set()
+    named = [
+        r for keypath, node in with_paths for r in _rows(keypath, node, ROOT, names)
+    ]
     for path, node in named:
         row = _row(path, node)
         if row is None:

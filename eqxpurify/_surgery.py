@@ -132,9 +132,12 @@ def freeze(model: _M, where: Where) -> _M:
     for i, node in _of_kind(nodes, indices, Param):
         prior = _freeze_all(node.prior)
         if node.is_abstract:
-            out[i] = Fixed(shape=node.shape, dtype=node.dtype, prior=prior)
+            out[i] = Fixed(
+                shape=node.shape, dtype=node.dtype, prior=prior, name=node.name
+            )
         else:
-            out[i] = Fixed(value_at(node, nodes.paths[i], "ep.freeze"), prior=prior)
+            value = value_at(node, nodes.paths[i], "ep.freeze")
+            out[i] = Fixed(value, prior=prior, name=node.name)
     return nodes.unflatten(out)
 
 
@@ -155,7 +158,7 @@ def _unfreeze_all(prior: AbstractPrior, path: str) -> AbstractPrior:
         if isinstance(x, Fixed) and x.prior is not None:
             p = _unfreeze_all(x.prior, path)
             value = None if x.is_abstract else x.array
-            return _new_param(value, x.shape, x.dtype, p, path, "ep.unfreeze")
+            return _new_param(value, x.shape, x.dtype, p, path, "ep.unfreeze", x.name)
         return x
 
     return jax.tree.map(restore, prior, is_leaf=is_wrapper)
@@ -218,7 +221,9 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
         if prior is None:
             p = _unfreeze_all(p, path)
         value = None if node.is_abstract else node.array
-        out[i] = _new_param(value, node.shape, node.dtype, p, path, "ep.unfreeze")
+        out[i] = _new_param(
+            value, node.shape, node.dtype, p, path, "ep.unfreeze", node.name
+        )
     return nodes.unflatten(out)
 
 
@@ -229,6 +234,7 @@ def _new_param(
     prior: AbstractPrior,
     path: str,
     caller: str,
+    name: str | None = None,
 ) -> Param:
     """A Param of `shape` and `dtype` holding `value` (abstract if None).
 
@@ -240,7 +246,9 @@ def _new_param(
     if sharding is not None and len(sharding.device_set) <= 1:
         sharding = None  # single-device data: the default placement
     try:
-        param = Param(shape=shape, dtype=dtype, prior=prior, sharding=sharding)
+        param = Param(
+            shape=shape, dtype=dtype, prior=prior, sharding=sharding, name=name
+        )
     except (TypeError, ValueError) as e:
         raise type(e)(f"`{caller}`: the array at `{path}`: {e}") from e
     if value is None:

@@ -8,9 +8,13 @@ import jax
 import jax.tree_util as jtu
 
 from ._nodes import field_error, inspect_node, is_wrapper_type, path_str
+from ._pending import PendingShape
+from ._sharing import tie_uses
+from ._ties import is_shared
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
+    Param,
     abstract_error,
     check_model,
     check_storage,
@@ -21,6 +25,10 @@ from ._wrappers import (
 __all__ = ["unwrap", "unwrapped"]
 
 _M = TypeVar("_M")
+
+# While `ep.infer_shapes` runs, the function that resolves `ep.INPUT` sizes of a
+# module from the arguments of its `@ep.unwrapped` method.
+RESOLVERS: list[Callable[[Any, tuple], Any]] = []
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -60,17 +68,27 @@ def unwrap(model: _M) -> _M:
     """
     check_model(model)
     problems: list[tuple[Any, str]] = []
+    named: dict[int, bool] = {}  # id of a prior -> whether it holds a shared Param
 
     def visit(node: Any) -> bool:  # the field checks, in the same walk
         inspect_node(node, problems)
-        return is_wrapper_type(type(node))
+        if is_wrapper_type(type(node)):
+            if not named.get(0) and is_shared(node, named):
+                named[0] = True
+            return True
+        return False
 
     leaves, treedef = jtu.tree_flatten(model, is_leaf=visit)
     if problems:
         raise field_error(model, problems[0], "ep.unwrap")
+    if named.get(0):
+        leaves, treedef = jtu.tree_flatten(tie_uses(model), is_leaf=is_wrapper)
     priors: dict[int, Any] = {}
     out = []
     for k, node in enumerate(leaves):
+        if RESOLVERS and type(node) is Param and isinstance(node.latent, PendingShape):
+            out.append(node)  # resolved by its own module's call
+            continue
         if is_wrapper_type(type(node)):
             try:
                 node = _value(node, None, priors)
@@ -125,6 +143,8 @@ def unwrapped(
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if RESOLVERS:  # `ep.infer_shapes` is running: sizes come from `args`
+            self = RESOLVERS[-1](self, args)
         return method(unwrap(self), *args, **kwargs)
 
     return wrapper

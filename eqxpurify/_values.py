@@ -30,6 +30,7 @@ from ._wrappers import (
     latent_of,
     shape_str,
     value_at,
+    with_latent,
 )
 
 __all__ = [
@@ -213,7 +214,7 @@ def with_value(
                 "support), or use a wider dtype.",
             ),
         )
-        return build(Param, latent=_placed(latent, node.latent), prior=node.prior)
+        return with_latent(node, _placed(latent, node.latent))
     if isinstance(node, Fixed):
         arr = checked_array(
             value, node.shape, node.dtype, what=what, caller=caller, any_shape=reshape
@@ -221,7 +222,9 @@ def with_value(
         stored = hide(arr)
         if stored.shape == node.stored.shape:
             stored = _placed(stored, node.stored)
-        return build(Fixed, stored=stored, kind=node.kind, prior=node.prior)
+        return build(
+            Fixed, stored=stored, kind=node.kind, prior=node.prior, name=node.name
+        )
     raise TypeError(
         f"`{caller}`: the node at `{path}` is an `ep.{kind}`; only `ep.Param` and "
         "`ep.Fixed` hold values that can be set."

@@ -13,6 +13,7 @@ from jaxtyping import Array
 from ._abstract_prior import AbstractPrior
 from ._flat import is_traced
 from ._format import is_complete, pdoc, treescope_constructor, wrapper_str
+from ._pending import PendingShape
 from ._storage import storage_dtype
 
 __all__ = [
@@ -20,11 +21,13 @@ __all__ = [
     "abstract_error",
     "as_array",
     "build",
+    "check_name",
     "default_float",
     "any_dtype",
     "is_wrapper",
     "shape_str",
     "static_shape",
+    "with_fields",
     "with_prior",
 ]
 
@@ -40,6 +43,12 @@ def abstract_error(
     kind = type(node).__name__
     where = f" at `{path}`" if path else ""
     lead = f"`{caller}`: the" if caller else "The"
+    if isinstance(node, Param) and isinstance(node.latent, PendingShape):
+        return ValueError(
+            f"{lead} Param{where} has a shape that waits for an input "
+            f"({shape_str(node.shape)}). Resolve it from one example input first: "
+            "`model = ep.infer_shapes(model, x)`, then `ep.normal`/`ep.zeros`."
+        )
     if isinstance(node, Param):
         fix = (
             "Initialise it first: `model = ep.normal(model, key=key)` or "
@@ -70,9 +79,23 @@ def build(cls: type[_W], **fields: Any) -> _W:
 
 def with_prior(node: "_W", prior: Any) -> "_W":
     """`node` (a Param or Fixed) with its `prior` field replaced, unvalidated."""
+    return with_fields(node, prior=prior)
+
+
+def with_fields(node: "_W", **changes: Any) -> "_W":
+    """`node` (a Param or Fixed) with some fields replaced, unvalidated."""
     fields = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
-    fields["prior"] = prior
+    fields.update(changes)
     return build(type(node), **fields)
+
+
+def check_name(name: Any, owner: str) -> str | None:
+    """A wrapper's `name=`: None or a non-empty string."""
+    if name is None or (isinstance(name, str) and name):
+        return name
+    raise TypeError(
+        f"`{owner}(name=...)` must be a non-empty string (or None), got {name!r}."
+    )
 
 
 def any_dtype(dtype: Any) -> Any:
@@ -86,7 +109,7 @@ def default_float() -> np.dtype:
     return jax.dtypes.canonicalize_dtype(float)
 
 
-def shape_str(shape: tuple[int, ...]) -> str:
+def shape_str(shape: tuple[Any, ...]) -> str:
     return (
         "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
     )

@@ -16,6 +16,7 @@ from ._param import (
     check_flags as check_flags,
     latent_of as latent_of,
     param_value,
+    with_latent as with_latent,
 )
 from ._storage import is_array
 from ._wrapper_base import (
@@ -24,10 +25,12 @@ from ._wrapper_base import (
     any_dtype as any_dtype,
     as_array as as_array,
     build as build,
+    check_name as check_name,
     default_float as default_float,
     is_wrapper as is_wrapper,
     shape_str as shape_str,
     static_shape as static_shape,
+    with_fields as with_fields,
     with_prior as with_prior,
 )
 

@@ -10,10 +10,14 @@ by shape: the network *is* its own shape specification.
   small `eqx.Module`s that compose any callables, as in Stax.
 - `Repeat` applies one block several times: the block is stored once, so its
   parameters are shared and its gradient is the sum of every use's contribution.
-  (Putting the *same instance* twice into a `Serial` does not share anything:
-  a pytree holds two copies, which the first optimizer step tells apart.)
+  (The same instance put twice into a `Serial` is two copies in a pytree:
+  eqxpurify refuses it unless its Params are named, `ep.share(block, "block")`,
+  which makes the copies one set of parameters.)
 - Weight scales live in priors: `ep.Normal(0, 1/sqrt(fan_in))` makes
-  `ep.normal` a LeCun initialisation.
+  `ep.normal` a LeCun initialisation. A layer names only its output size: its
+  input size is `ep.INPUT`, and `ep.infer_shapes(model, x)` resolves every one
+  (and each LeCun prior, a function of the resolved shape) from one example
+  input, under `jax.eval_shape`.
 - `ep.shapes(model)` gives every parameter's shape and `eqx.filter_eval_shape`
   the output's, without a value existing or a FLOP being run.
 - An ensemble of 8 members is `eqx.filter_vmap` over `ep.normal` with 8 keys,
@@ -40,16 +44,21 @@ import eqxpurify as ep
 # --- the combinators -------------------------------------------------------------
 
 
+def lecun(shape: tuple[int, ...]) -> ep.Normal:
+    """The LeCun prior of a weight of `shape` `(out, in)`: sd `1 / sqrt(in)`."""
+    return ep.Normal(0.0, 1 / math.sqrt(shape[-1]))
+
+
 class Dense(eqx.Module):
-    """`weight @ x + bias`, declared by shape; LeCun-scaled weight prior."""
+    """`weight @ x + bias`: only the output size is given; the input size is
+    `ep.INPUT`, found by `ep.infer_shapes`, and the weight's prior is LeCun's
+    for that size."""
 
     weight: ep.Param
     bias: ep.Param
 
-    def __init__(self, in_dim: int, out_dim: int):
-        self.weight = ep.Param(
-            prior=ep.Normal(0.0, 1 / math.sqrt(in_dim)), shape=(out_dim, in_dim)
-        )
+    def __init__(self, out_dim: int):
+        self.weight = ep.Param(prior=lecun, shape=(out_dim, ep.INPUT))
         self.bias = ep.Param(prior=ep.Normal(0.0, 0.1), shape=(out_dim,))
 
     @ep.unwrapped
@@ -132,25 +141,25 @@ def make_model(in_dim: int = 4, hidden: int = 16, out_dim: int = 3) -> Serial:
 
     input -> Dense -> tanh -> [shared Dense -> tanh] x 2 -> two heads, concatenated:
     a residual head (Dense -> tanh -> Dense, plus a linear skip) and a linear head.
+    No input size is written: `ep.infer_shapes` finds every one from the shape
+    of one example input, without computing anything.
     """
     tanh = Activation(jnp.tanh)
-    shared = Serial(Dense(hidden, hidden), tanh)
+    shared = Serial(Dense(hidden), tanh)
     residual_head = Serial(
         FanOut(2),
-        Parallel(
-            Serial(Dense(hidden, hidden), tanh, Dense(hidden, out_dim)),
-            Dense(hidden, out_dim),
-        ),
+        Parallel(Serial(Dense(hidden), tanh, Dense(out_dim)), Dense(out_dim)),
         FanInSum(),
     )
-    return Serial(
-        Dense(in_dim, hidden),
+    model = Serial(
+        Dense(hidden),
         tanh,
         Repeat(shared, times=2),
         FanOut(2),
-        Parallel(residual_head, Dense(hidden, out_dim)),
+        Parallel(residual_head, Dense(out_dim)),
         FanInConcat(),
     )
+    return ep.infer_shapes(model, jax.ShapeDtypeStruct((in_dim,), jnp.float32))
 
 
 # --- what the example shows ------------------------------------------------------

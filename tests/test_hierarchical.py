@@ -313,28 +313,6 @@ def test_gradient_flows_into_hyperparameter_latents_float64():
 # --- (d) the documented pitfall, and the physical-space density ------------------
 
 
-def test_one_hyperparameter_stored_twice_is_two_latents():
-    mu = ep.Param(0.0, prior=ep.Normal(0.0, 1.0))
-    model = {
-        "a": ep.Param(shape=(2,), prior=ep.Normal(mu, 1.0)),
-        "b": ep.Param(shape=(2,), prior=ep.Normal(mu, 1.0)),
-    }
-    model = ep.normal(model, key=jax.random.key(9))
-    params, rest = ep.partition(model)
-    assert list(params) == ["['a']", "['a'].prior.mean", "['b']", "['b'].prior.mean"]
-    # ep.normal drew them independently ...
-    assert float(params["['a'].prior.mean"]) != float(params["['b'].prior.mean"])
-    # ... and training one does not move the other.
-    params["['a'].prior.mean"] = params["['a'].prior.mean"] + 1.0
-    moved = ep.combine(params, rest)
-    values, before = ep.values(moved), ep.values(model)
-    assert float(values["['a'].prior.mean"]) == pytest.approx(
-        float(before["['a'].prior.mean"]) + 1.0, rel=1e-6
-    )
-    assert float(values["['b'].prior.mean"]) == float(before["['b'].prior.mean"])
-    np.testing.assert_array_equal(values["['b']"], before["['b']"])
-
-
 def _hierarchical_f64(tau_prior: str) -> tuple[Hierarchical, dict]:
     mu = ep.Param(0.7, prior=ep.Normal(M, S), dtype=jnp.float64)
     scale = (

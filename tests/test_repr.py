@@ -146,8 +146,9 @@ def test_filtered_model_prints():
     model = _Hybrid()
     trainable = eqx.filter(model, eqx.is_inexact_array)
     assert repr(trainable.t) == "Fixed(None)"
+    latent = f"{float(model.a.latent):.4g}"
     assert repr(trainable.a) == (
-        f"Param(latent={float(model.a.latent):.4g}, prior=LogNormal(mean=None, sd=None))"
+        f"Param(latent={latent}, prior=LogNormal(mean=None, sd=None))"
     )
     rest = eqx.filter(model, eqx.is_inexact_array, inverse=True)
     assert repr(rest.a) == "Param(latent=None, prior=LogNormal(mean=2, sd=0.5))"
