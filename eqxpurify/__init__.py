@@ -29,6 +29,7 @@ from ._intermediates import (
     intermediates as intermediates,
     is_intermediate as is_intermediate,
 )
+from ._mvn import MultivariateNormal as MultivariateNormal
 from ._numpyro import Dist as Dist
 from ._pending import INPUT as INPUT
 from ._priors import (
@@ -80,6 +81,7 @@ __all__ = [
     "HalfNormal",
     "Intermediate",
     "LogNormal",
+    "MultivariateNormal",
     "Normal",
     "Param",
     "Rest",

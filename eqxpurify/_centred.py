@@ -88,7 +88,11 @@ class Centred(AbstractPrior):
         bijector = self.prior.bijector(ct)
         x = bijector(u)
         log_det = jnp.asarray(bijector.log_abs_det_jacobian(u, x)).astype(ct)
-        return self.prior.log_prob(x).astype(ct) + log_det
+        log_prob = jnp.asarray(self.prior.log_prob(x)).astype(ct)
+        extra = log_det.ndim - log_prob.ndim  # an event-shaped prior: one per event
+        if extra > 0:
+            log_det = jnp.sum(log_det, axis=tuple(range(-extra, 0)))
+        return log_prob + log_det
 
     def draw_latent(self, z: Array, key: Any) -> Array:
         """A latent whose value is a draw from the prior.
