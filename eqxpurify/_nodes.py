@@ -155,6 +155,13 @@ class Nodes:
                 level.children[pos] = self._walk(leaf.prior, k, depth + 1)
         return level
 
+    def level_of(self, k: int) -> _Level:
+        """The flattening that entry `k` is a leaf of.
+
+        Its `parent` is the entry whose prior holds it (None at the top).
+        """
+        return self._where[k][0]
+
     def paths_so_far(self) -> list[str]:
         """The paths of the entries found so far (for an error during the walk)."""
         paths: list[str] = []

@@ -83,12 +83,22 @@ def test_set_value_shape_error_names_path(decay):
         r"value has shape \(3,\)\. Pass a value of shape \(2,\)\.",
     ):
         set_value(decay, "amplitude", jnp.ones(3, decay.amplitude.dtype))
-    # A Fixed takes data of a new shape (new observations), same dtype.
-    new = set_value(decay, lambda m: m.t, jnp.ones(3, decay.t.dtype))
+    # A Fixed keeps its shape: a scalar in place of a grid would broadcast.
+    before = jax.tree.leaves(decay)
+    for value in (1.0, jnp.ones(3, decay.t.dtype), jnp.ones((2, 2), decay.t.dtype)):
+        with pytest.raises(
+            ValueError,
+            match=r"Fixed at `t` has shape \(2, 1\), but the value has shape .*"
+            r"`reshape=True`",
+        ):
+            set_value(decay, "t", value)
+    assert all(a is b for a, b in zip(jax.tree.leaves(decay), before))
+    # It takes data of a new shape (new observations) when asked, same dtype.
+    new = set_value(decay, lambda m: m.t, jnp.ones(3, decay.t.dtype), reshape=True)
     assert new.t.shape == (3,) and new.t.dtype == decay.t.dtype
     np.testing.assert_array_equal(new.t.value, np.ones(3))
     with pytest.raises(TypeError, match=r"Fixed at `t` has dtype .* int32"):
-        set_value(decay, lambda m: m.t, jnp.ones(3, jnp.int32))
+        set_value(decay, lambda m: m.t, jnp.ones(3, jnp.int32), reshape=True)
 
 
 def test_set_value_dtype_error_names_path(decay):
