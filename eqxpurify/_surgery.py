@@ -89,9 +89,18 @@ def _selection(model: Any, where: Where, caller: str) -> tuple[Nodes, list[int]]
     indices = select(nodes, where, caller)
     if not any(is_wrapper(nodes.nodes[i]) for i in indices):
         shown = ", ".join(f"`{nodes.paths[i]}`" for i in indices[:3])
+        plain = any(eqx.is_array(nodes.nodes[i]) for i in indices)
+        hint = (
+            " They are plain arrays (an Equinox module not converted): convert "
+            "them with `ep.wrap` first, e.g. `eqx.tree_at(lambda m: m.net, model, "
+            "ep.wrap(model.net))` makes them Params, and `ep.wrap(model.net, "
+            "fixed=lambda n: n)` makes them `ep.Fixed` (frozen) at once."
+            if plain
+            else ""
+        )
         raise ValueError(
             f"`{caller}`: `where` selects no `ep.Param` or `ep.Fixed` (it selects "
-            f"{shown}). Select a Param, a Fixed or a submodule holding them."
+            f"{shown}). Select a Param, a Fixed or a submodule holding them.{hint}"
         )
     return nodes, indices
 

@@ -417,3 +417,24 @@ def test_wrap_then_freeze_mlp(getkey):
     assert isinstance(frozen.layers[1].weight, ep.Param)
     x = jnp.ones(3)
     np.testing.assert_array_equal(ep.unwrap(frozen)(x), ep.unwrap(mlp)(x))
+
+
+def test_freeze_of_a_plain_module_names_wrap():
+    """`ep.freeze` on a plain `eqx.nn` layer (never converted) selects no Param:
+    the error says so and names `ep.wrap`, the way to give it Params or freeze it."""
+
+    class Hybrid(eqx.Module):
+        scale: ep.Param
+        correction: eqx.nn.Linear
+
+    model = Hybrid(ep.Param(1.0), eqx.nn.Linear(2, 1, key=jax.random.key(0)))
+    before = jax.tree.leaves(model)
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.freeze`: `where` selects no `ep.Param` or `ep.Fixed` .*"
+        r"`correction.weight`.*plain arrays.*ep.wrap.*fixed=",
+    ):
+        ep.freeze(model, "correction")
+    with pytest.raises(ValueError, match=r"plain arrays.*ep.wrap"):
+        ep.unfreeze(model, lambda m: m.correction, prior=ep.Normal())
+    assert all(a is b for a, b in zip(jax.tree.leaves(model), before))
