@@ -359,6 +359,14 @@ def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None
         else:
             return  # a custom node: nothing to check against
     name = keypath[-1].name
+    if isinstance(parent, AbstractPrior):  # e.g. put there by `eqx.tree_at`
+        raise TypeError(
+            f"`{caller}`: the prior hyperparameter `{path}` is a plain floating "
+            "array, which every optimiser would train. Put a wrapper there: "
+            f"`ep.Fixed(value)` for a constant (an `ep.Param` for a hierarchical "
+            "prior), or replace the whole prior (`eqx.tree_at(lambda m: ...prior, "
+            "model, ep.Normal(...))`), which checks its hyperparameters."
+        )
     declared = dict(wrapper_fields(type(parent))).get(name)
     if declared is None:
         return
