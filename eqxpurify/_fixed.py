@@ -23,7 +23,7 @@ from ._wrapper_base import (
     static_shape,
 )
 
-__all__ = ["Fixed", "check_storage", "deleted_error"]
+__all__ = ["DeletedArrayError", "Fixed", "check_storage", "deleted_error"]
 
 
 class Fixed(AbstractWrapper):
@@ -162,10 +162,14 @@ def check_storage(fixed: "Fixed", path: str | None = None) -> None:
     )
 
 
-def deleted_error(path: str | None, what: str = "array") -> ValueError:
+class DeletedArrayError(ValueError):
+    """An array of the model was deleted (donated to a jitted function)."""
+
+
+def deleted_error(path: str | None, what: str = "array") -> DeletedArrayError:
     """The error for an array that was deleted (donated to a jitted function)."""
     where = f" at `{path}`" if path else ""
-    return ValueError(
+    return DeletedArrayError(
         f"The {what}{where} has been deleted: its buffer was donated to a jitted "
         "function (`eqx.filter_jit(..., donate=...)`, `jax.jit(..., "
         "donate_argnums=...)`), and every model holding that same array lost it. "
