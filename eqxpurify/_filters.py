@@ -133,7 +133,8 @@ _SLOT = _Slot()
 
 def _unpickle_layout(skeleton: Any, fields: tuple, statics: tuple) -> _Layout:
     treedef = jax.tree.structure(skeleton, is_leaf=lambda x: x is _SLOT)
-    return _Layout(treedef, *fields, statics)
+    names, train_pos, shapes, dtypes, arrays = fields
+    return _Layout(treedef, names, train_pos, shapes, dtypes, arrays, statics)
 
 
 class Rest(eqx.Module):
