@@ -216,11 +216,11 @@ def with_value(
         )
         return build(Param, latent=_placed(latent, node.latent), prior=node.prior)
     if isinstance(node, Fixed):
-        if not reshape:
-            _check_fixed_shape(value, node.shape, what, caller)
         arr = checked_array(
-            value, node.shape, node.dtype, what=what, caller=caller, any_shape=reshape
+            value, node.shape, node.dtype, what=what, caller=caller, any_shape=True
         )
+        if not reshape:  # (after the dtype: its error comes first)
+            _check_fixed_shape(arr, node.shape, what, caller)
         stored = hide(arr)
         if stored.shape == node.stored.shape:
             stored = _placed(stored, node.stored)
