@@ -7,6 +7,7 @@ floating arrays (see `_storage`), so every tool agrees with this definition.
 """
 
 import functools
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -129,6 +130,30 @@ class _Layout:
     def __repr__(self) -> str:
         return f"<{len(self.names)} trainable>"
 
+    def __reduce__(self) -> tuple:
+        # A tree structure does not pickle faithfully (Equinox's modules keep a
+        # sentinel in it that unpickles as another object), and hashes of strings
+        # differ between processes: pickle the model's skeleton and rebuild both.
+        skeleton = jax.tree.unflatten(self.treedef, [_SLOT] * self.treedef.num_leaves)
+        fields = (self.names, self.train_pos, self.shapes, self.dtypes, self.arrays)
+        return (_unpickle_layout, (skeleton, fields, (self.static_pos, self.statics)))
+
+
+class _Slot:
+    """Stands in for every leaf of a pickled `_Layout`'s skeleton."""
+
+    def __reduce__(self) -> str:
+        return "_SLOT"
+
+
+_SLOT = _Slot()
+
+
+def _unpickle_layout(skeleton: Any, fields: tuple, statics: tuple) -> _Layout:
+    treedef = jax.tree.structure(skeleton, is_leaf=lambda x: x is _SLOT)
+    names, train_pos, shapes, dtypes, arrays = fields
+    return _Layout(treedef, names, train_pos, shapes, dtypes, arrays, statics)
+
 
 class Rest(eqx.Module):
     """Everything of a model but its trainable arrays (from `ep.partition`).
@@ -224,8 +249,38 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     return trainables, Rest(arrays, layout)
 
 
-_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...], dict[int, int]]] = {}
-_STRUCTURES_MAX = 64
+class _Bounded:
+    """A dict of at most `size` entries, the oldest dropped first; thread-safe.
+
+    Reads take no lock (a dict lookup is atomic); writes take one, so threads
+    partitioning models of many structures at once never drop the same entry
+    twice.
+    """
+
+    __slots__ = ("data", "lock", "size")
+
+    def __init__(self, size: int):
+        self.data: dict[Any, Any] = {}
+        self.lock = threading.Lock()
+        self.size = size
+
+    def get(self, key: Any) -> Any:
+        return self.data.get(key)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self.lock:
+            while len(self.data) >= self.size:
+                self.data.pop(next(iter(self.data)), None)
+            self.data[key] = value
+
+
+_STRUCTURES = _Bounded(64)  # key paths, names and shared uses of each structure
 
 
 def _constant_test() -> tuple[Callable[[Any], bool], set[int]]:
@@ -307,14 +362,11 @@ def _structure(
     keypaths = tuple(k for k, _ in flat)
     names = tuple(path_str(k[:-1] if k and k[-1] == _LATENT else k) for k in keypaths)
     shared = shared_positions(model, keypaths)
-    if len(_STRUCTURES) >= _STRUCTURES_MAX:
-        del _STRUCTURES[next(iter(_STRUCTURES))]
-    _STRUCTURES[treedef] = (keypaths, names, shared)
+    _STRUCTURES.put(treedef, (keypaths, names, shared))
     return keypaths, names, shared
 
 
-_CHECKED: dict[Any, None] = {}  # model structures whose wrappers hold arrays
-_CHECKED_MAX = 64
+_CHECKED = _Bounded(64)  # model structures whose wrappers hold arrays
 
 
 def _check_structure(model: Any, treedef: Any, caller: str) -> None:
@@ -331,9 +383,7 @@ def _check_structure(model: Any, treedef: Any, caller: str) -> None:
         return
     check_fields(model, caller)
     Nodes(model, caller)  # a Param object in two places, a name used twice
-    if len(_CHECKED) >= _CHECKED_MAX:
-        del _CHECKED[next(iter(_CHECKED))]
-    _CHECKED[treedef] = None
+    _CHECKED.put(treedef, None)
 
 
 def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None:
@@ -356,6 +406,14 @@ def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None
         else:
             return  # a custom node: nothing to check against
     name = keypath[-1].name
+    if isinstance(parent, AbstractPrior):  # e.g. put there by `eqx.tree_at`
+        raise TypeError(
+            f"`{caller}`: the prior hyperparameter `{path}` is a plain floating "
+            "array, which every optimiser would train. Put a wrapper there: "
+            f"`ep.Fixed(value)` for a constant (an `ep.Param` for a hierarchical "
+            "prior), or replace the whole prior (`eqx.tree_at(lambda m: ...prior, "
+            "model, ep.Normal(...))`), which checks its hyperparameters."
+        )
     declared = dict(wrapper_fields(type(parent))).get(name)
     if declared is None:
         return

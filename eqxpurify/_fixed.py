@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Shaped
 
 from ._abstract_prior import AbstractPrior
+from ._flat import is_traced
 from ._storage import hide, reveal, storage_dtype, storage_shape
 from ._wrapper_base import (
     AbstractWrapper,
@@ -23,7 +24,7 @@ from ._wrapper_base import (
     static_shape,
 )
 
-__all__ = ["Fixed", "check_storage"]
+__all__ = ["DeletedArrayError", "Fixed", "check_storage", "deleted_error"]
 
 
 class Fixed(AbstractWrapper):
@@ -132,16 +133,23 @@ class Fixed(AbstractWrapper):
 
 
 def check_storage(fixed: "Fixed", path: str | None = None) -> None:
-    """Raise if a Fixed's storage no longer has the dtype it was stored with.
+    """Raise if a Fixed's storage no longer holds its data.
 
-    That happens when a tool converts every leaf of a model to floating point
-    (optimistix with `y0=model`, a blanket `jax.tree.map(astype)`): the data is
-    then lost, and must not be used as if it were still there.
+    That is when its dtype is no longer the one it was stored with, because a
+    tool converted every leaf of the model to floating point (optimistix with
+    `y0=model`, a blanket `jax.tree.map(astype)`) or an array of another dtype
+    was put there; or when the array was deleted, donated to a jitted function.
+    The data is then lost, and must not be used as if it were still there.
     """
-    got = fixed.stored.dtype
+    stored = fixed.stored
+    if isinstance(stored, jax.Array) and not is_traced(stored) and stored.is_deleted():
+        raise deleted_error(path, "Fixed")
+    got = stored.dtype
     want = storage_dtype(fixed.kind)
-    if got != want:
-        where = f" at `{path}`" if path else ""
+    if got == want:
+        return
+    where = f" at `{path}`" if path else ""
+    if jnp.issubdtype(got, jnp.inexact):
         raise ValueError(
             f"The Fixed{where} stores {fixed.kind} data as {want}, but its storage "
             f"now has dtype {got}: something converted every leaf of the model to "
@@ -151,3 +159,29 @@ def check_storage(fixed: "Fixed", path: str | None = None) -> None:
             "`params, rest = ep.partition(model)`, pass `params` (e.g. `y0=params`) "
             "and rebuild with `ep.combine(params, rest)` inside the function."
         )
+    raise ValueError(
+        f"The Fixed{where} stores {fixed.kind} data as {want}, but its storage "
+        f"(`.stored`) now holds an array of dtype {got}: it was replaced directly "
+        "(e.g. `eqx.tree_at(lambda m: ....stored, model, array)`), and its data "
+        "is lost. Set data with `ep.set_value(model, where, array)`, or replace "
+        "the whole node: `eqx.tree_at(where, model, ep.Fixed(array))`."
+    )
+
+
+class DeletedArrayError(ValueError):
+    """An array of the model was deleted (donated to a jitted function)."""
+
+
+def deleted_error(path: str | None, what: str = "array") -> DeletedArrayError:
+    """The error for an array that was deleted (donated to a jitted function)."""
+    where = f" at `{path}`" if path else ""
+    return DeletedArrayError(
+        f"The {what}{where} has been deleted: its buffer was donated to a jitted "
+        "function (`eqx.filter_jit(..., donate=...)`, `jax.jit(..., "
+        "donate_argnums=...)`), and every model holding that same array lost it. "
+        "A class default (`t: ep.Fixed = ep.Fixed(jnp.linspace(...))` in the class "
+        "body) is one array shared by every instance of the class, so donating one "
+        "model deletes it in all of them. Give each instance its own array: "
+        "`t: ep.Fixed = eqx.field(default_factory=lambda: ep.Fixed(...))`, or set "
+        "it in `__init__`; or do not donate a model that shares arrays."
+    )

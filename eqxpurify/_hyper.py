@@ -192,9 +192,30 @@ def broadcastable(owner: str, **hypers: Hyper) -> None:
         ) from None
 
 
-def value_in(h: Hyper, dtype: np.dtype) -> Array:
-    """A hyperparameter's value in the compute dtype."""
-    return h.value.astype(dtype)
+def value_in(h: Any, dtype: np.dtype) -> Array:
+    """A hyperparameter's value in the compute dtype (a non-wrapper is reported)."""
+    try:
+        value = h.value
+    except AttributeError:
+        if isinstance(h, Fixed | Param):
+            raise
+        raise _not_a_wrapper(h) from None
+    return value.astype(dtype)
+
+
+def _not_a_wrapper(h: Any) -> TypeError:
+    """The error for a hyperparameter replaced by a raw number or array."""
+    shown = describe(h) if array_like(h) else type(h).__name__
+    return TypeError(
+        f"A prior hyperparameter holds {shown} of type {type(h).__name__}, not an "
+        "`ep.Fixed` or `ep.Param`: was it replaced with `eqx.tree_at(lambda p: "
+        "p.prior.mean, param, 2.0)`? A raw floating array there would be trained "
+        "by every optimiser. Put a wrapper there: `eqx.tree_at(lambda p: "
+        "p.prior.mean, param, ep.Fixed(2.0))` for a constant (an `ep.Param` for a "
+        "hierarchical prior), or replace the whole prior, which checks its "
+        "hyperparameters: `eqx.tree_at(lambda p: p.prior, param, ep.Normal(2.0, "
+        "1.0))`."
+    )
 
 
 def compute(x: Array) -> tuple[np.dtype, Array]:

@@ -43,6 +43,38 @@ def resolved(nodes: Nodes, caller: str) -> Nodes:
     return nodes
 
 
+def require_priors(nodes: Nodes, caller: str, allow_plain: bool) -> None:
+    """Refuse trainable plain arrays (no prior) unless `allow_plain`.
+
+    They train (and `ep.ravel` includes them) but no prior counts them, so a
+    density over the model would be improper in them: a sampler would wander.
+    """
+    if allow_plain:
+        return
+    plain = [
+        nodes.paths[k]
+        for k, node in enumerate(nodes.nodes)
+        if nodes.depth[k] == 0
+        and isinstance(node, jax.Array | np.ndarray | np.generic)
+        and jnp.issubdtype(node.dtype, jnp.inexact)
+    ]
+    if not plain:
+        return
+    shown = ", ".join(f"`{p}`" for p in plain[:5])
+    more = f" and {len(plain) - 5} more" if len(plain) > 5 else ""
+    raise ValueError(
+        f"`{caller}`: the model has {len(plain)} trainable plain array(s) with no "
+        f"prior: {shown}{more}. They train (and `ep.ravel` includes them), but no "
+        "prior counts them, so the density is improper in them and a sampler would "
+        "sample nonsense. Give them priors with `ep.wrap(model, ...)` (e.g. "
+        "`eqx.tree_at(lambda m: m.net, model, ep.wrap(model.net))`), or keep them "
+        "fixed with `ep.wrap(..., fixed=...)`; or pass `allow_plain=True` to count "
+        "them with a flat prior on purpose (e.g. for MAP). (The `params` dict of "
+        "`ep.partition` is all plain arrays: pass the model, "
+        "`ep.combine(params, rest)`.)"
+    )
+
+
 def sharding_of(latent: Any) -> Any:
     """The sharding a latent has or asks for (None: the default device)."""
     sharding = getattr(latent, "sharding", None)
@@ -225,7 +257,7 @@ def _centred_draw(p: Param, z: Array, key: Any, j: int, path: str) -> Array:
         ) from None
 
 
-def log_prior(model: object) -> Float[Array, ""]:
+def log_prior(model: object, *, allow_plain: bool = False) -> Float[Array, ""]:
     """The log prior density of every Param latent: the space samplers work in.
 
     For a whitened Param (the default) the latent's density is standard normal;
@@ -236,16 +268,26 @@ def log_prior(model: object) -> Float[Array, ""]:
     prior density of the model in latent space (the space `ep.ravel`,
     optimisers and samplers work in). The result has the widest latent dtype (at
     least float32). For the density of the physical values, see `ep.log_prob`.
-    A pytree without Params has log prior 0, and so has the `params` dict of
-    `ep.partition` (plain arrays, no priors): pass the model, e.g.
-    `ep.log_prior(ep.combine(params, rest))`.
+    A pytree without Params or trainable arrays has log prior 0.
+
+    Trainable plain arrays (an `eqx.nn` network beside the physics) have no
+    prior, so the density is improper in them: they are refused, naming their
+    paths, unless `allow_plain=True` counts them with a flat prior on purpose.
+    The `params` dict of `ep.partition` is all plain arrays: pass the model,
+    e.g. `ep.log_prior(ep.combine(params, rest))`.
+
+    Arguments:
+        model: the model.
+        allow_plain: accept trainable plain arrays (flat, improper prior).
 
     Examples:
         >>> import eqxpurify as ep
         >>> round(float(ep.log_prior(ep.zeros({"z": ep.Param(shape=(2,))}))), 4)
         -1.8379
     """
-    everything = require_concrete(Nodes(model, "ep.log_prior"), "ep.log_prior")
+    nodes = Nodes(model, "ep.log_prior")
+    require_priors(nodes, "ep.log_prior", allow_plain)
+    everything = require_concrete(nodes, "ep.log_prior")
     dtype = common_dtype([p.dtype for p in everything])
     params = [p for p in everything if p.prior.is_whitened]
     others = [p for p in everything if not p.prior.is_whitened]
@@ -264,7 +306,7 @@ def log_prior(model: object) -> Float[Array, ""]:
     return out
 
 
-def log_prob(model: object) -> Float[Array, ""]:
+def log_prob(model: object, *, allow_plain: bool = False) -> Float[Array, ""]:
     """The log prior density of the model's physical values.
 
     This is the sum over Params of `prior.log_prob(value)`. For a hierarchical
@@ -272,14 +314,17 @@ def log_prob(model: object) -> Float[Array, ""]:
     prior's Params, so the sum is the joint density. It equals
     `ep.log_prior(model)` minus the log-Jacobian of the map from latents to
     values. Use it to compare with densities written in physical space (numpyro,
-    `jax.scipy.stats`); optimise and sample with `ep.log_prior`.
+    `jax.scipy.stats`); optimise and sample with `ep.log_prior`. Trainable
+    plain arrays are refused unless `allow_plain=True`, as for `ep.log_prior`.
 
     Examples:
         >>> import eqxpurify as ep
         >>> round(float(ep.log_prob({"x": ep.Param(0.0, prior=ep.Normal(0, 2))})), 4)
         -1.6121
     """
-    params = require_concrete(Nodes(model, "ep.log_prob"), "ep.log_prob")
+    nodes = Nodes(model, "ep.log_prob")
+    require_priors(nodes, "ep.log_prob", allow_plain)
+    params = require_concrete(nodes, "ep.log_prob")
     dtype = common_dtype([p.dtype for p in params])
     total = jnp.zeros((), dtype)
     for p in params:

@@ -117,6 +117,7 @@ class Nodes:
         self._numbers = False
         self._named: dict[str, int] = {}  # a shared Param's name -> its entry
         self.later: dict[int, list[Any]] = {}  # entry -> its later uses
+        self._also: dict[int, list[_Level]] = {}  # entry -> its later uses' levels
         self._seen: dict[int, int] = {}  # id of an unnamed Param -> its entry
         self._root = self._walk(model, None, 0)
         if self._numbers:  # a number in a field declared a wrapper? Find it.
@@ -158,6 +159,7 @@ class Nodes:
                 k = self._named[name]
                 self._check_use(k, leaf, level, pos)
                 self.later.setdefault(k, []).append(leaf)
+                self._also.setdefault(k, []).append(level)
                 level.entry.append(k)  # a later use: put back from the first
                 continue
             if type(leaf) is Param and name is None:
@@ -189,6 +191,13 @@ class Nodes:
             return
         paths = self.paths_so_far()
         raise identity_error(paths[k], self._path(level, pos, paths), self._caller)
+
+    def levels_of(self, k: int) -> list[_Level]:
+        """The flattenings that entry `k` is a leaf of (several for a shared Param).
+
+        Each one's `parent` is the entry whose prior holds it (None at the top).
+        """
+        return [self._where[k][0], *self._also.get(k, ())]
 
     def paths_so_far(self) -> list[str]:
         """The paths of the entries found so far (for an error during the walk)."""

@@ -65,8 +65,44 @@ def _closest(path: str, candidates: Sequence[str]) -> str:
     return "The model has no `ep.Param` or `ep.Fixed` at all."
 
 
+def _dot(path: str) -> str:
+    """`path` as Python after `m` (`.theta`, `['theta']`)."""
+    return path if path.startswith("[") else "." + path
+
+
+def _constant_hyperparameter(path: str, nodes: Nodes) -> str | None:
+    """The error text if `path` names a constant hyperparameter of a prior."""
+    entries = sorted(zip(nodes.paths, nodes.nodes), key=lambda e: -len(e[0]))
+    for entry, node in entries:  # the nearest prior first
+        prefix = entry + ".prior."
+        if not path.startswith(prefix) or not is_wrapper(node):
+            continue
+        prior, names = getattr(node, "prior", None), path[len(prefix) :].split(".")
+        target = prior
+        for name in names:
+            if not name.isidentifier() or not hasattr(target, name):
+                break
+            target = getattr(target, name)
+        else:
+            if is_wrapper(target) or hasattr(target, "shape"):
+                return (
+                    f"`{path}` is a constant hyperparameter of the prior "
+                    f"`{prior!r}` of the {type(node).__name__} at `{entry}`: it is "
+                    "part of the prior (validated with it), not an `ep.Param` or "
+                    "`ep.Fixed` of the model. Replace the prior instead, e.g. "
+                    f"`eqx.tree_at(lambda m: m{_dot(entry)}.prior, model, new_prior)` "
+                    "(the Param keeps its latent; `ep.set_value` it afterwards to "
+                    "keep its value), or make the hyperparameter an `ep.Param` to "
+                    "set it by path."
+                )
+    return None
+
+
 def unknown_path_error(caller: str, path: str, nodes: Nodes) -> ValueError:
     """The error for a path that names no Param or Fixed of the model."""
+    constant = _constant_hyperparameter(path, nodes)
+    if constant is not None:
+        return ValueError(f"`{caller}`: {constant}")
     wrappers = nodes.wrapper_paths()
     if path in nodes.paths:
         what = (
@@ -109,12 +145,19 @@ def _apply_where(nodes: Nodes, where: Callable[[Any], Any], caller: str) -> Any:
     try:
         return where(marked)
     except Exception as e:
+        hint = (
+            " A Param's `.prior` reaches only hyperparameters that are Params; a "
+            "constant hyperparameter is part of its prior: replace the prior with "
+            "`eqx.tree_at(lambda m: m.theta.prior, model, new_prior)`."
+            if isinstance(e, AttributeError) and "'NoneType'" in str(e)
+            else ""
+        )
         raise ValueError(
             f"`{caller}`: the `where` callable failed on the model "
             f"({type(e).__name__}: {e}). It must select nodes of the model like "
             "`eqx.tree_at`'s `where` does, e.g. `lambda m: m.encoder` or "
             "`lambda m: (m.a, m.b)`; select a Param itself, not its `.value` or "
-            "`.latent`."
+            f"`.latent`.{hint}"
         ) from e
 
 
@@ -165,6 +208,14 @@ def select_one(nodes: Nodes, where: str | Callable[[Any], Any], caller: str) -> 
     """The index of the single `ep.Param` or `ep.Fixed` that `where` names."""
     if callable(where):
         out = _apply_where(nodes, where, caller)
+        if is_wrapper(out):  # reached through a prior built of markers
+            raise ValueError(
+                f"`{caller}`: `where` selected a constant hyperparameter of a prior "
+                f"(an `ep.{type(out).__name__}` that is part of the prior, not of the "
+                "model). Replace the prior instead, e.g. `eqx.tree_at(lambda m: "
+                "m.theta.prior, model, new_prior)`, or make the hyperparameter an "
+                "`ep.Param` to set it."
+            )
         if not isinstance(out, _Marker):
             raise ValueError(
                 f"`{caller}`: `where` must select exactly one `ep.Param` or "

@@ -28,8 +28,10 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
+import mmap
 import os
 import secrets
+import stat
 import struct
 from typing import Any, TypeVar
 
@@ -44,6 +46,7 @@ from ._save_header import (
     X64_HINT,
     Leaf,
     array_leaves,
+    check_saved_storage,
     concrete_fixed,
     describe,
     dtype_name,
@@ -108,15 +111,32 @@ class _HashingWriter:
 
 
 def _open_temporary(target: str) -> tuple[int, str]:
-    """A new file next to `target` (same directory, so `os.replace` is atomic)."""
+    """A new file next to `target` (same directory, so `os.replace` is atomic).
+
+    It gets the permissions of the file it replaces (a private `0600` checkpoint
+    stays private), or the default ones for a new file.
+    """
     directory, name = os.path.split(os.path.abspath(target))
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = None
     while True:
         temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            return os.open(temp, flags, 0o666), temp
+            fd = os.open(temp, flags, 0o600 if mode is not None else 0o666)
         except FileExistsError:  # pragma: no cover - a 48-bit name collision
             continue
+        if mode is not None:
+            try:
+                os.chmod(temp, mode)
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        return fd, temp
 
 
 def _fsync_directory(directory: str) -> None:
@@ -145,7 +165,8 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
     The file is written to a temporary file in the same directory, flushed to
     disk and renamed onto `path`, so `path` always holds either the old file or
     the whole new one, even if the writer is killed. `path` is used as given (no
-    suffix is added).
+    suffix is added). A file that is replaced keeps its permissions, and a
+    symbolic link is followed: the file it points to is replaced, the link kept.
 
     Arguments:
         path: the file to write (replaced if it exists).
@@ -153,7 +174,9 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
 
     Raises:
         ValueError: the model holds an abstract Param or Fixed, a traced array
-            (called under `jax.jit`), or a leaf that is not numeric data.
+            (called under `jax.jit`), a leaf that is not numeric data, a Fixed
+            whose storage was converted (its data is lost), or an array that was
+            deleted (donated to a jitted function); each naming its path.
 
     Examples:
         >>> import os, shutil, tempfile
@@ -174,12 +197,13 @@ def save(path: str | os.PathLike, model: PyTree) -> None:
     """
     leaves, _, _ = array_leaves(model)
     records = [describe(leaf, saving=True) for leaf in leaves]
+    check_saved_storage(leaves)
     writer_version = importlib.metadata.version("eqxpurify")
     header = json.dumps(
         {"writer": f"eqxpurify {writer_version}", "leaves": records},
         separators=(",", ":"),
     ).encode("utf-8")
-    target = os.fspath(path)
+    target = os.path.realpath(os.fspath(path))  # through symbolic links
     fd, temp = _open_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -224,6 +248,38 @@ def _corrupted(name: str, detail: str) -> ValueError:
     )
 
 
+def _whole_length(f: Any, payload_start: int, size: int) -> int | None:
+    """The length of a whole checkpoint at the start of a file with bytes appended.
+
+    None if there is none: the first end marker whose trailer gives the right
+    length and checksum ends it.
+    """
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = data.find(END, payload_start + _TRAILER.size - len(END))
+        while at != -1:
+            stop = at + len(END)
+            payload_size, digest, _ = _TRAILER.unpack(data[stop - _TRAILER.size : stop])
+            if payload_start + payload_size + _TRAILER.size == stop:
+                with memoryview(data) as view:
+                    check = hashlib.sha256(view[len(MAGIC) : stop - _TRAILER.size])
+                if check.digest() == digest:
+                    return stop if stop < size else None
+            at = data.find(END, at + 1)
+    return None
+
+
+def _check_extra_bytes(f: Any, name: str, payload_start: int, size: int) -> None:
+    """Raise if the file is a whole checkpoint with bytes appended to it."""
+    whole = _whole_length(f, payload_start, size)
+    if whole is not None:
+        raise ValueError(
+            f"Cannot load `{name}`: the file has {size - whole} extra bytes after "
+            f"the end of the checkpoint (its first {whole} bytes are a whole "
+            "checkpoint; something was appended to it). Remove them (keep the "
+            f"first {whole} bytes), or save the model again."
+        )
+
+
 def _read_header(f: Any, name: str) -> tuple[list[dict[str, Any]], int, int]:
     """Check the framing of an open checkpoint; its records and payload extent."""
     size = os.fstat(f.fileno()).st_size
@@ -263,8 +319,10 @@ def _read_header(f: Any, name: str) -> tuple[list[dict[str, Any]], int, int]:
     f.seek(size - _TRAILER.size)
     payload_size, digest, end = _TRAILER.unpack(f.read(_TRAILER.size))
     if end != END:
+        _check_extra_bytes(f, name, payload_start, size)
         raise _truncated(name, f"it ends after {size} bytes, without the end marker")
     if payload_start + payload_size + _TRAILER.size != size:
+        _check_extra_bytes(f, name, payload_start, size)
         raise _corrupted(
             name,
             f"{size} bytes, but its trailer says "
@@ -315,11 +373,13 @@ def _restore(
         kind, like = record["type"], leaf.value
         if kind in SCALARS.values():
             new[leaf.index] = type(like)(arr.item())
-        elif kind == "numpy":
+        elif isinstance(like, np.ndarray | np.generic) or (
+            kind == "numpy" and isinstance(like, jax.ShapeDtypeStruct)
+        ):  # NumPy where the template has NumPy (or is abstract and NumPy was saved)
             arr = arr.view(np.dtype(like.dtype))
             new[leaf.index] = arr[()] if isinstance(like, np.generic) else arr
         else:
-            if kind == "array":
+            if kind != "key":
                 arr = arr.view(np.dtype(like.dtype))
             moves.append((leaf.index, record, arr, getattr(like, "sharding", None)))
     # Key data is placed unsharded and gets its key array's sharding once wrapped.

@@ -18,9 +18,17 @@ import jax.tree_util as jtu
 import numpy as np
 from jax.core import Tracer
 
-from ._wrappers import AbstractWrapper, Fixed
+from ._fixed import deleted_error
+from ._wrappers import AbstractWrapper, Fixed, check_storage
 
-__all__ = ["Leaf", "array_leaves", "concrete_fixed", "describe", "match"]
+__all__ = [
+    "Leaf",
+    "array_leaves",
+    "check_saved_storage",
+    "concrete_fixed",
+    "describe",
+    "match",
+]
 
 
 SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex"}
@@ -108,6 +116,7 @@ class Leaf:
         self.value = value
         self.type = _leaf_type(value)
         self.wrapper = wrapper  # the Param/Fixed holding it directly, if any
+        self.holder: Any = None  # that Param/Fixed itself
 
     @property
     def path(self) -> str:
@@ -172,15 +181,36 @@ def array_leaves(tree: Any) -> tuple[list[Leaf], list[Any], Any]:
             keys.append(key)
             steps.append(_step(key))
             chain.append(_child(node, key))
-        wrapper = None
+        wrapper, parent = None, None
         if len(chain) > 1:
             parent = chain[-2]
             if id(parent) not in wrappers:
                 wrappers[id(parent)] = _wrapper_record(parent)
             wrapper = wrappers[id(parent)]
         found.append(Leaf(index, list(steps), list(names), leaf, wrapper))
+        if wrapper is not None:
+            found[-1].holder = parent
     all_leaves = [leaf for _, leaf in with_paths]
     return found, all_leaves, treedef
+
+
+def check_saved_storage(leaves: list[Leaf]) -> None:
+    """Refuse to save data that is lost: a Fixed whose storage was converted.
+
+    E.g. by a blanket `jax.tree.map(lambda x: x.astype(jnp.float32), model)`, or
+    an array deleted by donation (saved, it would load as wrong values).
+    """
+    for leaf in leaves:
+        if isinstance(leaf.holder, Fixed) and leaf.steps[-1] == ".stored":
+            try:
+                check_storage(leaf.holder, _path(leaf.steps[:-1]))
+            except ValueError as e:
+                raise ValueError(f"Cannot save the model: {e}") from None
+        x = leaf.value
+        if isinstance(x, jax.Array) and not isinstance(x, Tracer) and x.is_deleted():
+            raise ValueError(
+                f"Cannot save the model: {deleted_error(leaf.path, 'array')}"
+            )
 
 
 def portable(dtype: np.dtype) -> np.dtype:
@@ -269,6 +299,43 @@ def needs_x64(dtype: str) -> bool:
     return dt.itemsize == (16 if dt.kind == "c" else 8) and dt.kind in "iufc"
 
 
+X32_HINT = (
+    " The file holds 32-bit data, and this session has `jax_enable_x64` on, so "
+    "`like` was built in 64 bits: build it with 64-bit mode off "
+    "(`with jax.enable_x64(False): like = ...`); the loaded arrays keep their "
+    "saved dtypes."
+)
+
+
+def _narrow_hint(saved: str, current: str) -> str:
+    """`X32_HINT` where a 32-bit file meets a template built with x64 on."""
+    if not jax.config.read("jax_enable_x64"):
+        return ""
+    try:
+        s, c = np.dtype(saved), np.dtype(current)
+    except TypeError:
+        return ""
+    if s.kind == c.kind and s.kind in "iufc" and c.itemsize == 2 * s.itemsize:
+        return X32_HINT
+    return ""
+
+
+def _wrapper_fix(
+    steps: list[str], saved: dict[str, Any], current: dict[str, Any]
+) -> str:
+    """What to do about a Param/Fixed of another shape or dtype than the saved one."""
+    hint = X64_HINT if needs_x64(saved["dtype"]) else ""
+    narrow = _narrow_hint(saved["dtype"], current["dtype"])
+    if narrow:
+        return "Build `like` with the saved dtypes." + narrow
+    if ".prior" in steps[:-1]:  # a prior's hyperparameter: its constructor decides
+        return (
+            "Give the prior that hyperparameter's shape and dtype (e.g. "
+            "`ep.Normal(jnp.zeros(3, jnp.float32), 1.0)`)." + hint
+        )
+    return "Give the template the saved shape and dtype (`shape=`, `dtype=`)." + hint
+
+
 def _compare(name: str, saved: dict[str, Any], current: dict[str, Any], i: int) -> None:
     """Raise a clear error at the first difference of two leaf records."""
     s_steps, c_steps = saved["steps"], current["steps"]
@@ -303,12 +370,15 @@ def _compare(name: str, saved: dict[str, Any], current: dict[str, Any], i: int) 
             f"an `{kind}` of shape {_shape_str(s_wrap['shape'])} and dtype "
             f"{s_wrap['dtype']}",
             f"one of shape {_shape_str(c_wrap['shape'])} and dtype {c_wrap['dtype']}",
-            "Give the template the saved shape and dtype (`shape=`, `dtype=`)."
-            + (X64_HINT if needs_x64(s_wrap["dtype"]) else ""),
+            _wrapper_fix(s_steps, s_wrap, c_wrap),
         )
-    # An abstract template leaf (`eqx.filter_eval_shape`) stands for a NumPy array.
-    numpy_as_abstract = saved["type"] == "numpy" and current.get("abstract")
-    if saved["type"] != current["type"] and not numpy_as_abstract:
+    # NumPy and JAX arrays load into each other (a host copy made with
+    # `jax.device_get` loads into the model on devices, and back): the template
+    # says which one comes back.
+    arrays = {"numpy", "array"}
+    if saved["type"] != current["type"] and not (
+        saved["type"] in arrays and current["type"] in arrays
+    ):
         raise _mismatch(
             name,
             where,
@@ -324,7 +394,8 @@ def _compare(name: str, saved: dict[str, Any], current: dict[str, Any], i: int) 
             f"{saved['dtype']}",
             f"one of shape {_shape_str(current['shape'])} and dtype {current['dtype']}",
             "Build `like` with the saved sizes and dtypes."
-            + (X64_HINT if needs_x64(saved["dtype"]) else ""),
+            + (X64_HINT if needs_x64(saved["dtype"]) else "")
+            + _narrow_hint(saved["dtype"], current["dtype"]),
         )
 
 

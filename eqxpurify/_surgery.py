@@ -14,7 +14,7 @@ from ._abstract_prior import AbstractPrior
 from ._nodes import Nodes
 from ._paths import Where, select, select_one
 from ._priors import Normal, has_params, standard_normal
-from ._values import with_value
+from ._values import set_paths, with_value
 from ._wrappers import Fixed, Param, is_wrapper, value_at
 
 __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
@@ -22,16 +22,27 @@ __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
 _M = TypeVar("_M")
 
 
-def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) -> _M:
+def set_value(
+    model: _M,
+    where: str | Callable[[Any], Any],
+    value: ArrayLike,
+    *,
+    reshape: bool = False,
+) -> _M:
     """Set the physical value of one `ep.Param` or `ep.Fixed` of a model.
 
     For a Param the latent becomes `prior.inverse(value)`, so `.value` reads back
     `value` (up to rounding) and the prior is kept. For a Fixed the array is
-    replaced by data of the same dtype and any shape (new observations of
-    another length; an abstract Fixed is filled). A Param's shape and every
-    dtype are checked: a typed array must have exactly the wrapper's dtype
-    (nothing is cast silently); a Python scalar takes the wrapper's dtype. A
-    sharded Param or Fixed keeps its sharding.
+    replaced by data of the same dtype and shape (an abstract Fixed is filled);
+    pass `reshape=True` to give it a new shape (new observations of another
+    length). Shapes and dtypes are checked: a typed array must have exactly the
+    wrapper's dtype (nothing is cast silently); a Python scalar takes the
+    wrapper's dtype. A sharded Param or Fixed keeps its sharding.
+
+    Setting a hyperparameter that is a Param (`"theta.prior.mean"`) keeps the
+    physical value of the Param whose prior holds it (its latent is recomputed),
+    as `ep.load_values` does. A constant hyperparameter is part of its prior:
+    replace the prior with `eqx.tree_at` (the error says how).
 
     Arguments:
         model: the model (a fitted one, or one with abstract Params).
@@ -40,6 +51,7 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
             (`lambda m: m.encoder.layers[0].weight`).
         value: the new physical value. May be traced: `set_value` works under
             `jax.jit`, `jax.grad` and `jax.vmap`.
+        reshape: allow a Fixed to take a value of another shape.
 
     Returns:
         The model with the new value.
@@ -57,7 +69,7 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
         >>> model = ep.set_value(model, lambda m: m["rate"], 2.5)
         >>> model["rate"]
         Param(2.5, prior=LogNormal(mean=2, sd=0.5))
-        >>> model = ep.set_value(model, "['t']", jnp.arange(3.0))  # a new length
+        >>> model = ep.set_value(model, "['t']", jnp.arange(3.0), reshape=True)
         >>> model["t"]
         Fixed([0, 1, 2])
         >>> ep.set_value(model, "['t']", jnp.arange(3))
@@ -67,9 +79,8 @@ def set_value(model: _M, where: str | Callable[[Any], Any], value: ArrayLike) ->
     """
     nodes = Nodes(model, "ep.set_value")
     i = select_one(nodes, where, "ep.set_value")
-    out = list(nodes.nodes)
-    out[i] = with_value(out[i], value, nodes.paths[i], "ep.set_value", reshape=True)
-    return nodes.unflatten(out)
+    wanted = {nodes.paths[i]: value}
+    return set_paths(model, nodes, wanted, "ep.set_value", reshape=reshape)
 
 
 def _selection(model: Any, where: Where, caller: str) -> tuple[Nodes, list[int]]:
@@ -78,9 +89,18 @@ def _selection(model: Any, where: Where, caller: str) -> tuple[Nodes, list[int]]
     indices = select(nodes, where, caller)
     if not any(is_wrapper(nodes.nodes[i]) for i in indices):
         shown = ", ".join(f"`{nodes.paths[i]}`" for i in indices[:3])
+        plain = any(eqx.is_array(nodes.nodes[i]) for i in indices)
+        hint = (
+            " They are plain arrays (an Equinox module not converted): convert "
+            "them with `ep.wrap` first, e.g. `eqx.tree_at(lambda m: m.net, model, "
+            "ep.wrap(model.net))` makes them Params, and `ep.wrap(model.net, "
+            "fixed=lambda n: n)` makes them `ep.Fixed` (frozen) at once."
+            if plain
+            else ""
+        )
         raise ValueError(
             f"`{caller}`: `where` selects no `ep.Param` or `ep.Fixed` (it selects "
-            f"{shown}). Select a Param, a Fixed or a submodule holding them."
+            f"{shown}). Select a Param, a Fixed or a submodule holding them.{hint}"
         )
     return nodes, indices
 

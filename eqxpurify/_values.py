@@ -37,6 +37,7 @@ __all__ = [
     "checked_array",
     "load_values",
     "named_params",
+    "set_paths",
     "values",
     "with_value",
 ]
@@ -217,8 +218,10 @@ def with_value(
         return with_latent(node, _placed(latent, node.latent))
     if isinstance(node, Fixed):
         arr = checked_array(
-            value, node.shape, node.dtype, what=what, caller=caller, any_shape=reshape
+            value, node.shape, node.dtype, what=what, caller=caller, any_shape=True
         )
+        if not reshape:  # (after the dtype: its error comes first)
+            _check_fixed_shape(arr, node.shape, what, caller)
         stored = hide(arr)
         if stored.shape == node.stored.shape:
             stored = _placed(stored, node.stored)
@@ -228,6 +231,29 @@ def with_value(
     raise TypeError(
         f"`{caller}`: the node at `{path}` is an `ep.{kind}`; only `ep.Param` and "
         "`ep.Fixed` hold values that can be set."
+    )
+
+
+def _check_fixed_shape(
+    value: Any, shape: tuple[int, ...], what: str, caller: str
+) -> None:
+    """A Fixed keeps its shape unless a new one is asked for (`reshape=True`).
+
+    A scalar in place of a grid would otherwise broadcast silently in the model.
+    """
+    got = tuple(np.shape(value))
+    if got == tuple(shape):
+        return
+    fix = (
+        " Pass a value of that shape, or `reshape=True` to give the Fixed a new "
+        "shape on purpose (new observations of another length)."
+        if caller == "ep.set_value"
+        else f" Pass a value of shape {shape_str(tuple(shape))}, or give it a new "
+        "shape with `ep.set_value(model, where, value, reshape=True)`."
+    )
+    raise ValueError(
+        f"`{caller}`: {what} has shape {shape_str(tuple(shape))}, but the value has "
+        f"shape {shape_str(got)}.{fix}"
     )
 
 
@@ -391,14 +417,66 @@ def load_values(
                 f"model: {shown}{more}. Give every Param a value, or pass "
                 "`strict=False` to load only some."
             )
+    return set_paths(model, nodes, wanted, "ep.load_values")
+
+
+def _holders(nodes: Nodes, i: int) -> list[int]:
+    """The entries whose priors hold entry `i`, nearest first.
+
+    E.g. `theta` for `theta.prior.mean`; every holder of a shared hyperparameter.
+    """
+    out: list[int] = []
+    todo = [i]
+    while todo:
+        for level in nodes.levels_of(todo.pop(0)):
+            if level.parent is not None and level.parent not in out:
+                out.append(level.parent)
+                todo.append(level.parent)
+    return out
+
+
+def set_paths(
+    model: _M,
+    nodes: Nodes,
+    wanted: dict[str, Any],
+    caller: str,
+    *,
+    reshape: bool = False,
+) -> _M:
+    """`model` with the wrapper at each path of `wanted` holding its value.
+
+    One rule for hyperparameters: a Param whose prior holds a hyperparameter
+    that is set keeps its physical value (its latent is recomputed under the new
+    prior), unless it is given a value itself.
+    """
+    index = {p: i for i, p in enumerate(nodes.paths)}
+    given = dict(wanted)
+    for path in wanted:
+        for k in _holders(nodes, index[path]):
+            holder, at = nodes.nodes[k], nodes.paths[k]
+            if at in given or not isinstance(holder, Param) or holder.is_abstract:
+                continue
+            given[at] = _Kept(value_at(holder, at, caller))
     # Deepest first: a Param's latent is computed with its prior's new values.
-    for depth in sorted({nodes.depth[index[p]] for p in wanted}, reverse=True):
+    for depth in sorted({nodes.depth[index[p]] for p in given}, reverse=True):
         out = list(nodes.nodes)
-        for path, value in wanted.items():
+        for path, value in given.items():
             i = index[path]
             if nodes.depth[i] == depth:
-                out[i] = with_value(out[i], value, path, "ep.load_values")
+                if isinstance(value, _Kept):
+                    out[i] = with_value(out[i], value.value, path, caller)
+                else:
+                    out[i] = with_value(out[i], value, path, caller, reshape=reshape)
         model = nodes.unflatten(out)
-        nodes = Nodes(model, "ep.load_values")
+        nodes = Nodes(model, caller)
         index = {p: i for i, p in enumerate(nodes.paths)}
     return model
+
+
+class _Kept:
+    """The physical value a Param keeps while a hyperparameter of its prior is set."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value

@@ -7,7 +7,12 @@ from typing import Any
 import jax
 from jaxtyping import Array
 
-from ._fixed import Fixed as Fixed, check_storage as check_storage
+from ._fixed import (
+    DeletedArrayError,
+    Fixed as Fixed,
+    check_storage as check_storage,
+    deleted_error,
+)
 from ._flat import is_traced
 from ._param import (
     Param as Param,
@@ -67,7 +72,14 @@ def value_of(node: AbstractWrapper, priors: dict[int, Any] | None = None) -> Arr
                     priors[id(prior)] = flat
             if isinstance(flat, tuple):  # not `_NOT_CONSTANT`
                 prior_def, leaves = flat
-                return _forward(prior_def)(latent, leaves)
+                try:
+                    return _forward(prior_def)(latent, leaves)
+                except Exception:  # e.g. an array donated to a jitted function
+                    if latent.is_deleted():
+                        raise deleted_error(None, "Param's latent") from None
+                    if any(x.is_deleted() for x in leaves if isinstance(x, jax.Array)):
+                        raise deleted_error(None, "prior hyperparameter") from None
+                    raise
     return node.value
 
 
@@ -79,6 +91,10 @@ def value_at(
         return value_of(node, priors)
     except ValueShapeError as e:
         raise ValueShapeError(f"`{caller}`: the Param at `{path}`: {e}") from None
+    except DeletedArrayError:
+        if path and not isinstance(node, Fixed):
+            raise deleted_error(path, "Param (its latent or a prior hyperparameter)")
+        raise
 
 
 def check_model(model: Any) -> None:

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -253,3 +255,101 @@ def test_adamw_training_leaves_fixed_and_hyperparameters_untouched(
     for name, old in old_params.items():
         new = params[name]
         assert np.all(np.asarray(old) != np.asarray(new))  # every element moved
+
+
+# --- `rest` as a value: pickled, and as a jitted step's argument --------------------
+
+
+class _Scaled(eqx.Module):
+    """A model whose non-array leaves (an activation, a static option) matter."""
+
+    w: ep.Param
+    t: ep.Fixed
+    activation: Callable
+    power: int = eqx.field(static=True)
+
+    @ep.unwrapped
+    def __call__(self):
+        return jnp.sum(self.activation(self.w * self.t) ** self.power)
+
+
+def _scaled(activation, power):
+    return _Scaled(
+        ep.Param(0.5), ep.Fixed(jnp.linspace(-1.0, 1.0, 5)), activation, power
+    )
+
+
+def test_rest_argument_retraces_for_non_array_leaves():
+    """Two models that differ only in a non-array leaf (an activation function, a
+    static option) give `rest`s of different layouts, so a jitted step taking
+    `rest` as an argument runs each model's own function, never a stale trace."""
+    traces = []
+
+    @jax.jit
+    def loss(params, rest):
+        traces.append(None)
+        return ep.combine(params, rest)()
+
+    for a, b in [((jnp.tanh, 1), (jax.nn.relu, 1)), ((jnp.tanh, 1), (jnp.tanh, 2))]:
+        params_a, rest_a = ep.partition(_scaled(*a))
+        params_b, rest_b = ep.partition(_scaled(*b))
+        assert rest_a.layout != rest_b.layout
+        assert jax.tree.structure(rest_a) != jax.tree.structure(rest_b)
+        np.testing.assert_allclose(loss(params_a, rest_a), _scaled(*a)(), rtol=1e-6)
+        np.testing.assert_allclose(loss(params_b, rest_b), _scaled(*b)(), rtol=1e-6)
+        assert not np.allclose(loss(params_a, rest_a), loss(params_b, rest_b))
+    assert len(traces) == 3  # tanh/1, relu/1, tanh/2: each traced once
+    params_c, rest_c = ep.partition(_scaled(jnp.tanh, 1))  # equal: no new trace
+    loss(params_c, rest_c)
+    assert len(traces) == 3
+
+
+def test_pickled_rest_works():
+    """`pickle` of `rest` (and `params`) gives a `rest` that combines back into the
+    model, equal to the original's layout (so a jitted step does not retrace)."""
+    import math
+    import pickle
+
+    model = {
+        "h": ep.Param(
+            1.5, prior=ep.LogNormal(ep.Param(1.0, prior=ep.HalfNormal(1.0)), 0.5)
+        ),
+        "t": ep.Fixed(jnp.arange(3.0)),
+        "w": jnp.ones(2),
+        "n": None,
+        "f": math.sqrt,
+    }
+    params, rest = ep.partition(model)
+    params2, rest2 = pickle.loads(pickle.dumps((params, rest)))
+    assert rest2.layout == rest.layout and hash(rest2.layout) == hash(rest.layout)
+    assert jax.tree.structure(rest2) == jax.tree.structure(rest)
+    assert tree_allclose(ep.combine(params2, rest2), model)
+    step = jax.jit(lambda p, r: ep.log_prior(ep.combine(p, r), allow_plain=True))
+    assert step(params, rest) == step(params2, rest2)
+    assert step._cache_size() == 1
+
+
+def test_partition_from_threads_over_many_structures(monkeypatch):
+    """`ep.partition` from several threads at once over more model structures than
+    its caches hold (64) neither fails nor mixes up structures."""
+    import concurrent.futures
+    import time
+
+    import eqxpurify._filters as filters
+
+    def yielding_next(iterator, *default):
+        item = next(iterator, *default)
+        time.sleep(1e-4)  # other threads run once a cache has picked what to drop
+        return item
+
+    monkeypatch.setattr(filters, "next", yielding_next, raising=False)
+    models = [{f"p{n}": ep.Param(float(n))} for n in range(100)]
+
+    def run(i):
+        name = f"['p{i % len(models)}']"
+        params, rest = ep.partition(models[i % len(models)])
+        return list(params) == [name] and rest.layout.names == (name,)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(run, range(1000)))
+    assert len(filters._STRUCTURES) <= 64 and len(filters._CHECKED) <= 64

@@ -16,7 +16,7 @@ from jax.scipy.stats import cauchy, norm
 
 import eqxpurify as ep
 
-from .conftest import DEFAULT_FLOAT
+from .conftest import DEFAULT_FLOAT, tree_allclose
 
 # mu ~ N(M, S), tau ~ HalfNormal(T), theta_j ~ N(mu, tau).
 M, S, T = 1.5, 2.0, 3.0
@@ -206,17 +206,21 @@ def test_set_value_of_a_hyperparameter():
     moved = ep.set_value(model, "theta.prior.mean", 1.0)
     before, after = ep.values(model), ep.values(moved)
     assert float(after["theta.prior.mean"]) == pytest.approx(1.0, abs=1e-6)
-    # theta keeps its latent, so its value follows the new mean: non-centred.
+    # One rule with `ep.load_values`: theta keeps its physical value, and its
+    # latent is recomputed under the new mean; the other hyperparameter is kept.
     p_before, _ = ep.partition(model)
     p_after, _ = ep.partition(moved)
-    np.testing.assert_array_equal(p_after["theta"], p_before["theta"])
     np.testing.assert_array_equal(
         p_after["theta.prior.sigma"], p_before["theta.prior.sigma"]
     )
+    np.testing.assert_allclose(after["theta"], before["theta"], rtol=1e-5, atol=1e-5)
     shift = 1.0 - float(before["theta.prior.mean"])
+    sigma = float(before["theta.prior.sigma"])
     np.testing.assert_allclose(
-        after["theta"], before["theta"] + shift, rtol=1e-5, atol=1e-5
+        p_after["theta"], p_before["theta"] - shift / sigma, rtol=1e-4, atol=1e-4
     )
+    loaded = ep.load_values(model, {"theta.prior.mean": 1.0}, strict=False)
+    assert tree_allclose(loaded, moved)
 
 
 @pytest.mark.parametrize("surgery", ["set_value", "freeze"])
@@ -350,3 +354,36 @@ def test_log_prob_of_hierarchical_model_is_joint_density(tau_prior):
 
         _, logdet = jnp.linalg.slogdet(jax.jacfwd(physical)(flat))
         np.testing.assert_allclose(ep.log_prior(model) - logdet, want, rtol=1e-6)
+
+
+def test_set_value_of_a_constant_hyperparameter_says_how():
+    """A constant hyperparameter's path exists, but it is part of its prior: the
+    error says so and names `eqx.tree_at` on the prior, by path or by callable,
+    for `ep.set_value` and `ep.load_values`; the model is unchanged."""
+    model = ep.normal(make_model(), key=jax.random.key(5))
+    before = jax.tree.leaves(model)
+    fix = r"constant hyperparameter.*eqx.tree_at\(lambda m: m.theta.prior.mean.prior,"
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.set_value`: `theta.prior.mean.prior.sigma` is a " + fix[:-1],
+    ):
+        ep.set_value(model, "theta.prior.mean.prior.sigma", 2.0)
+    with pytest.raises(ValueError, match="`ep.load_values`: .*" + fix):
+        ep.load_values(model, {"theta.prior.mean.prior.sigma": 2.0}, strict=False)
+    with pytest.raises(ValueError, match=r"constant hyperparameter is part of its"):
+        ep.set_value(model, lambda m: m.theta.prior.mean.prior.sigma, 2.0)
+    half = {"t": ep.Param(0.5, prior=ep.Normal(ep.Param(1.0), 1.0))}
+    with pytest.raises(
+        ValueError, match=r"selected a constant hyperparameter.*eqx.tree_at"
+    ):
+        ep.set_value(half, lambda m: m["t"].prior.sigma, 2.0)
+    flat = {"phi": ep.Param(1.0, prior=ep.LogNormal(1.0, 0.5))}
+    with pytest.raises(
+        ValueError, match=r"`\['phi'\].prior.sigma` is a constant.*m\['phi'\].prior"
+    ):
+        ep.set_value(flat, "['phi'].prior.sigma", 2.0)
+    with pytest.raises(
+        ValueError, match=r"constant hyperparameter is part of its prior"
+    ):
+        ep.set_value(flat, lambda m: m["phi"].prior.sigma, 2.0)
+    assert all(a is b for a, b in zip(jax.tree.leaves(model), before))

@@ -232,9 +232,51 @@ def test_log_prior_dtype():
     lp = ep.log_prior(model)
     assert lp.dtype == jnp.float32
     np.testing.assert_allclose(lp, 3 * -0.5 * math.log(2 * math.pi), rtol=1e-6)
-    assert ep.log_prior({"no": jnp.ones(2)}) == 0.0
+    assert ep.log_prior({"no": jnp.arange(2)}) == 0.0
+    assert ep.log_prior({"no": jnp.ones(2)}, allow_plain=True) == 0.0
 
 
 def test_log_prior_abstract_error():
     with pytest.raises(ValueError, match=r"Param at `\['scale'\]` is abstract"):
         ep.log_prior({"scale": ep.Param(shape=())})
+
+
+def test_log_densities_refuse_plain_trainable_arrays():
+    """A hybrid model (a plain `eqx.nn` layer beside Params) trains and ravels its
+    plain weights, but no prior counts them: `ep.log_prior`/`ep.log_prob` refuse,
+    naming their paths and `ep.wrap`, unless `allow_plain=True` asks for the flat
+    (improper) prior on purpose. Wrapped, the model has a proper prior."""
+
+    class Hybrid(eqx.Module):
+        scale: ep.Param
+        correction: eqx.nn.Linear
+
+    model = Hybrid(
+        ep.Param(1.0, prior=ep.LogNormal(1.0, 0.5)),
+        eqx.nn.Linear(2, 1, key=jax.random.key(0)),
+    )
+    assert ep.ravel(model)[0].shape == (4,)  # the plain weights are in the vector
+    for density in (ep.log_prior, ep.log_prob):
+        with pytest.raises(
+            ValueError,
+            match=r"2 trainable plain array\(s\) with no prior: `correction.weight`, "
+            r"`correction.bias`.*ep.wrap.*allow_plain=True",
+        ):
+            density(model)
+        with pytest.raises(ValueError, match="allow_plain"):
+            jax.jit(density)(model)
+        flat = density(model, allow_plain=True)
+        only = density({"scale": model.scale})
+        np.testing.assert_allclose(flat, only, rtol=1e-6)
+    wrapped = eqx.tree_at(lambda m: m.correction, model, ep.wrap(model.correction))
+    assert ep.ravel(wrapped)[0].shape == (4,)
+    assert ep.log_prior(wrapped) < ep.log_prior(model, allow_plain=True)
+    frozen = eqx.tree_at(
+        lambda m: m.correction, model, ep.wrap(model.correction, fixed=lambda n: n)
+    )
+    np.testing.assert_allclose(ep.log_prior(frozen), ep.log_prior({"s": model.scale}))
+    # Integer arrays and the params of a partition's `rest` side are not trainable.
+    assert ep.log_prior({"n": jnp.arange(3)}) == 0.0
+    params, _ = ep.partition(model)
+    with pytest.raises(ValueError, match=r"`\['scale'\]`.*ep.combine\(params, rest\)"):
+        ep.log_prior(params)

@@ -387,9 +387,25 @@ def test_corrupted(path):
     with pytest.raises(ValueError, match="is corrupted .*SHA-256"):
         load(path, make_model(1))
     raw[-100] ^= 0x01
-    path.write_bytes(bytes(raw) + b"extra")
+    path.write_bytes(bytes(raw[:-60]) + b"extra")  # cut short, then appended to
     with pytest.raises(ValueError, match="truncated .*without the end marker"):
         load(path, make_model(1))
+
+
+def test_extra_bytes(path):
+    """A whole checkpoint with bytes appended is not called truncated: the message
+    counts the extra bytes and says how long the checkpoint is."""
+    save(path, make_model(0))
+    whole = path.read_bytes()
+    path.write_bytes(whole + b"extra")
+    with pytest.raises(ValueError, match=rf"has 5 extra bytes .*first {len(whole)} "):
+        load(path, make_model(1))
+    assert path.read_bytes() == whole + b"extra"
+    path.write_bytes(whole + whole)  # two checkpoints joined
+    with pytest.raises(ValueError, match=rf"has {len(whole)} extra bytes"):
+        load(path, make_model(1))
+    path.write_bytes(whole)
+    assert_bit_equal(load(path, make_model(1)), make_model(0))
 
 
 def test_foreign_files(path):
@@ -467,8 +483,12 @@ def test_changed_dtype(path):
     n32 = jnp.arange(3, dtype=jnp.int32)
     message = _load_error(path, {"n": n32}, {"n": jnp.zeros(3, jnp.float32)})
     assert "dtype int32, `like` has one of shape (3,) and dtype float32" in message
-    message = _load_error(path, {"n": jnp.arange(3)}, {"n": np.arange(3)})
-    assert "a JAX array, `like` has a NumPy array" in message
+    save(path, {"n": jnp.arange(3)})  # NumPy and JAX arrays load into each other
+    loaded = load(path, {"n": np.zeros(3, jnp.arange(3).dtype)})["n"]
+    assert type(loaded) is np.ndarray
+    np.testing.assert_array_equal(loaded, np.arange(3))
+    message = _load_error(path, {"n": jnp.arange(3)}, {"n": 1})
+    assert "a JAX array, `like` has a Python int" in message
     message = _load_error(
         path, {"k": jax.random.key(0)}, {"k": jnp.zeros(2, jnp.uint32)}
     )
@@ -596,3 +616,100 @@ def test_load_keeps_template_shardings(tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out == {"devices": 4, "w": True, "keys": True, "n": True, "equal": True}
+
+
+# --- data already lost, host copies, permissions and links -------------------------
+
+
+def test_save_refuses_converted_fixed_storage(path):
+    """A blanket cast destroys a Fixed's storage (its bits become a float): saving
+    it is refused, naming the path and the fix, and nothing is written."""
+    model = {
+        "a": ep.Param(2.0, prior=ep.LogNormal(1.0, 0.5)),
+        "x": ep.Fixed(jnp.arange(3.0)),
+    }
+    cast = jax.tree.map(lambda x: x.astype(jnp.float32), model)
+    before = raw_leaves(cast)
+    with pytest.raises(
+        ValueError, match=r"Cannot save .*`\['a'\].prior.mean` .*ep.partition"
+    ):
+        save(path, cast)
+    assert not path.exists() and os.listdir(path.parent) == []
+    assert raw_leaves(cast) == before
+    wrong = eqx.tree_at(lambda m: m["x"].stored, model, jnp.zeros(3, jnp.uint16))
+    with pytest.raises(
+        ValueError, match=r"Cannot save .*`\['x'\]` .*dtype uint16.*ep.set_value"
+    ):
+        save(path, wrong)
+    assert os.listdir(path.parent) == []
+
+
+def test_host_copy_round_trip(path):
+    """`jax.device_get(model)` (NumPy leaves) saves and loads into the model on
+    devices, and a model on devices loads into a host copy: NumPy and JAX arrays
+    load into each other, and the template says which one comes back."""
+    model = make_model(0)
+    host = jax.device_get(model)
+    save(path, host)
+    loaded = load(path, make_model(1))
+    assert_bit_equal(loaded, model)  # (leaf types included: JAX arrays again)
+    save(path, model)
+    back = load(path, jax.device_get(make_model(1)))
+    assert_bit_equal(back, host)
+
+
+def test_32_bit_file_in_x64_session(path):
+    """A float32 checkpoint loaded with `jax_enable_x64` on: the advice (build the
+    template with 64-bit mode off) is one that works, also at a prior's
+    hyperparameter, where `shape=`/`dtype=` do not apply."""
+    with jax.enable_x64(False):
+        model = {
+            "a": ep.Param(2.0, prior=ep.Normal(1.0, 0.5)),
+            "x": ep.Fixed(jnp.arange(3.0)),
+        }
+        save(path, model)
+    with jax.enable_x64(True):
+        like64 = {"a": ep.Param(prior=ep.Normal(1.0, 0.5)), "x": ep.Fixed(shape=(3,))}
+        with pytest.raises(ValueError, match=r"`\['a'\]`.*enable_x64\(False\)"):
+            load(path, like64)
+        half = {
+            "a": ep.Param(prior=ep.Normal(1.0, 0.5), dtype=jnp.float32),
+            "x": ep.Fixed(shape=(3,), dtype=jnp.float32),
+        }
+        with pytest.raises(
+            ValueError, match=r"`\['a'\].prior.mean`.*enable_x64\(False\)"
+        ) as info:
+            load(path, half)
+        assert "`shape=`" not in str(info.value)
+        with jax.enable_x64(False):
+            like = {"a": ep.Param(prior=ep.Normal(1.0, 0.5)), "x": ep.Fixed(shape=(3,))}
+        loaded = load(path, like)
+        assert loaded["a"].dtype == jnp.float32
+        np.testing.assert_allclose(float(loaded["a"].value), 2.0, rtol=1e-6)
+    assert_bit_equal(loaded, model)
+
+
+def test_save_keeps_permissions(path):
+    """Saving over a private (0600) checkpoint keeps it private."""
+    save(path, {"a": jnp.zeros(3)})
+    os.chmod(path, 0o600)
+    save(path, {"a": jnp.ones(3)})
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    np.testing.assert_array_equal(load(path, {"a": jnp.zeros(3)})["a"], jnp.ones(3))
+    os.chmod(path, 0o640)
+    save(path, {"a": jnp.zeros(3)})
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_save_through_symlink(tmp_path):
+    """Saving to a symbolic link writes the file it points to and keeps the link."""
+    target = tmp_path / "real" / "model.ckpt"
+    target.parent.mkdir()
+    link = tmp_path / "latest.ckpt"
+    save(target, {"a": jnp.zeros(3)})
+    link.symlink_to(target)
+    save(link, {"a": jnp.ones(3)})
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(load(target, {"a": jnp.zeros(3)})["a"], jnp.ones(3))
+    assert sorted(os.listdir(tmp_path)) == ["latest.ckpt", "real"]
+    assert os.listdir(target.parent) == ["model.ckpt"]

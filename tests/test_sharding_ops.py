@@ -19,6 +19,7 @@ CHECKS = [
     "shapes",
     "ravel_unravel",
     "set_value",
+    "set_value_fixed_new_shape",
     "load_values",
     "freeze_unfreeze",
     "partition_combine",
@@ -79,6 +80,19 @@ def _run_checks() -> dict:
     new = jnp.full((8, 6), 0.25)
     set_ = ep.set_value(sharded, "w", new)
     out["set_value"] = kept(set_.w.latent) and np.allclose(set_.w.value, 0.25)
+    # A Fixed sharded by rows: data of its shape keeps the sharding; data of a
+    # new shape of the same rank (6 rows: not a multiple of the 4 row shards) is
+    # placed anew, with its values, whatever the old sharding.
+    grid = {"x": ep.Fixed(jax.device_put(jnp.arange(16.0).reshape(8, 2), rows))}
+    same_shape = ep.set_value(grid, "['x']", jnp.ones((8, 2)))["x"]
+    new_rows = jnp.arange(12.0).reshape(6, 2)
+    longer = ep.set_value(grid, "['x']", new_rows, reshape=True)["x"]
+    out["set_value_fixed_new_shape"] = (
+        kept(same_shape.stored)
+        and same(same_shape.value, jnp.ones((8, 2)))
+        and longer.shape == (6, 2)
+        and same(longer.value, new_rows)
+    )
     loaded = ep.load_values(sharded, ep.values(sharded))
     out["load_values"] = kept(loaded.w.latent) and np.allclose(
         loaded.w.value, sharded.w.value, rtol=1e-6, atol=1e-7

@@ -249,6 +249,9 @@ def test_surgery_and_saving_change_every_use_together(tmp_path):
     model = groups()
     moved = ep.set_value(model, "a.prior.mean", 2.0)
     assert float(moved.b.prior.mean.value) == 2.0
+    # Every Param whose prior holds it keeps its physical value (one rule).
+    np.testing.assert_allclose(moved.a.value, model.a.value, rtol=1e-6)
+    np.testing.assert_allclose(moved.b.value, model.b.value, rtol=1e-6)
     frozen = ep.freeze(model, "a.prior.mean")
     assert ep.is_fixed(frozen.b.prior.mean) and frozen.b.prior.mean.name == "mu"
     assert list(ep.partition(frozen)[0]) == ["a", "b"]
@@ -257,6 +260,7 @@ def test_surgery_and_saving_change_every_use_together(tmp_path):
     assert list(ep.partition(back)[0]) == ["a", "a.prior.mean", "b"]
     loaded = ep.load_values(model, {"a.prior.mean": 3.0}, strict=False)
     assert float(loaded.b.prior.mean.value) == 3.0
+    np.testing.assert_allclose(loaded.b.value, model.b.value, rtol=1e-6)
     ep.save(tmp_path / "m.eqx", model)
     again = ep.load(tmp_path / "m.eqx", groups())
     assert again.b.prior.mean.name == "mu"

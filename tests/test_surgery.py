@@ -83,12 +83,22 @@ def test_set_value_shape_error_names_path(decay):
         r"value has shape \(3,\)\. Pass a value of shape \(2,\)\.",
     ):
         set_value(decay, "amplitude", jnp.ones(3, decay.amplitude.dtype))
-    # A Fixed takes data of a new shape (new observations), same dtype.
-    new = set_value(decay, lambda m: m.t, jnp.ones(3, decay.t.dtype))
+    # A Fixed keeps its shape: a scalar in place of a grid would broadcast.
+    before = jax.tree.leaves(decay)
+    for value in (1.0, jnp.ones(3, decay.t.dtype), jnp.ones((2, 2), decay.t.dtype)):
+        with pytest.raises(
+            ValueError,
+            match=r"Fixed at `t` has shape \(2, 1\), but the value has shape .*"
+            r"`reshape=True`",
+        ):
+            set_value(decay, "t", value)
+    assert all(a is b for a, b in zip(jax.tree.leaves(decay), before))
+    # It takes data of a new shape (new observations) when asked, same dtype.
+    new = set_value(decay, lambda m: m.t, jnp.ones(3, decay.t.dtype), reshape=True)
     assert new.t.shape == (3,) and new.t.dtype == decay.t.dtype
     np.testing.assert_array_equal(new.t.value, np.ones(3))
     with pytest.raises(TypeError, match=r"Fixed at `t` has dtype .* int32"):
-        set_value(decay, lambda m: m.t, jnp.ones(3, jnp.int32))
+        set_value(decay, lambda m: m.t, jnp.ones(3, jnp.int32), reshape=True)
 
 
 def test_set_value_dtype_error_names_path(decay):
@@ -407,3 +417,24 @@ def test_wrap_then_freeze_mlp(getkey):
     assert isinstance(frozen.layers[1].weight, ep.Param)
     x = jnp.ones(3)
     np.testing.assert_array_equal(ep.unwrap(frozen)(x), ep.unwrap(mlp)(x))
+
+
+def test_freeze_of_a_plain_module_names_wrap():
+    """`ep.freeze` on a plain `eqx.nn` layer (never converted) selects no Param:
+    the error says so and names `ep.wrap`, the way to give it Params or freeze it."""
+
+    class Hybrid(eqx.Module):
+        scale: ep.Param
+        correction: eqx.nn.Linear
+
+    model = Hybrid(ep.Param(1.0), eqx.nn.Linear(2, 1, key=jax.random.key(0)))
+    before = jax.tree.leaves(model)
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.freeze`: `where` selects no `ep.Param` or `ep.Fixed` .*"
+        r"`correction.weight`.*plain arrays.*ep.wrap.*fixed=",
+    ):
+        ep.freeze(model, "correction")
+    with pytest.raises(ValueError, match=r"plain arrays.*ep.wrap"):
+        ep.unfreeze(model, lambda m: m.correction, prior=ep.Normal())
+    assert all(a is b for a, b in zip(jax.tree.leaves(model), before))

@@ -286,3 +286,55 @@ def test_tree_at_putting_a_number_in_a_param_field_is_reported():
         TypeError, match=r"Param at `amplitude` has a latent of type float"
     ):
         ep.partition(latent_number)
+
+
+class _Defaults(eqx.Module):
+    """Fixed data and priors as class defaults, as the README declares them."""
+
+    amplitude: ep.Param = ep.Param(prior=ep.Normal(1.0, 0.5))
+    t: ep.Fixed = ep.Fixed(jnp.linspace(0.0, 1.0, 5))
+
+    @ep.unwrapped
+    def __call__(self):
+        return self.amplitude * self.t
+
+
+class _Factories(eqx.Module):
+    """The same model with each instance's own arrays (`default_factory`)."""
+
+    amplitude: ep.Param = eqx.field(
+        default_factory=lambda: ep.Param(prior=ep.Normal(1.0, 0.5))
+    )
+    t: ep.Fixed = eqx.field(default_factory=lambda: ep.Fixed(jnp.linspace(0.0, 1.0, 5)))
+
+    @ep.unwrapped
+    def __call__(self):
+        return self.amplitude * self.t
+
+
+def test_donating_a_model_with_class_defaults_is_explained():
+    """Class defaults are one array shared by every instance: donating one model
+    deletes them in all. The next use of another instance (eager, or in a jitted
+    step closing over `rest`) says so, naming the path, the sharing and the fix
+    (`default_factory` or `__init__`), which keeps instances independent."""
+
+    @eqx.filter_jit(donate="all")
+    def step(model):
+        return eqx.tree_at(lambda m: m.amplitude.latent, model, model.amplitude.latent)
+
+    for cls in (_Defaults, _Factories):
+        step(ep.normal(cls(), key=jax.random.key(0)))
+        other = ep.normal(cls(), key=jax.random.key(1))
+        if cls is _Factories:  # independent: untouched by the donation
+            np.testing.assert_allclose(other(), other.amplitude.value * other.t.value)
+            continue
+        fix = r"has been deleted.*class default.*default_factory.*__init__"
+        with pytest.raises(ValueError, match=r"`amplitude`.*" + fix):
+            other()
+        with pytest.raises(ValueError, match=r"Fixed at `t` " + fix):
+            ep.unwrap(eqx.tree_at(lambda m: m.amplitude, other, ep.Param(1.0)))
+        with pytest.raises(ValueError, match=fix):
+            other.t.value
+        params, rest = ep.partition(other)
+        with pytest.raises(ValueError, match=fix):
+            jax.jit(lambda p: ep.combine(p, rest)())(params)

@@ -230,3 +230,41 @@ def test_wrapper_fields_read_through_the_fast_lookup():
     assert f.shape == (2,) and f.dtype == jnp.ones(2).dtype
     leaves, treedef = jax.tree.flatten(p)
     np.testing.assert_allclose(jax.tree.unflatten(treedef, leaves).value, p.value)
+
+
+def test_replaced_fixed_storage_is_not_blamed_on_optimistix():
+    """An array of another width put into a Fixed's storage is reported as what it
+    is (the storage replaced directly), with the fix, not as a blanket cast."""
+    fixed = ep.Fixed(jnp.arange(3.0, dtype=jnp.float32))
+    wrong = eqx.tree_at(lambda f: f.stored, fixed, jnp.zeros(3, jnp.uint16))
+    with pytest.raises(ValueError, match=r"now holds an array of dtype uint16") as e:
+        wrong.value
+    assert "optimistix" not in str(e.value)
+    assert "ep.set_value" in str(e.value) and "ep.Fixed(array)" in str(e.value)
+    with pytest.raises(ValueError, match=r"Fixed at `\['t'\]` .*uint16.*ep.set_value"):
+        ep.unwrap({"t": wrong})
+    cast = eqx.tree_at(lambda f: f.stored, fixed, jnp.zeros(3, jnp.float32))
+    with pytest.raises(ValueError, match="converted every leaf.*optimistix"):
+        cast.value
+
+
+def test_prior_hyperparameter_replaced_by_a_raw_value_names_the_fix():
+    """`eqx.tree_at` on a prior's hyperparameter with a raw number or array: the
+    value says how to put a wrapper there (or replace the prior), and
+    `ep.partition` refuses a raw floating array there by path, since every
+    optimiser would train it. A wrapper there works."""
+    param = ep.Param(1.0, prior=ep.Normal(0.0, 1.0))
+    for raw in (jnp.array(2.0), 2.0):
+        edited = eqx.tree_at(lambda p: p.prior.mean, param, raw)
+        with pytest.raises(
+            TypeError, match=r"hyperparameter holds 2.0 .*ep.Fixed\(2.0\)"
+        ):
+            edited.value
+    edited = eqx.tree_at(lambda p: p.prior.mean, param, jnp.array(2.0))
+    with pytest.raises(
+        TypeError,
+        match=r"`ep.partition`: the prior hyperparameter `\['p'\].prior.mean`",
+    ):
+        ep.partition({"p": edited})
+    fixed = eqx.tree_at(lambda p: p.prior.mean, param, ep.Fixed(2.0))
+    np.testing.assert_allclose(fixed.value, 3.0, rtol=1e-6)
