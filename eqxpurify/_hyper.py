@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ._flat import compute_dtype, is_traced
+from ._wrapper_base import host_kind_error
 from ._wrappers import Fixed, Param
 
 __all__ = [
@@ -63,12 +64,9 @@ def to_hyper(value: Any, name: str, owner: str) -> Hyper:
         arr, host = value, None
     else:
         host = np.asarray(value)
-        if host.dtype == object:
-            raise TypeError(
-                f"`{owner}({name}=...)` must be a number, an array, an `ep.Fixed` or "
-                f"an `ep.Param` (for a hierarchical prior), got {type(value).__name__}"
-                " of other objects."
-            )
+        error = host_kind_error(host.dtype, f"{owner}({name}=...)")
+        if error is not None:
+            raise error
         arr = host
     if arr.dtype == np.bool_:
         raise TypeError(

@@ -230,3 +230,55 @@ def test_wrapper_fields_read_through_the_fast_lookup():
     assert f.shape == (2,) and f.dtype == jnp.ones(2).dtype
     leaves, treedef = jax.tree.flatten(p)
     np.testing.assert_allclose(jax.tree.unflatten(treedef, leaves).value, p.value)
+
+
+# Host data is taken as it is, or refused: never changed at construction.
+
+_X64 = bool(jax.config.read("jax_enable_x64"))
+
+
+@pytest.mark.parametrize(
+    "data, dtype",
+    [
+        (np.array([1_700_000_000_000_000_000, 3], np.int64), "int32"),
+        (np.array([-(2**40)], np.int64), "int32"),
+        (np.array([2**63], np.uint64), "uint32"),
+    ],
+)
+def test_fixed_refuses_integers_that_would_wrap_without_x64(data, dtype):
+    if _X64:  # they fit: kept exactly
+        fixed = ep.Fixed(data)
+        np.testing.assert_array_equal(np.asarray(fixed.value), np.asarray(data))
+        return
+    with pytest.raises(
+        ValueError,
+        match=rf"`ep.Fixed` got \w+ data with the value -?\d+, outside the range of "
+        rf"{dtype} .*it would wrap around.*jax_enable_x64.*float `dtype=`",
+    ):
+        ep.Fixed(data)
+
+
+def test_fixed_keeps_64_bit_integers_that_fit_and_refuses_a_narrow_dtype():
+    fixed = ep.Fixed(np.array([3, -(2**31)], np.int64))
+    np.testing.assert_array_equal(fixed.value, [3, -(2**31)])
+    with pytest.raises(
+        ValueError, match=r"outside the range of int8 .*Pass a wider integer `dtype=`"
+    ):
+        ep.Fixed(np.array([300]), dtype=np.int8)
+    with pytest.raises(ValueError, match=r"outside the range of uint32"):
+        ep.Fixed(np.array([-1]), dtype=np.uint32)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (np.array(["2020-01-01"], "datetime64[D]"), r"datetime64\[D\].*not dates"),
+        (np.array([1, 2], "timedelta64[s]"), r"timedelta64\[s\].*not dates"),
+        (np.array(["a", "b"]), r"<U1.*not strings.*category codes"),
+        (np.array([1.0, None], object), r"object.*`np.asarray\(x, dtype=float\)`"),
+    ],
+)
+@pytest.mark.parametrize("make", [ep.Fixed, ep.Param, lambda x: ep.Normal(x, 1.0)])
+def test_non_numeric_host_data_is_refused_with_how_to_convert_it(make, data, match):
+    with pytest.raises(TypeError, match=r"got an? (array of dtype )?\w*" + match):
+        make(data)
