@@ -82,7 +82,7 @@ class Param(AbstractWrapper):
         value: ArrayLike | None = None,
         *,
         prior: AbstractPrior | None = None,
-        shape: int | Sequence[int] | None = None,
+        shape: int | np.integer | Sequence[int | np.integer] | None = None,
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,

@@ -200,11 +200,16 @@ _close_operators()
 
 
 def static_shape(shape: Any, owner: str) -> tuple[int, ...]:
-    """Validate a `shape=` argument: static, non-negative Python ints."""
-    if isinstance(shape, int):
-        shape = (shape,)
+    """Validate a `shape=` argument: static, non-negative Python or NumPy ints.
+
+    NumPy integers (`np.int64(8)`, common with data from pandas) are taken as
+    Python ints.
+    """
+    given: Any = shape
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        given = (shape,)
     try:
-        dims = tuple(shape)
+        dims = tuple(given)
     except TypeError:
         dims = None
     if dims is None or not all(

@@ -282,3 +282,12 @@ def test_fixed_keeps_64_bit_integers_that_fit_and_refuses_a_narrow_dtype():
 def test_non_numeric_host_data_is_refused_with_how_to_convert_it(make, data, match):
     with pytest.raises(TypeError, match=r"got an? (array of dtype )?\w*" + match):
         make(data)
+
+
+@pytest.mark.parametrize("shape", [np.int64(8), (np.int64(2), np.int32(4))])
+def test_a_shape_may_be_given_as_numpy_integers(shape):
+    expected = (8,) if isinstance(shape, np.integer) else (2, 4)
+    p, f = ep.Param(shape=shape), ep.Fixed(shape=shape)
+    assert p.shape == f.shape == expected
+    assert all(type(d) is int for d in p.shape + f.shape)
+    assert ep.Fixed(jnp.zeros(expected), shape=shape).shape == expected
