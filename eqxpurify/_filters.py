@@ -21,7 +21,7 @@ from ._abstract_prior import AbstractPrior
 from ._fixed import Fixed
 from ._nodes import check_fields, path_str, wrapper_fields
 from ._storage import is_array
-from ._wrappers import Param, abstract_error, check_model
+from ._wrappers import Param, abstract_error, check_model, latent_dtype_error
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
 
@@ -154,7 +154,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     check_model(model)
     opaque = _constant_test()
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
-    keypaths, leaf_names = _structure(model, treedef, opaque)
+    keypaths, leaf_names, latent_pos = _structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
     for pos, leaf in enumerate(leaves):
@@ -168,24 +168,26 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
             dtypes.append(leaf.dtype)
             trainables.append(leaf)
         elif is_array(leaf):
+            if pos in latent_pos:  # e.g. integers put there with `eqx.tree_at`
+                raise latent_dtype_error(leaf_names[pos], leaf.dtype, caller)
             array_pos.append(pos)
             arrays.append(leaf)
         else:
             static_pos.append(pos)
             statics.append(leaf)
     for k, pos in enumerate(train_pos):
-        keypath = keypaths[pos]
-        if not keypath or keypath[-1] != _LATENT:
-            _check_plain_array(model, keypath, names[k], caller)
+        if pos not in latent_pos:
+            _check_plain_array(model, keypaths[pos], names[k], caller)
     _check_structure(model, treedef, caller)
     suspicious = int | float | complex | jax.ShapeDtypeStruct
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
         check_fields(model, caller)
-        for keypath, leaf in zip(keypaths, leaves):
-            if isinstance(leaf, jax.ShapeDtypeStruct) and keypath[-1] == _LATENT:
+        for pos in sorted(latent_pos):
+            leaf = leaves[pos]
+            if isinstance(leaf, jax.ShapeDtypeStruct):
                 abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
-                raise abstract_error(abstract, path_str(keypath[:-1]), caller)
+                raise abstract_error(abstract, leaf_names[pos], caller)
     layout = _Layout(
         treedef,
         tuple(names),
@@ -198,7 +200,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     return trainables, Rest(arrays, layout)
 
 
-_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+_STRUCTURES: dict[Any, tuple[tuple[Any, ...], tuple[str, ...], frozenset[int]]] = {}
 _STRUCTURES_MAX = 64
 
 
@@ -252,23 +254,48 @@ def _constant_tree(tree: Any) -> bool:
 
 def _structure(
     model: Any, treedef: Any, is_leaf: Callable[[Any], bool]
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """The key path of every leaf, and the name it trains under, per structure.
+) -> tuple[tuple[Any, ...], tuple[str, ...], frozenset[int]]:
+    """The key path of every leaf, the name it trains under, and the latents.
 
-    Both depend on the tree structure only, so they are computed once for each
-    (flattening with paths costs several times a plain flatten). A Param's latent
-    is named by the Param's own path.
+    All three depend on the tree structure only, so they are computed once for
+    each (flattening with paths costs several times a plain flatten). A Param's
+    latent is named by the Param's own path; any other leaf by its full path, so
+    a field of a user's module that happens to be called `latent` keeps its name.
+    The third is the set of leaf positions that are the latent of a Param.
     """
     cached = _STRUCTURES.get(treedef)
     if cached is not None:
         return cached
     flat = jtu.tree_flatten_with_path(model, is_leaf=is_leaf)[0]
     keypaths = tuple(k for k, _ in flat)
-    names = tuple(path_str(k[:-1] if k and k[-1] == _LATENT else k) for k in keypaths)
+    owners = _latent_owners(model, is_leaf)
+    latent_pos = frozenset(
+        pos
+        for pos, k in enumerate(keypaths)
+        if k and k[-1] == _LATENT and tuple(k[:-1]) in owners
+    )
+    names = tuple(
+        path_str(k[:-1] if pos in latent_pos else k) for pos, k in enumerate(keypaths)
+    )
     if len(_STRUCTURES) >= _STRUCTURES_MAX:
         del _STRUCTURES[next(iter(_STRUCTURES))]
-    _STRUCTURES[treedef] = (keypaths, names)
-    return keypaths, names
+    _STRUCTURES[treedef] = (keypaths, names, latent_pos)
+    return keypaths, names, latent_pos
+
+
+def _latent_owners(model: Any, is_leaf: Callable[[Any], bool]) -> set[tuple[Any, ...]]:
+    """The key paths of the Params of `model` (those in priors included)."""
+    owners: set[tuple[Any, ...]] = set()
+
+    def stop(node: Any) -> bool:
+        return isinstance(node, Param) or is_leaf(node)
+
+    for keypath, node in jtu.tree_flatten_with_path(model, is_leaf=stop)[0]:
+        if isinstance(node, Param):
+            owners.add(tuple(keypath))
+            prefix = (*keypath, jtu.GetAttrKey("prior"))
+            owners.update((*prefix, *k) for k in _latent_owners(node.prior, is_leaf))
+    return owners
 
 
 _CHECKED: dict[Any, None] = {}  # model structures whose wrappers hold arrays

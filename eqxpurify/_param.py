@@ -25,6 +25,7 @@ __all__ = [
     "ValueShapeError",
     "check_finite",
     "check_flags",
+    "latent_dtype_error",
     "latent_of",
 ]
 
@@ -198,6 +199,8 @@ class Param(AbstractWrapper):
 
 def param_value(latent: Array, prior: AbstractPrior) -> Array:
     """`prior.forward(latent)`, checked to keep the latent's shape and dtype."""
+    if not jnp.issubdtype(latent.dtype, jnp.floating):
+        raise latent_dtype_error(None, latent.dtype, None)
     out = prior.forward(latent)
     if jnp.shape(out) != latent.shape:
         raise ValueShapeError(
@@ -216,6 +219,25 @@ def param_value(latent: Array, prior: AbstractPrior) -> Array:
 
 class ValueShapeError(ValueError):
     """A Param whose prior gives its value another shape than its latent's."""
+
+
+class LatentDtypeError(TypeError):
+    """A Param whose latent is not a floating array (e.g. set with `eqx.tree_at`)."""
+
+
+def latent_dtype_error(
+    path: str | None, dtype: Any, caller: str | None
+) -> LatentDtypeError:
+    """The error for a Param whose latent has a non-floating `dtype`."""
+    lead = f"`{caller}`: the" if caller else "The"
+    where = f" at `{path}`" if path else ""
+    return LatentDtypeError(
+        f"{lead} Param{where} has a latent of dtype {dtype}, not a floating array "
+        "(was `.latent` set with `eqx.tree_at`?), so it would silently drop out of "
+        "training. Set Params with `ep.set_value(model, where, value)` (physical "
+        "value) or replace the whole node: `eqx.tree_at(where, model, "
+        "ep.Param(value, prior=...))`."
+    )
 
 
 def _check_float(dtype: np.dtype) -> None:

@@ -10,10 +10,12 @@ from jaxtyping import Array
 from ._fixed import Fixed as Fixed, check_storage as check_storage
 from ._flat import is_traced
 from ._param import (
+    LatentDtypeError,
     Param as Param,
     ValueShapeError as ValueShapeError,
     check_finite as check_finite,
     check_flags as check_flags,
+    latent_dtype_error as latent_dtype_error,
     latent_of as latent_of,
     param_value,
 )
@@ -76,6 +78,9 @@ def value_at(
         return value_of(node, priors)
     except ValueShapeError as e:
         raise ValueShapeError(f"`{caller}`: the Param at `{path}`: {e}") from None
+    except LatentDtypeError as e:
+        dtype = node.__dict__["latent"].dtype
+        raise latent_dtype_error(path, dtype, caller) from e
 
 
 def check_model(model: Any) -> None:

@@ -291,3 +291,23 @@ def test_a_shape_may_be_given_as_numpy_integers(shape):
     assert p.shape == f.shape == expected
     assert all(type(d) is int for d in p.shape + f.shape)
     assert ep.Fixed(jnp.zeros(expected), shape=shape).shape == expected
+
+
+def test_an_integer_latent_is_refused_where_the_model_is_next_used():
+    model = {"p": ep.Param(jnp.ones(3)), "q": ep.Param(1.0)}
+    bad = eqx.tree_at(lambda m: m["p"].latent, model, jnp.arange(3))
+    pattern = (
+        r"the Param at `\['p'\]` has a latent of dtype int\d+, not a floating "
+        r"array .*`eqx.tree_at\(where, model, ep.Param\(value, prior=...\)\)`"
+    )
+    for call, fn in [
+        ("ep.partition", ep.partition),
+        ("ep.unwrap", ep.unwrap),
+        ("ep.values", ep.values),
+        ("ep.ravel", ep.ravel),
+    ]:
+        with pytest.raises(TypeError, match=rf"`{call}`: " + pattern):
+            fn(bad)
+    with pytest.raises(TypeError, match=r"^The Param has a latent of dtype int"):
+        bad["p"].value
+    assert model["p"].latent.dtype == jnp.ones(3).dtype  # the model is unchanged
