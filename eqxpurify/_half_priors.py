@@ -1,7 +1,7 @@
 """Priors on the half-line: HalfNormal, HalfCauchy and Exponential."""
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +76,8 @@ class HalfNormal(AbstractPrior):
         {"['theta']": (8,), "['theta'].prior.sigma": ()}
     """
 
+    _support: ClassVar[str] = "positive"  # where its values lie (`_hyper.positive`)
+
     sigma: Hyper
 
     def __init__(self, sigma: ArrayLike | Hyper = 1.0):
@@ -132,6 +134,8 @@ class HalfCauchy(AbstractPrior):
         >>> ep.Param.from_latent(3.0, prior=ep.HalfCauchy(2.0))  # the heavy tail
         Param(943.2, prior=HalfCauchy(2))
     """
+
+    _support: ClassVar[str] = "positive"  # where its values lie (`_hyper.positive`)
 
     scale: Hyper
 
@@ -192,6 +196,8 @@ class Exponential(AbstractPrior):
         >>> round(float(ep.Exponential(2.0).log_prob(jnp.array(0.5))), 4)
         -0.3069
     """
+
+    _support: ClassVar[str] = "positive"  # where its values lie (`_hyper.positive`)
 
     rate: Hyper
 

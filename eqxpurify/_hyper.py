@@ -144,6 +144,23 @@ def finite(h: Hyper, name: str, owner: str) -> Hyper:
 
 
 def positive(h: Hyper, name: str, owner: str) -> Hyper:
+    """`h`, refused if its value, or the support of its prior, is not all > 0.
+
+    A hyperparameter that is a Param must have a prior whose values are positive:
+    a Normal (or a Uniform reaching below zero) would move it where the density is
+    NaN in training or sampling, even if its value is positive now. A prior's
+    support is what its class declares (`_support`: `"real"`, `"positive"` or
+    `"interval"`); a user's own prior declares none and is trusted.
+    """
+    if isinstance(h, Param) and _reaches_below_zero(h.prior):
+        prior = type(h.prior).__name__
+        raise ValueError(
+            f"`{owner}({name}=...)` is an `ep.Param` whose prior `{prior}` reaches "
+            f"zero or below, but `{name}` must be > 0: the log density would be NaN "
+            "wherever training or sampling takes it. Give it a positive prior, "
+            f"e.g. `{name}=ep.Param(prior=ep.HalfNormal(1.0))` or "
+            "`ep.Param(prior=ep.LogNormal(1.0, 0.5))`."
+        )
     hint = (
         " A hierarchical scale needs a positive prior such as `ep.HalfNormal`, "
         "`ep.HalfCauchy`, `ep.LogNormal` or `ep.Exponential`."
@@ -156,6 +173,19 @@ def positive(h: Hyper, name: str, owner: str) -> Hyper:
         f"`{owner}({name}=...)` must be finite and > 0; got {{value}}. Pass a "
         f"positive `{name}`.{hint}",
     )
+
+
+def _reaches_below_zero(prior: Any) -> bool:
+    """Whether a prior is known to give values <= 0 (see `positive`)."""
+    support = getattr(type(prior), "_support", None)
+    if support == "real":
+        return True
+    if support == "interval":  # (low, high): below zero where `low` is
+        if isinstance(prior.low, Param) and _reaches_below_zero(prior.low.prior):
+            return True
+        low = current(prior.low)
+        return low is not None and not is_traced(low) and bool(np.any(low < 0))
+    return False
 
 
 def check_jointly(

@@ -8,7 +8,7 @@ tails keep their precision over `z` in [-8, 8].
 """
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -81,6 +81,8 @@ class Normal(AbstractPrior):
         Array([0., 2.], dtype=float32)
     """
 
+    _support: ClassVar[str] = "real"  # where its values lie (`_hyper.positive`)
+
     mean: Hyper
     sigma: Hyper
 
@@ -123,6 +125,8 @@ class LogNormal(AbstractPrior):
         >>> ep.zeros(ep.Param(prior=prior))  # z = 0: the median, below the mean
         Param(2.998, prior=LogNormal(3, 0.1))
     """
+
+    _support: ClassVar[str] = "positive"  # where its values lie (`_hyper.positive`)
 
     mean: Hyper
     sigma: Hyper
@@ -232,6 +236,8 @@ class Uniform(AbstractPrior):
         >>> round(float(prior.log_prob(jnp.array(3.0))), 4)  # -log(10)
         -2.3026
     """
+
+    _support: ClassVar[str] = "interval"  # where its values lie (`_hyper.positive`)
 
     low: Hyper
     high: Hyper
