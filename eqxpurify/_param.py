@@ -313,13 +313,33 @@ def latent_of(prior: AbstractPrior, value: Array, dtype: np.dtype) -> tuple:
     outside = ~fits & (jnp.isnan(latent) | ~jnp.isfinite(x))
     if np.dtype(dtype).itemsize >= 4:
         return latent, outside, ~fits & ~outside
-    big = float(jnp.finfo(dtype).max)
-    clamped = jnp.clip(jnp.nan_to_num(latent, nan=0.0), -big, big).astype(dtype)
+    clamped = _saturating_latent(prior, x, latent, dtype)
     same = prior.forward(clamped).astype(dtype) == x
     saturated = ~fits & ~jnp.isnan(latent) & same
     latent = jnp.where(saturated, clamped, latent)
     outside = outside & ~saturated
     return latent, outside, ~fits & ~saturated & ~outside
+
+
+def _saturating_latent(
+    prior: AbstractPrior, x: Array, latent: Array, dtype: np.dtype
+) -> Array:
+    """The latent of least magnitude that maps onto a saturated value `x`.
+
+    Tried on a ladder of powers of two (8, 16, ... up to the dtype's largest
+    finite number), on the side of `latent`'s sign: so a value that underflowed
+    to 0 or overflowed to inf gets a latent such as -256, whose log density and
+    gradient stay finite, rather than the dtype's largest number (whose square is
+    inf). Where no rung maps onto `x`, the largest finite number is returned (and
+    `latent_of` finds that it does not map back either).
+    """
+    info = jnp.finfo(dtype)
+    ladder = np.append(2.0 ** np.arange(3, info.maxexp), float(info.max))
+    ladder = jnp.asarray(ladder.astype(dtype))
+    sign = jnp.where(latent < 0, -1, 1).astype(dtype)
+    hits = jax.vmap(lambda c: prior.forward(sign * c).astype(dtype) == x)(ladder)
+    rung = ladder[jnp.argmax(hits, axis=0)]
+    return sign * jnp.where(jnp.any(hits, axis=0), rung, ladder[-1])
 
 
 def _ints_as_floats(value: Any) -> Any:
