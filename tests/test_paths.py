@@ -374,3 +374,13 @@ def test_a_plain_array_in_a_wrapper_field_called_latent_is_refused():
         TypeError, match=r"the field `latent` is declared `Param` but holds a plain"
     ):
         ep.partition(model)
+
+
+def test_load_values_refuses_a_list_with_the_fix(unchecked_types):
+    model = {"a": ep.Param(1.0)}
+    with pytest.raises(
+        TypeError,
+        match=r"`ep.load_values\(model, values\)`: `values` must be a mapping from "
+        r"path to value, as `ep.values\(model\)` returns it.*got list.*ep.ravel",
+    ):
+        load_values(model, [2.0])
