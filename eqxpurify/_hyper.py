@@ -148,10 +148,23 @@ def positive(h: Hyper, name: str, owner: str) -> Hyper:
 
     A hyperparameter that is a Param must have a prior whose values are positive:
     a Normal (or a Uniform reaching below zero) would move it where the density is
-    NaN in training or sampling, even if its value is positive now. A prior's
-    support is what its class declares (`_support`: `"real"`, `"positive"` or
-    `"interval"`); a user's own prior declares none and is trusted.
+    NaN in training or sampling, even if its value is positive now (a value that
+    is not positive now is refused first, with that value). A prior's support is
+    what its class declares (`_support`: `"real"`, `"positive"` or `"interval"`);
+    a user's own prior declares none and is trusted.
     """
+    hint = (
+        " A hierarchical scale needs a positive prior such as `ep.HalfNormal`, "
+        "`ep.HalfCauchy`, `ep.LogNormal` or `ep.Exponential`."
+        if isinstance(h, Param)
+        else ""
+    )
+    h = validate(
+        h,
+        lambda x: ~((x > 0) & (jnp.isfinite(x) if is_traced(x) else np.isfinite(x))),
+        f"`{owner}({name}=...)` must be finite and > 0; got {{value}}. Pass a "
+        f"positive `{name}`.{hint}",
+    )
     if isinstance(h, Param) and _reaches_below_zero(h.prior):
         prior = type(h.prior).__name__
         raise ValueError(
@@ -161,18 +174,7 @@ def positive(h: Hyper, name: str, owner: str) -> Hyper:
             f"e.g. `{name}=ep.Param(prior=ep.HalfNormal(1.0))` or "
             "`ep.Param(prior=ep.LogNormal(1.0, 0.5))`."
         )
-    hint = (
-        " A hierarchical scale needs a positive prior such as `ep.HalfNormal`, "
-        "`ep.HalfCauchy`, `ep.LogNormal` or `ep.Exponential`."
-        if isinstance(h, Param)
-        else ""
-    )
-    return validate(
-        h,
-        lambda x: ~((x > 0) & (jnp.isfinite(x) if is_traced(x) else np.isfinite(x))),
-        f"`{owner}({name}=...)` must be finite and > 0; got {{value}}. Pass a "
-        f"positive `{name}`.{hint}",
-    )
+    return h
 
 
 def _reaches_below_zero(prior: Any) -> bool:
