@@ -315,7 +315,12 @@ class _Holder(eqx.Module):
 
 
 def _holder():
-    named = _Named(jnp.ones(2), jnp.ones(3), jnp.ones(4), ep.Param(jnp.zeros(5)))
+    named = _Named(
+        jnp.arange(2.0),
+        10 + jnp.arange(3.0),
+        20 + jnp.arange(4.0),
+        ep.Param(jnp.zeros(5)),
+    )
     prior = ep.Normal(0.0, ep.Param(1.0, prior=ep.HalfNormal(1.0)))
     return _Holder(named, ep.Param(1.0, prior=prior), ep.Param(jnp.zeros(6)))
 
@@ -335,7 +340,11 @@ def test_user_fields_named_like_the_wrappers_keep_their_paths():
     assert list(named_params(model)) == ["m.w", "p", "p.prior.sigma", "latent"]
     assert list(values(model)) == ["m.w", "p", "p.prior.sigma", "latent"]
     flat, unravel = ep.ravel(model)
-    assert flat.shape == (2 + 3 + 4 + 5 + 1 + 1 + 6,)
+    # In the order of `params`: each field's own values where its name says.
+    np.testing.assert_array_equal(
+        flat, jnp.concatenate([jnp.ravel(v) for v in params.values()])
+    )
+    np.testing.assert_array_equal(flat[:9], [0, 1, 10, 11, 12, 20, 21, 22, 23])
     assert tree_allclose(unravel(flat), model)
     assert tree_allclose(ep.combine(params, rest), model)
 
