@@ -18,11 +18,17 @@ import numpy as np
 from jaxtyping import PyTree
 
 from ._abstract_prior import AbstractPrior
+from ._fit import cast_leaf, leaf_error, mapped_over, probe
 from ._fixed import Fixed
-from ._flat import is_traced
 from ._nodes import check_fields, path_str, wrapper_fields
 from ._storage import is_array
-from ._wrappers import Param, abstract_error, check_model, latent_dtype_error
+from ._wrappers import (
+    Param,
+    abstract_error,
+    check_model,
+    latent_dtype_error,
+    shape_str,
+)
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
 
@@ -85,7 +91,7 @@ class _Layout:
         self.arrays: tuple[int, ...] = arrays
         self.static_pos, self.statics = statics
         # `(k, shape)`: the shape of `rest.arrays[k]`'s first array at the split
-        # (not part of the key). Only an error message reads it (`_batched`).
+        # (not part of the key). Only an error path reads it (`_fit.mapped_over`).
         self.probe: tuple[int, tuple[int, ...]] | None = None
         self.hash = hash(
             (treedef, names, train_pos, shapes, dtypes, arrays, self.static_pos)
@@ -202,7 +208,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         tuple(array_pos),
         (tuple(static_pos), tuple(statics)),
     )
-    layout.probe = _probe(arrays)
+    layout.probe = probe(arrays)
     return trainables, Rest(arrays, layout)
 
 
@@ -374,97 +380,21 @@ def rebuild(rest: Rest, trainables: list[Any], caller: str = "ep.combine") -> An
             # loop runs on every leaf of every eager `ep.combine`.
             aval = leaf.aval
             if aval.dtype != dtype:  # an update computed in another dtype
-                leaf = _cast(rest, pos, leaf, caller)
+                leaf = cast_leaf(rest, pos, leaf, caller)
             got = aval.shape
         elif not isinstance(leaf, jax.ShapeDtypeStruct):  # (kept: a placeholder)
-            leaf = _cast(rest, pos, leaf, caller)  # a number or a numpy array
+            leaf = cast_leaf(rest, pos, leaf, caller)  # a number or a numpy array
             got = leaf.shape
         else:
             got = leaf.shape
-        if got != shape and not _batched(rest, got, shape):
-            raise _leaf_error(rest, pos, caller, f"has shape {_shape(got)}")
+        if got != shape and not mapped_over(rest, got, shape):
+            raise leaf_error(rest, pos, caller, f"has shape {shape_str(got)}")
         leaves[pos] = leaf
     for pos, leaf in zip(layout.arrays, rest.arrays):
         leaves[pos] = leaf
     for pos, leaf in zip(layout.static_pos, layout.statics):
         leaves[pos] = leaf
     return jax.tree.unflatten(layout.treedef, leaves)
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _cast(rest: Rest, pos: int, leaf: Any, caller: str) -> Any:
-    """`leaf` as an array of its trainable array's dtype, if its kind allows."""
-    dtype = rest.layout.dtypes[rest.layout.train_pos.index(pos)]
-    got = getattr(leaf, "dtype", None)
-    if isinstance(leaf, bool | np.bool_) or (
-        got is None and not isinstance(leaf, int | float | complex)
-    ):
-        kind = "None" if leaf is None else f"a {type(leaf).__name__}"
-        raise _leaf_error(rest, pos, caller, f"is {kind}")
-    if got is not None and not _castable(np.dtype(got), np.dtype(dtype)):
-        raise _leaf_error(rest, pos, caller, f"has dtype {got}")
-    if isinstance(leaf, jax.Array):
-        return leaf.astype(dtype)
-    return jnp.asarray(leaf, dtype)
-
-
-@functools.cache
-def _castable(got: np.dtype, want: np.dtype) -> bool:
-    """Whether an update of dtype `got` may become a trainable array of `want`.
-
-    Floating to floating (another width: cast back), complex to complex; never
-    integers or booleans, and never complex to real (the imaginary part is lost).
-    """
-    if jnp.issubdtype(want, jnp.complexfloating):
-        return bool(jnp.issubdtype(got, jnp.inexact))
-    return bool(jnp.issubdtype(got, jnp.floating))
-
-
-def _probe(arrays: list[Any]) -> tuple[int, tuple[int, ...]] | None:
-    """Where to look to tell whether `rest` is mapped over (see `_batched`).
-
-    `(k, shape)`: `arrays[k]` is the first entry with an array leaf (an array, a
-    constant Fixed or prior), and `shape` that leaf's shape at the split.
-    """
-    for k, x in enumerate(arrays):
-        leaves = [x] if is_array(x) else jax.tree.leaves(x)
-        if leaves and is_array(leaves[0]):
-            return k, tuple(leaves[0].shape)
-    return None
-
-
-def _batched(rest: Rest, got: tuple[int, ...], want: tuple[int, ...]) -> bool:
-    """Whether `got` may be `want` without leading axes mapped over by `jax.vmap`.
-
-    Only when `rest` itself is mapped over (a stacked model's halves passed
-    through `eqx.filter_vmap`): `want` was recorded from the stacked arrays, and
-    `rest`'s own arrays have lost their leading axes too. Otherwise (`rest`
-    closed over, or passed to `jax.jit`) shapes must match exactly.
-    """
-    if len(got) >= len(want) or tuple(want[len(want) - len(got) :]) != tuple(got):
-        return False
-    probe = rest.layout.probe
-    if probe is None:
-        return False
-    k, shape = probe
-    x = jax.tree.leaves(rest.arrays[k])[0]
-    return is_traced(x) and tuple(x.shape) != shape
-
-
-def _leaf_error(rest: Rest, pos: int, caller: str, got: str) -> ValueError:
-    layout = rest.layout
-    k = layout.train_pos.index(pos)
-    name, shape, dtype = layout.names[k], layout.shapes[k], layout.dtypes[k]
-    return ValueError(
-        f"`{caller}`: the entry `{name}` {got}, but the model's trainable array "
-        f"there has shape {_shape(shape)} and dtype {dtype}. Pass floating arrays "
-        "of the model's shapes: the `params` of the same `ep.partition(model)` "
-        "that made `rest`, or an update of them (an optimizer update keeps every "
-        "shape); arrays of another model need that model's `rest`."
-    )
 
 
 def partition(model: PyTree) -> tuple[dict[str, Any], Rest]:
