@@ -12,7 +12,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ._kinds import param
+from ._kinds import param, primitive_name
 
 __all__ = ["map_batch", "merge_batches", "REMAINDER_HINT"]
 
@@ -40,7 +40,7 @@ def map_batch(eqn: Any, jaxpr: Any) -> int | None:
         if len(shape) < 2 or batch not in (None, shape[1]):
             return None
         users = [e for e in jaxpr.eqns if any(u is v for u in e.invars)]
-        if len(users) != 1 or users[0].primitive.name != "reshape":
+        if len(users) != 1 or primitive_name(users[0]) != "reshape":
             return None
         merged = tuple(users[0].outvars[0].aval.shape)
         if merged != (steps * shape[1], *shape[2:]):
