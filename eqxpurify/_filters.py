@@ -19,12 +19,19 @@ import numpy as np
 from jaxtyping import PyTree
 
 from ._abstract_prior import AbstractPrior
+from ._fit import cast_leaf, leaf_error, mapped_over, probe
 from ._fixed import Fixed
 from ._nodes import Nodes, check_fields, path_str, wrapper_fields
 from ._pending import PendingShape
 from ._storage import is_array
 from ._ties import shared_positions
-from ._wrappers import Param, abstract_error, check_model
+from ._wrappers import (
+    Param,
+    abstract_error,
+    check_model,
+    latent_dtype_error,
+    shape_str,
+)
 
 __all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
 
@@ -71,6 +78,7 @@ class _Layout:
         "dtypes",
         "hash",
         "names",
+        "probe",
         "shapes",
         "statics",
         "static_pos",
@@ -91,6 +99,9 @@ class _Layout:
         self.dtypes: tuple[np.dtype, ...] = dtypes
         self.arrays: tuple[int, ...] = arrays
         self.static_pos, self.statics = statics
+        # `(k, shape)`: the shape of `rest.arrays[k]`'s first array at the split
+        # (not part of the key). Only an error path reads it (`_fit.mapped_over`).
+        self.probe: tuple[int, tuple[int, ...]] | None = None
         self.hash = hash(
             (
                 treedef,
@@ -199,7 +210,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
     if twice:  # one unnamed Param object in two places: refused, with the paths
         Nodes(model, caller)
-    keypaths, leaf_names, shared = _structure(model, treedef, opaque)
+    keypaths, leaf_names, latent_pos, shared = _structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
     aliases, trained = [], {}
@@ -217,25 +228,26 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
             dtypes.append(leaf.dtype)
             trainables.append(leaf)
         elif is_array(leaf):
+            if pos in latent_pos:  # e.g. integers put there with `eqx.tree_at`
+                raise latent_dtype_error(leaf_names[pos], leaf.dtype, caller)
             array_pos.append(pos)
             arrays.append(leaf)
         else:
             static_pos.append(pos)
             statics.append(leaf)
     for k, pos in enumerate(train_pos):
-        keypath = keypaths[pos]
-        if not keypath or keypath[-1] != _LATENT:
-            _check_plain_array(model, keypath, names[k], caller)
+        if pos not in latent_pos:
+            _check_plain_array(model, keypaths[pos], names[k], caller)
     _check_structure(model, treedef, caller)
     suspicious = int | float | complex | jax.ShapeDtypeStruct | PendingShape
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
         check_fields(model, caller)
-        for keypath, leaf in zip(keypaths, leaves):
-            abstract = isinstance(leaf, jax.ShapeDtypeStruct | PendingShape)
-            if abstract and keypath[-1] == _LATENT:
-                node = Param(shape=leaf.shape, dtype=leaf.dtype)
-                raise abstract_error(node, path_str(keypath[:-1]), caller)
+        for pos in sorted(latent_pos):
+            leaf = leaves[pos]
+            if isinstance(leaf, jax.ShapeDtypeStruct | PendingShape):
+                abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
+                raise abstract_error(abstract, leaf_names[pos], caller)
     layout = _Layout(
         treedef,
         tuple(names),
@@ -246,6 +258,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
         (tuple(static_pos), tuple(statics)),
         tuple(aliases),
     )
+    layout.probe = probe(arrays)
     return trainables, Rest(arrays, layout)
 
 
@@ -346,24 +359,49 @@ def _constant_tree(tree: Any) -> bool:
 
 def _structure(
     model: Any, treedef: Any, is_leaf: Callable[[Any], bool]
-) -> tuple[tuple[Any, ...], tuple[str, ...], dict[int, int]]:
-    """The key path of every leaf, the name it trains under, and shared uses.
+) -> tuple[tuple[Any, ...], tuple[str, ...], frozenset[int], dict[int, int]]:
+    """Per structure: key paths, training names, latents and shared uses.
 
     All depend on the tree structure only (a Param's `name` is static), so they
-    are computed once for each structure (flattening with paths costs several
-    times a plain flatten). A Param's latent is named by the Param's own path.
-    The last maps each leaf under a later use of a shared Param to the position
-    of the same leaf under its first use.
+    are computed once for each (flattening with paths costs several times a
+    plain flatten). A Param's latent is named by the Param's own path; any other
+    leaf by its full path, so a field of a user's module that happens to be
+    called `latent` keeps its name. The third is the set of leaf positions that
+    are the latent of a Param; the last maps each leaf under a later use of a
+    shared Param to the position of the same leaf under its first use.
     """
     cached = _STRUCTURES.get(treedef)
     if cached is not None:
         return cached
     flat = jtu.tree_flatten_with_path(model, is_leaf=is_leaf)[0]
     keypaths = tuple(k for k, _ in flat)
-    names = tuple(path_str(k[:-1] if k and k[-1] == _LATENT else k) for k in keypaths)
+    owners = _latent_owners(model, is_leaf)
+    latent_pos = frozenset(
+        pos
+        for pos, k in enumerate(keypaths)
+        if k and k[-1] == _LATENT and tuple(k[:-1]) in owners
+    )
+    names = tuple(
+        path_str(k[:-1] if pos in latent_pos else k) for pos, k in enumerate(keypaths)
+    )
     shared = shared_positions(model, keypaths)
-    _STRUCTURES.put(treedef, (keypaths, names, shared))
-    return keypaths, names, shared
+    _STRUCTURES.put(treedef, (keypaths, names, latent_pos, shared))
+    return keypaths, names, latent_pos, shared
+
+
+def _latent_owners(model: Any, is_leaf: Callable[[Any], bool]) -> set[tuple[Any, ...]]:
+    """The key paths of the Params of `model` (those in priors included)."""
+    owners: set[tuple[Any, ...]] = set()
+
+    def stop(node: Any) -> bool:
+        return isinstance(node, Param) or is_leaf(node)
+
+    for keypath, node in jtu.tree_flatten_with_path(model, is_leaf=stop)[0]:
+        if isinstance(node, Param):
+            owners.add(tuple(keypath))
+            prefix = (*keypath, jtu.GetAttrKey("prior"))
+            owners.update((*prefix, *k) for k in _latent_owners(node.prior, is_leaf))
+    return owners
 
 
 _CHECKED = _Bounded(64)  # model structures whose wrappers hold arrays
@@ -426,8 +464,13 @@ def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None
     )
 
 
-def rebuild(rest: Rest, trainables: list[Any]) -> Any:
-    """The model of `rest` with these trainable leaves (in order)."""
+def rebuild(rest: Rest, trainables: list[Any], caller: str = "ep.combine") -> Any:
+    """The model of `rest` with these trainable leaves (in order).
+
+    Each leaf must have the shape of the array it replaces and a floating dtype
+    (cast to the array's own). Shapes and dtypes are static, so under a trace
+    this costs nothing at run time.
+    """
     layout = rest.layout
     leaves: list[Any] = [None] * (
         len(layout.train_pos)
@@ -435,12 +478,23 @@ def rebuild(rest: Rest, trainables: list[Any]) -> Any:
         + len(layout.static_pos)
         + len(layout.aliases)
     )
-    for pos, leaf, dtype in zip(layout.train_pos, trainables, layout.dtypes):
+    for pos, leaf, shape, dtype in zip(
+        layout.train_pos, trainables, layout.shapes, layout.dtypes
+    ):
         if isinstance(leaf, jax.Array):
-            if leaf.dtype != dtype:  # an update computed in another dtype
-                leaf = leaf.astype(dtype)
+            # One attribute for both (`.dtype` and `.shape` are each as slow): this
+            # loop runs on every leaf of every eager `ep.combine`.
+            aval = leaf.aval
+            if aval.dtype != dtype:  # an update computed in another dtype
+                leaf = cast_leaf(rest, pos, leaf, caller)
+            got = aval.shape
         elif not isinstance(leaf, jax.ShapeDtypeStruct):  # (kept: a placeholder)
-            leaf = jnp.asarray(leaf, dtype)  # a number or a numpy array
+            leaf = cast_leaf(rest, pos, leaf, caller)  # a number or a numpy array
+            got = leaf.shape
+        else:
+            got = leaf.shape
+        if got != shape and not mapped_over(rest, got, shape):
+            raise leaf_error(rest, pos, caller, f"has shape {shape_str(got)}")
         leaves[pos] = leaf
     for pos, leaf in zip(layout.arrays, rest.arrays):
         leaves[pos] = leaf

@@ -66,7 +66,7 @@ class Fixed(AbstractWrapper):
         self,
         value: ArrayLike | None = None,
         *,
-        shape: int | Sequence[int] | None = None,
+        shape: int | np.integer | Sequence[int | np.integer] | None = None,
         dtype: Any = None,
         prior: "AbstractPrior | None" = None,
         name: str | None = None,

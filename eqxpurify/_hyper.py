@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ._abstract_prior import AbstractPrior
 from ._flat import compute_dtype, is_traced
+from ._wrapper_base import host_kind_error
 from ._wrappers import Fixed, Param
 
 __all__ = [
@@ -63,12 +65,9 @@ def to_hyper(value: Any, name: str, owner: str) -> Hyper:
         arr, host = value, None
     else:
         host = np.asarray(value)
-        if host.dtype == object:
-            raise TypeError(
-                f"`{owner}({name}=...)` must be a number, an array, an `ep.Fixed` or "
-                f"an `ep.Param` (for a hierarchical prior), got {type(value).__name__}"
-                " of other objects."
-            )
+        error = host_kind_error(host.dtype, f"{owner}({name}=...)")
+        if error is not None:
+            raise error
         arr = host
     if arr.dtype == np.bool_:
         raise TypeError(
@@ -146,18 +145,53 @@ def finite(h: Hyper, name: str, owner: str) -> Hyper:
 
 
 def positive(h: Hyper, name: str, owner: str) -> Hyper:
+    """`h`, refused if its value, or the support of its prior, is not all > 0.
+
+    A hyperparameter that is a Param must have a prior whose values are positive:
+    a Normal (or a Uniform reaching below zero) would move it where the density is
+    NaN in training or sampling, even if its value is positive now (a value that
+    is not positive now is refused first, with that value). A prior's support is
+    what its class declares (`support`: `"real"`, `"positive"` or `"interval"`;
+    a centred prior's is its prior's); a prior that declares none is trusted.
+    """
     hint = (
         " A hierarchical scale needs a positive prior such as `ep.HalfNormal`, "
         "`ep.HalfCauchy`, `ep.LogNormal` or `ep.Exponential`."
         if isinstance(h, Param)
         else ""
     )
-    return validate(
+    h = validate(
         h,
         lambda x: ~((x > 0) & (jnp.isfinite(x) if is_traced(x) else np.isfinite(x))),
         f"`{owner}({name}=...)` must be finite and > 0; got {{value}}. Pass a "
         f"positive `{name}`.{hint}",
     )
+    if isinstance(h, Param) and _reaches_below_zero(h.prior):
+        prior = type(h.prior).__name__
+        raise ValueError(
+            f"`{owner}({name}=...)` is an `ep.Param` whose prior `{prior}` reaches "
+            f"zero or below, but `{name}` must be > 0: the log density would be NaN "
+            "wherever training or sampling takes it. Give it a positive prior, "
+            f"e.g. `{name}=ep.Param(prior=ep.HalfNormal(1.0))` or "
+            "`ep.Param(prior=ep.LogNormal(1.0, 0.5))`."
+        )
+    return h
+
+
+def _reaches_below_zero(prior: Any) -> bool:
+    """Whether a prior is known to give values <= 0 (see `positive`)."""
+    inner = getattr(prior, "prior", None)
+    if isinstance(inner, AbstractPrior):  # `ep.Centred`: the support of its prior
+        return _reaches_below_zero(inner)
+    support = getattr(type(prior), "support", None)
+    if support == "real":
+        return True
+    if support == "interval":  # (low, high): below zero where `low` is
+        if isinstance(prior.low, Param) and _reaches_below_zero(prior.low.prior):
+            return True
+        low = current(prior.low)
+        return low is not None and not is_traced(low) and bool(np.any(low < 0))
+    return False
 
 
 def check_jointly(

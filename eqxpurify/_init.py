@@ -223,6 +223,7 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         >>> model["w"].latent.shape, bool(model["alpha"].value > 0)
         ((3, 2), True)
     """
+    _check_key(key)
     nodes = resolved(Nodes(model, "ep.normal"), "ep.normal")
     params = [nodes.nodes[k] for k in nodes.params()]
     latents = _draws(key, params)
@@ -235,6 +236,26 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
         return with_latent(p, latent)
 
     return map_params(nodes, draw)
+
+
+def _check_key(key: Any) -> None:
+    """Refuse a `key` that is not one PRNG key (checked on its static type)."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+    elif dtype == np.uint32 and shape is not None and len(shape) == 1:
+        return  # a raw key, `jax.random.PRNGKey(0)`
+    got = type(key).__name__
+    if shape is not None:
+        got += f" of shape {tuple(shape)} and dtype {dtype}"
+    raise TypeError(
+        f"`ep.normal(model, *, key)`: `key` must be one JAX PRNG key, e.g. "
+        f"`key=jax.random.key(0)`; got {got}. For an ensemble of models, map "
+        "over keys: `eqx.filter_vmap(lambda k: ep.normal(model, key=k))("
+        "jax.random.split(key, n))`."
+    )
 
 
 def _centred_draw(p: Param, z: Array, key: Any, j: int, path: str) -> Array:

@@ -14,8 +14,10 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.tree_util as jtu
 
+from ._storage import is_array
 from ._ties import identity_error, use_error, use_problem
 from ._wrappers import (
     AbstractWrapper,
@@ -23,6 +25,7 @@ from ._wrappers import (
     Param,
     check_model,
     is_wrapper,
+    latent_dtype_error,
     with_prior,
 )
 
@@ -331,7 +334,14 @@ def storage_problem(node: AbstractWrapper) -> str | None:
     # objects in leaves (e.g. the ones `eqx.tree_at` selects through).
     if x is None or isinstance(x, _NUMBERS):
         return name
+    if name == "latent" and is_array(x) and not _floating(x.dtype):
+        return name  # e.g. integers put there with `eqx.tree_at`
     return None
+
+
+@functools.cache
+def _floating(dtype: Any) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
 def storage_error(
@@ -340,7 +350,10 @@ def storage_error(
     """The error for a wrapper whose `latent`/`stored` is not an array."""
     lead = f"`{caller}`: the" if caller else "The"
     kind = type(node).__name__
-    got = type(node.__dict__.get(name)).__name__
+    x = node.__dict__.get(name)
+    got = type(x).__name__
+    if kind == "Param" and is_array(x):
+        return latent_dtype_error(path, getattr(x, "dtype", None), caller)
     if kind == "Param":
         return TypeError(
             f"{lead} Param at `{path}` has a latent of type {got}, not an array, so "

@@ -30,6 +30,7 @@ __all__ = [
     "ValueShapeError",
     "check_finite",
     "check_flags",
+    "latent_dtype_error",
     "latent_of",
     "with_latent",
 ]
@@ -106,7 +107,7 @@ class Param(AbstractWrapper):
         value: ArrayLike | None = None,
         *,
         prior: Any = None,
-        shape: int | Sequence[Any] | None = None,  # ints, and `ep.INPUT`
+        shape: int | np.integer | Sequence[Any] | None = None,  # ints, `ep.INPUT`
         dtype: Any = None,
         latent: ArrayLike | None = None,
         sharding: jax.sharding.Sharding | None = None,
@@ -272,6 +273,8 @@ def with_latent(param: Param, latent: Any) -> Param:
 
 def param_value(latent: Array, prior: AbstractPrior) -> Array:
     """`prior.forward(latent)`, checked to keep the latent's shape and dtype."""
+    if not jnp.issubdtype(latent.dtype, jnp.floating):
+        raise latent_dtype_error(None, latent.dtype, None)
     out = prior.forward(latent)
     if jnp.shape(out) != latent.shape:
         raise ValueShapeError(
@@ -290,6 +293,25 @@ def param_value(latent: Array, prior: AbstractPrior) -> Array:
 
 class ValueShapeError(ValueError):
     """A Param whose prior gives its value another shape than its latent's."""
+
+
+class LatentDtypeError(TypeError):
+    """A Param whose latent is not a floating array (e.g. set with `eqx.tree_at`)."""
+
+
+def latent_dtype_error(
+    path: str | None, dtype: Any, caller: str | None
+) -> LatentDtypeError:
+    """The error for a Param whose latent has a non-floating `dtype`."""
+    lead = f"`{caller}`: the" if caller else "The"
+    where = f" at `{path}`" if path else ""
+    return LatentDtypeError(
+        f"{lead} Param{where} has a latent of dtype {dtype}, not a floating array "
+        "(was `.latent` set with `eqx.tree_at`?), so it would silently drop out of "
+        "training. Set Params with `ep.set_value(model, where, value)` (physical "
+        "value) or replace the whole node: `eqx.tree_at(where, model, "
+        "ep.Param(value, prior=...))`."
+    )
 
 
 def _check_float(dtype: np.dtype) -> None:
@@ -365,13 +387,33 @@ def latent_of(prior: AbstractPrior, value: Array, dtype: np.dtype) -> tuple:
     outside = ~fits & (jnp.isnan(latent) | ~jnp.isfinite(x))
     if np.dtype(dtype).itemsize >= 4:
         return latent, outside, ~fits & ~outside
-    big = float(jnp.finfo(dtype).max)
-    clamped = jnp.clip(jnp.nan_to_num(latent, nan=0.0), -big, big).astype(dtype)
+    clamped = _saturating_latent(prior, x, latent, dtype)
     same = prior.forward(clamped).astype(dtype) == x
     saturated = ~fits & ~jnp.isnan(latent) & same
     latent = jnp.where(saturated, clamped, latent)
     outside = outside & ~saturated
     return latent, outside, ~fits & ~saturated & ~outside
+
+
+def _saturating_latent(
+    prior: AbstractPrior, x: Array, latent: Array, dtype: np.dtype
+) -> Array:
+    """The latent of least magnitude that maps onto a saturated value `x`.
+
+    Tried on a ladder of powers of two (8, 16, ... up to the dtype's largest
+    finite number), on the side of `latent`'s sign: so a value that underflowed
+    to 0 or overflowed to inf gets a latent such as -256, whose log density and
+    gradient stay finite, rather than the dtype's largest number (whose square is
+    inf). Where no rung maps onto `x`, the largest finite number is returned (and
+    `latent_of` finds that it does not map back either).
+    """
+    info = jnp.finfo(dtype)
+    ladder = np.append(2.0 ** np.arange(3, info.maxexp), float(info.max))
+    ladder = jnp.asarray(ladder.astype(dtype))
+    sign = jnp.where(latent < 0, -1, 1).astype(dtype)
+    hits = jax.vmap(lambda c: prior.forward(sign * c).astype(dtype) == x)(ladder)
+    rung = ladder[jnp.argmax(hits, axis=0)]
+    return sign * jnp.where(jnp.any(hits, axis=0), rung, ladder[-1])
 
 
 def _ints_as_floats(value: Any) -> Any:

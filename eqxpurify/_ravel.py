@@ -104,6 +104,12 @@ class Unravel(eqx.Module):
     __eq__ = object.__eq__
 
     def __call__(self, flat: Float[Array, " n"]) -> PyTree:
+        if not isinstance(flat, jax.Array | np.ndarray):
+            raise TypeError(
+                "`unravel(flat)`: `flat` must be a 1-d array (the vector "
+                f"`ep.ravel` returned, or an update of it), got {type(flat).__name__}"
+                ". Convert it first: `unravel(jnp.asarray(flat))`."
+            )
         shape = tuple(jnp.shape(flat))
         if shape != (self.size,):
             hint = (

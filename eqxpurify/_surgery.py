@@ -15,7 +15,14 @@ from ._nodes import Nodes
 from ._paths import Where, select, select_one
 from ._priors import Normal, has_params, standard_normal
 from ._values import set_paths, with_value
-from ._wrappers import Fixed, Param, is_wrapper, value_at
+from ._wrappers import (
+    Fixed,
+    Param,
+    check_flags,
+    is_wrapper,
+    latent_of,
+    value_at,
+)
 
 __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
 
@@ -157,8 +164,23 @@ def freeze(model: _M, where: Where) -> _M:
             )
         else:
             value = value_at(node, nodes.paths[i], "ep.freeze")
+            # One rule with `ep.unfreeze`: a value it could not turn back into
+            # this Param (NaN, or inf where the dtype does not saturate) is refused.
+            _, outside, overflow = latent_of(node.prior, value, node.dtype)
+            message = _not_finite(nodes.paths[i])
+            value = check_flags(value, (outside, message), (overflow, message))
             out[i] = Fixed(value, prior=prior, name=node.name)
     return nodes.unflatten(out)
+
+
+def _not_finite(path: str) -> str:
+    return (
+        f"`ep.freeze`: the Param at `{path}` has a value that is not finite (NaN or "
+        "inf) or not in its prior's support, so `ep.unfreeze` could not give the "
+        "Param back. Find where it became so (a diverged optimisation? "
+        '`jax.config.update("jax_debug_nans", True)`), or give it a value first: '
+        "`ep.set_value(model, where, value)`."
+    )
 
 
 def _freeze_all(prior: AbstractPrior) -> AbstractPrior:

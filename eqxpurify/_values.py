@@ -379,6 +379,13 @@ def load_values(
         >>> ep.load_values(model, {"t": jnp.array([5.0, 6.0])}, strict=False).t
         Fixed([5, 6])
     """
+    if not isinstance(values, Mapping):
+        raise TypeError(
+            "`ep.load_values(model, values)`: `values` must be a mapping from path "
+            'to value, as `ep.values(model)` returns it (e.g. `{"alpha": 2.5}`); '
+            f"got {type(values).__name__}. For a vector of latents use "
+            "`flat, unravel = ep.ravel(model)` and `unravel(vector)`."
+        )
     nodes = Nodes(model, "ep.load_values")
     index = {p: i for i, (p, n) in enumerate(zip(nodes.paths, nodes.nodes))}
     wanted: dict[str, Any] = {}

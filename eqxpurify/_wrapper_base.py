@@ -24,6 +24,8 @@ __all__ = [
     "check_name",
     "default_float",
     "any_dtype",
+    "check_host_data",
+    "host_kind_error",
     "is_wrapper",
     "shape_str",
     "static_shape",
@@ -227,11 +229,16 @@ _close_operators()
 
 
 def static_shape(shape: Any, owner: str) -> tuple[int, ...]:
-    """Validate a `shape=` argument: static, non-negative Python ints."""
-    if isinstance(shape, int):
-        shape = (shape,)
+    """Validate a `shape=` argument: static, non-negative Python or NumPy ints.
+
+    NumPy integers (`np.int64(8)`, common with data from pandas) are taken as
+    Python ints.
+    """
+    given: Any = shape
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        given = (shape,)
     try:
-        dims = tuple(shape)
+        dims = tuple(given)
     except TypeError:
         dims = None
     if dims is None or not all(
@@ -258,6 +265,8 @@ def as_array(value: Any, dtype: Any, owner: str) -> Array:
         raise TypeError(
             f"`{owner}` needs an array or a number, got {type(value).__name__}."
         )
+    if _on_host(value):
+        check_host_data(value, dtype, owner)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             if dtype is None:
@@ -287,6 +296,76 @@ def as_array(value: Any, dtype: Any, owner: str) -> Array:
     if _overflowed(value, arr):
         raise ValueError(message)
     return arr
+
+
+def _on_host(value: Any) -> bool:
+    return isinstance(value, np.ndarray | np.generic | list | tuple)
+
+
+def host_kind_error(dtype: np.dtype, owner: str) -> TypeError | None:
+    """The error for host data of a dtype JAX cannot hold, or None.
+
+    Numbers (booleans, integers, floats, complex) are fine; dates, times,
+    strings and Python objects are refused with how to convert them.
+    """
+    if dtype.kind in "biufc" or dtype.kind == "V":  # V: bfloat16, float8
+        return None
+    if dtype.kind in "mM":
+        fix = (
+            "JAX arrays hold numbers, not dates or times: convert them first, e.g. "
+            "to seconds since a reference, `(t - t0) / np.timedelta64(1, 's')`."
+        )
+    elif dtype.kind in "USa":
+        fix = (
+            "JAX arrays hold numbers, not strings: encode them first, e.g. as "
+            "category codes (`np.unique(x, return_inverse=True)[1]`)."
+        )
+    else:
+        fix = (
+            "JAX arrays hold numbers: convert it to a numeric dtype first, e.g. "
+            "`np.asarray(x, dtype=float)` (a pandas column: `.to_numpy(float)`)."
+        )
+    return TypeError(f"`{owner}` got an array of dtype {dtype}. {fix}")
+
+
+def check_host_data(value: Any, dtype: Any, owner: str) -> None:
+    """Refuse host data that JAX would change: non-numbers, integers that wrap.
+
+    Without `jax_enable_x64`, JAX stores 64-bit integers in 32 bits; a value
+    outside that range would wrap around (`1.7e18 -> 908722176`), so it is an
+    error, as a float overflowing its dtype is. Values that fit are kept.
+    """
+    try:
+        host = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return  # not host data JAX could take either: `jnp.asarray` says why
+    error = host_kind_error(host.dtype, owner)
+    if error is not None:
+        raise error
+    if host.dtype.kind not in "iu" or host.size == 0:
+        return
+    target = np.dtype(
+        jax.dtypes.canonicalize_dtype(host.dtype if dtype is None else dtype)
+    )
+    if target.kind not in "iu":
+        return
+    info = np.iinfo(target)
+    low, high = host.min(), host.max()
+    if low >= info.min and high <= info.max:
+        return
+    bad = high if high > info.max else low
+    if dtype is None:
+        fix = (
+            f"JAX stores {host.dtype} as {target} unless 64-bit mode is on. Enable "
+            'it (`jax.config.update("jax_enable_x64", True)` at start-up), or '
+            "pass a float `dtype=`."
+        )
+    else:
+        fix = "Pass a wider integer `dtype=` (with `jax_enable_x64` for 64 bits)."
+    raise ValueError(
+        f"`{owner}` got {host.dtype} data with the value {bad}, outside the range "
+        f"of {target} ([{info.min}, {info.max}]): it would wrap around. {fix}"
+    )
 
 
 def _overflowed(value: Any, arr: Array) -> bool:

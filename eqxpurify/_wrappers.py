@@ -15,10 +15,12 @@ from ._fixed import (
 )
 from ._flat import is_traced
 from ._param import (
+    LatentDtypeError,
     Param as Param,
     ValueShapeError as ValueShapeError,
     check_finite as check_finite,
     check_flags as check_flags,
+    latent_dtype_error as latent_dtype_error,
     latent_of as latent_of,
     param_value,
     with_latent as with_latent,
@@ -95,6 +97,9 @@ def value_at(
         if path and not isinstance(node, Fixed):
             raise deleted_error(path, "Param (its latent or a prior hyperparameter)")
         raise
+    except LatentDtypeError as e:
+        dtype = node.__dict__["latent"].dtype
+        raise latent_dtype_error(path, dtype, caller) from e
 
 
 def check_model(model: Any) -> None:

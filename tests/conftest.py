@@ -47,3 +47,16 @@ def standard_promotion():
 @pytest.fixture(params=FLOAT_DTYPES, ids=lambda d: jnp.dtype(d).name)
 def float_dtype(request):
     return request.param
+
+
+@pytest.fixture
+def unchecked_types():
+    """One test without jaxtyping's argument checks, as users run: the library's
+    own message for an argument of the wrong type, not the type checker's."""
+    import jaxtyping
+
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", False)

@@ -353,3 +353,61 @@ def test_partition_from_threads_over_many_structures(monkeypatch):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         assert all(pool.map(run, range(1000)))
     assert len(filters._STRUCTURES) <= 64 and len(filters._CHECKED) <= 64
+
+
+# `ep.combine` refuses what does not fit `rest`: the path and the expected shape,
+# eagerly and under `jax.jit` (shapes are static: checked at trace time).
+
+
+def _combine_model():
+    return {"a": ep.Param(jnp.zeros(3)), "b": ep.Param(1.0)}
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("bad", [jnp.zeros(4), jnp.zeros((2, 3)), jnp.zeros(())])
+def test_combine_refuses_a_wrong_shape(jit, bad):
+    model = _combine_model()
+    params, rest = ep.partition(model)
+    before = dict(params)
+    wrong = {**params, "['a']": bad}
+    combine = jax.jit(ep.combine) if jit else ep.combine
+    shape = str(bad.shape).replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(
+        ValueError,
+        match=rf"`ep.combine`: the entry `\['a'\]` has shape {shape}, but the "
+        r"model's trainable array there has shape \(3,\).*same `ep.partition\(model\)`",
+    ):
+        combine(wrong, rest)
+    assert tree_allclose(params, before)  # nothing was changed
+    assert tree_allclose(ep.combine(params, rest), model)
+
+
+@pytest.mark.parametrize("bad", [None, jnp.arange(3), np.arange(3), True, "x"])
+def test_combine_refuses_none_and_non_floating_entries(bad):
+    params, rest = ep.partition(_combine_model())
+    with pytest.raises(
+        ValueError,
+        match=r"`ep.combine`: the entry `\['a'\]` (is None|is a \w+|has dtype \w+), "
+        r"but the model's trainable array there has shape \(3,\) and dtype",
+    ):
+        ep.combine({**params, "['a']": bad}, rest)
+    # A floating update of another width is cast back, as before.
+    narrow = {k: v.astype(jnp.bfloat16) for k, v in params.items()}
+    assert ep.combine(narrow, rest)["a"].latent.dtype == params["['a']"].dtype
+
+
+def test_combine_refuses_params_that_do_not_fit_rest(getkey):
+    model = _combine_model()
+    params, rest = ep.partition(model)
+    other = {"a": ep.Param(jnp.zeros(5)), "b": ep.Param(jnp.zeros(2))}
+    other_params, _ = ep.partition(other)
+    with pytest.raises(ValueError, match=r"arrays of another model need that model"):
+        jax.jit(ep.combine)(other_params, rest)
+    with pytest.raises(ValueError, match=r"missing `\['b'\]`; unknown `c`"):
+        ep.combine({"['a']": params["['a']"], "c": jnp.zeros(())}, rest)
+    # A stacked model's halves mapped together: `rest` is batched too, and fits.
+    keys = jax.random.split(getkey(), 3)
+    stacked = eqx.filter_vmap(lambda k: ep.normal(model, key=k))(keys)
+    s_params, s_rest = ep.partition(stacked)
+    values = eqx.filter_vmap(lambda p, r: ep.values(ep.combine(p, r)))(s_params, s_rest)
+    assert values["['a']"].shape == (3, 3)

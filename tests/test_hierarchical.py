@@ -387,3 +387,74 @@ def test_set_value_of_a_constant_hyperparameter_says_how():
     ):
         ep.set_value(flat, lambda m: m["phi"].prior.sigma, 2.0)
     assert all(a is b for a, b in zip(jax.tree.leaves(model), before))
+
+
+# A hyperparameter that must be positive refuses a Param whose prior reaches
+# zero or below, even while its value is still abstract (or positive).
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda h: ep.Normal(0.0, h), "Normal\\(sigma"),
+        (lambda h: ep.LogNormal(h, 0.5), "LogNormal\\(mean"),
+        (lambda h: ep.LogNormal(1.0, h), "LogNormal\\(sigma"),
+        (lambda h: ep.HalfNormal(h), "HalfNormal\\(sigma"),
+        (lambda h: ep.HalfCauchy(h), "HalfCauchy\\(scale"),
+        (lambda h: ep.Exponential(h), "Exponential\\(rate"),
+    ],
+)
+@pytest.mark.parametrize(
+    "hyper",
+    [
+        lambda: ep.Param(prior=ep.Normal(0.0, 1.0)),
+        lambda: ep.Param(1.0, prior=ep.Normal(2.0, 0.1)),  # positive for now
+        lambda: ep.Param(prior=ep.Uniform(-1.0, 1.0)),
+        lambda: ep.Param(prior=ep.Uniform(ep.Param(prior=ep.Normal(0.0, 1.0)), 5.0)),
+    ],
+)
+def test_positive_hyperparameter_refuses_a_prior_reaching_below_zero(
+    make, field, hyper
+):
+    with pytest.raises(
+        ValueError,
+        match=rf"`{field}=...\)` is an `ep.Param` whose prior `\w+` reaches zero or "
+        r"below.*NaN.*ep.HalfNormal.*ep.LogNormal",
+    ):
+        make(hyper())
+
+
+class _Shifted(ep.AbstractPrior):
+    """A prior of the user's own: its support is not known to the library."""
+
+    def forward(self, z):
+        return z + 3.0
+
+    def inverse(self, x):
+        return x - 3.0
+
+    def log_prob(self, x):
+        return -0.5 * (x - 3.0) ** 2
+
+
+def test_positive_hyperparameter_takes_positive_priors_and_trusts_the_users():
+    accepted = [
+        ep.HalfNormal(1.0),
+        ep.HalfCauchy(1.0),
+        ep.Exponential(2.0),
+        ep.LogNormal(1.0, 0.5),
+        ep.Uniform(0.0, 2.0),
+        ep.Uniform(ep.Param(prior=ep.HalfNormal(1.0)), 5.0),
+        _Shifted(),  # a prior of the user's own: its support is not known
+    ]
+    for prior in accepted:
+        model = {"x": ep.Param(shape=(3,), prior=ep.Normal(0.0, ep.Param(prior=prior)))}
+        model = ep.normal(model, key=jax.random.key(0))
+        assert np.isfinite(float(ep.log_prior(model)))
+    # The mean may be anything: a Normal Param is fine there.
+    assert isinstance(
+        ep.Normal(ep.Param(prior=ep.Normal(0.0, 5.0)), 1.0).mean, ep.Param
+    )
+    # Only a Uniform whose `low` is below zero reaches below it.
+    with pytest.raises(ValueError, match=r"`Normal\(sigma=...\)` is an `ep.Param`"):
+        ep.Normal(0.0, ep.Param(prior=ep.Uniform(-0.5, 2.0)))

@@ -280,3 +280,25 @@ def test_log_densities_refuse_plain_trainable_arrays():
     params, _ = ep.partition(model)
     with pytest.raises(ValueError, match=r"`\['scale'\]`.*ep.combine\(params, rest\)"):
         ep.log_prior(params)
+
+
+def test_normal_takes_one_key_and_refuses_anything_else(unchecked_types):
+    model = {"w": ep.Param(shape=(3,))}
+    for key, got in [
+        (None, r"NoneType"),
+        (0, r"int"),
+        ("key", r"str"),
+        (jax.random.split(jax.random.key(0), 2), r"\w+ of shape \(2,\) and dtype key"),
+    ]:
+        with pytest.raises(
+            TypeError,
+            match=rf"`ep.normal\(model, \*, key\)`: `key` must be one JAX PRNG key, "
+            rf"e.g. `key=jax.random.key\(0\)`; got {got}.*eqx.filter_vmap",
+        ):
+            ep.normal(model, key=key)
+    assert model["w"].is_abstract
+    for key in (jax.random.key(1), jax.random.PRNGKey(1)):  # typed and raw keys
+        assert jax.jit(lambda k: ep.normal(model, key=k))(key)["w"].shape == (3,)
+    keys = jax.random.split(jax.random.key(2), 4)
+    ensemble = eqx.filter_vmap(lambda k: ep.normal(model, key=k))(keys)
+    assert ensemble["w"].shape == (4, 3)

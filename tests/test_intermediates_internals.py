@@ -305,7 +305,13 @@ def test_each_internal_is_one_commented_lookup():
 
 
 def test_interpreter_reads_parameters_only_through_param():
-    for name in ("_harvest.py", "_api.py", "_records.py", "_taps.py"):
+    for name in (
+        "_harvest.py",
+        "_api.py",
+        "_records.py",
+        "_taps.py",
+        "_batched_map.py",
+    ):
         tree = ast.parse((PACKAGE / "_intermediates" / name).read_text())
         reads = [
             ast.unparse(n)

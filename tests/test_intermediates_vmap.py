@@ -158,3 +158,69 @@ def test_value_batched_by_the_outer_vmap_only(outer):
     np.testing.assert_allclose(values["a"], np.cos(a_rows), rtol=1e-6)
     expected = a_rows.sum(axis=1)[:, None, None] * b
     np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+# `lax.map(f, xs, batch_size=b)` is a scan over batches, each mapped by `jax.vmap`;
+# its taps get one value per element of `xs`, as without `batch_size`.
+
+
+def _mapped(xs, batch_size):
+    total = jnp.sum(xs)  # does not depend on the element: one value per element
+
+    def f(x):
+        y = ep.intermediate(jnp.sin(x), name="y")
+        ep.intermediate(total, name="total")
+        return 3 * y
+
+    return lax.map(f, xs, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 10])
+@pytest.mark.parametrize("jit", [False, True])
+def test_taps_in_lax_map_with_batch_size_have_one_value_per_element(batch_size, jit):
+    xs = jnp.arange(20.0).reshape(10, 2)
+    harvest = ep.intermediates(_mapped)
+    if jit:
+        harvest = jax.jit(harvest, static_argnums=1)
+    out, values = harvest(xs, batch_size)
+    _, expected = ep.intermediates(_mapped)(xs, None)
+    assert values["y"].shape == (10, 2) and values["total"].shape == (10,)
+    np.testing.assert_allclose(values["y"], expected["y"], rtol=1e-6)
+    np.testing.assert_allclose(values["total"], expected["total"], rtol=1e-6)
+    np.testing.assert_allclose(out, 3 * expected["y"], rtol=1e-6)
+
+
+def test_taps_in_lax_map_with_batch_size_under_grad():
+    xs = jnp.arange(20.0).reshape(10, 2)
+
+    def loss(xs):
+        _, values = ep.intermediates(_mapped)(xs, 5)
+        assert values["y"].shape == (10, 2)
+        return jnp.sum(values["y"] * xs)
+
+    expected = jnp.sin(xs) + xs * jnp.cos(xs)
+    np.testing.assert_allclose(jax.grad(loss)(xs), expected, rtol=1e-5)
+
+
+def test_taps_in_lax_map_with_a_remainder_are_refused_naming_the_batch_size():
+    xs = jnp.arange(20.0).reshape(10, 2)
+    with pytest.raises(
+        ValueError,
+        match=r"The tap `y` was recorded 2 times.*Inside `lax.map\(f, xs, "
+        r"batch_size=b\)` with a `b` that does not divide the length.*pass a "
+        r"`batch_size` that divides the length, or harvest without `batch_size`",
+    ):
+        ep.intermediates(_mapped)(xs, 3)
+
+
+def test_taps_in_lax_map_with_batch_size_and_an_inner_vmap_are_refused():
+    def f(xs):
+        inner = jax.vmap(lambda v: ep.intermediate(jnp.sin(v), name="v"))
+        return lax.map(inner, xs, batch_size=2)
+
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot harvest `v`: it is inside `lax.map\(f, xs, batch_size=...\)` "
+        r"and inside another `jax.vmap`.*Harvest without `batch_size`",
+    ):
+        ep.intermediates(f)(jnp.ones((4, 3)))

@@ -499,7 +499,11 @@ def test_lognormal_extreme_ratio_messages_eager_and_traced():
 
 
 def test_lognormal_with_an_abstract_hyperparameter_is_checked_later():
-    for mean, sigma in [(ep.Param(shape=()), 1.0), (1.0, ep.Param(shape=()))]:
+    positive = ep.HalfNormal(1.0)  # (a Normal prior is refused: it reaches below 0)
+    for mean, sigma in [
+        (ep.Param(shape=(), prior=positive), 1.0),
+        (1.0, ep.Param(shape=(), prior=positive)),
+    ]:
         prior = ep.LogNormal(mean, sigma)
         assert isinstance(prior.mean, ep.Param | ep.Fixed)
 

@@ -297,3 +297,101 @@ def test_values_vmap(fitted):
     for path in PATHS:
         assert batched[path].shape == (3, *single[path].shape)
         np.testing.assert_allclose(batched[path][1], single[path], rtol=1e-6)
+
+
+# Field names of the user's own that are also the wrappers' (`latent`, `stored`,
+# `prior`) keep their full paths: only a Param's own latent is named by the Param.
+
+
+class _Named(eqx.Module):
+    latent: jax.Array
+    stored: jax.Array
+    prior: jax.Array
+    w: ep.Param
+
+
+class _Holder(eqx.Module):
+    m: _Named
+    p: ep.Param
+    latent: ep.Param
+
+
+def _holder():
+    named = _Named(
+        jnp.arange(2.0),
+        10 + jnp.arange(3.0),
+        20 + jnp.arange(4.0),
+        ep.Param(jnp.zeros(5)),
+    )
+    prior = ep.Normal(0.0, ep.Param(1.0, prior=ep.HalfNormal(1.0)))
+    return _Holder(named, ep.Param(1.0, prior=prior), ep.Param(jnp.zeros(6)))
+
+
+def test_user_fields_named_like_the_wrappers_keep_their_paths():
+    model = _holder()
+    params, rest = ep.partition(model)
+    assert {k: v.shape for k, v in params.items()} == {
+        "m.latent": (2,),
+        "m.stored": (3,),
+        "m.prior": (4,),
+        "m.w": (5,),
+        "p": (),
+        "p.prior.sigma": (),
+        "latent": (6,),  # a Param in a field called `latent`: its own path
+    }
+    assert list(named_params(model)) == ["m.w", "p", "p.prior.sigma", "latent"]
+    assert list(values(model)) == ["m.w", "p", "p.prior.sigma", "latent"]
+    flat, unravel = ep.ravel(model)
+    # In the order of `params`: each field's own values where its name says.
+    np.testing.assert_array_equal(
+        flat, jnp.concatenate([jnp.ravel(v) for v in params.values()])
+    )
+    np.testing.assert_array_equal(flat[:9], [0, 1, 10, 11, 12, 20, 21, 22, 23])
+    assert tree_allclose(unravel(flat), model)
+    assert tree_allclose(ep.combine(params, rest), model)
+
+
+def test_optax_masks_by_path_reach_user_fields_named_like_the_wrappers():
+    import optax
+
+    model = _holder()
+    params, rest = ep.partition(model)
+    frozen = {"m.latent", "m.prior"}  # by name, as a user writes them
+    assert frozen <= set(params)
+    mask = {k: k in frozen for k in params}
+    optimiser = optax.chain(optax.masked(optax.set_to_zero(), mask), optax.sgd(1.0))
+    grads = jax.tree.map(jnp.ones_like, params)
+    updates, _ = optimiser.update(grads, optimiser.init(params), params)
+    new = optax.apply_updates(params, updates)
+    for k in params:
+        moved = not np.array_equal(new[k], params[k])
+        assert moved == (k not in frozen), k
+    labels = {k: "slow" if k.startswith("m.") else "fast" for k in params}
+    multi = optax.multi_transform(
+        {"slow": optax.set_to_zero(), "fast": optax.sgd(1.0)}, labels
+    )
+    updates, _ = multi.update(grads, multi.init(params), params)
+    assert np.array_equal(updates["m.latent"], np.zeros(2))
+    assert not np.array_equal(updates["latent"], np.zeros(6))
+    ep.combine(new, rest)  # still the model's shapes
+
+
+def test_a_plain_array_in_a_wrapper_field_called_latent_is_refused():
+    class Declared(eqx.Module):
+        latent: ep.Param
+
+    model = eqx.tree_at(lambda m: m.latent, Declared(ep.Param(1.0)), jnp.ones(()))
+    with pytest.raises(
+        TypeError, match=r"the field `latent` is declared `Param` but holds a plain"
+    ):
+        ep.partition(model)
+
+
+def test_load_values_refuses_a_list_with_the_fix(unchecked_types):
+    model = {"a": ep.Param(1.0)}
+    with pytest.raises(
+        TypeError,
+        match=r"`ep.load_values\(model, values\)`: `values` must be a mapping from "
+        r"path to value, as `ep.values\(model\)` returns it.*got list.*ep.ravel",
+    ):
+        load_values(model, [2.0])

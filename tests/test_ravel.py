@@ -328,3 +328,15 @@ def test_flatten_abstract_error():
         ValueError, match=r"`ep.flatten`: the Param at `\['a'\]` is abstract.*ep.zeros"
     ):
         ep.flatten({"a": ep.Param(shape=(2,))})
+
+
+@pytest.mark.parametrize("flat", [[0.0, 1.0, 2.0], (0.0, 1.0, 2.0)])
+def test_unravel_refuses_a_python_sequence_with_the_fix(flat, unchecked_types):
+    _, unravel = ep.ravel({"a": ep.Param(jnp.zeros(3))})
+    with pytest.raises(
+        TypeError,
+        match=r"`unravel\(flat\)`: `flat` must be a 1-d array .*got (list|tuple)\. "
+        r"Convert it first: `unravel\(jnp.asarray\(flat\)\)`",
+    ):
+        unravel(flat)
+    assert ep.values(unravel(jnp.asarray(flat)))["['a']"].shape == (3,)

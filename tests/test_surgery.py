@@ -438,3 +438,63 @@ def test_freeze_of_a_plain_module_names_wrap():
     with pytest.raises(ValueError, match=r"plain arrays.*ep.wrap"):
         ep.unfreeze(model, lambda m: m.correction, prior=ep.Normal())
     assert all(a is b for a, b in zip(jax.tree.leaves(model), before))
+
+
+# `ep.freeze` and `ep.unfreeze` follow one rule: a value that could not be
+# unfrozen (NaN, or inf where the dtype does not saturate) is refused at freeze.
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_freeze_refuses_a_value_that_unfreeze_would_refuse(jit):
+    model = {"a": ep.Param(jnp.ones(2)), "b": ep.Param(1.0)}
+    bad = eqx.tree_at(lambda m: m["a"].latent, model, jnp.array([0.0, jnp.nan]))
+    call = eqx.filter_jit(freeze) if jit else freeze
+    with pytest.raises(
+        Exception,  # under jit: JAX's runtime error holding the message
+        match=r"`ep.freeze`: the Param at `\['a'\]` has a value that is not finite "
+        r"\(NaN or inf\).*`ep.unfreeze` could not give the Param back.*"
+        r"`ep.set_value\(model, where, value\)`",
+    ):
+        jax.block_until_ready(call(bad, lambda m: m["a"]))
+    assert np.isnan(np.asarray(bad["a"].latent)[1])  # the model is unchanged
+    good = freeze(model, lambda m: m["a"])
+    assert tree_allclose(unfreeze(good, lambda m: m["a"]), model)
+    # A value saturated in low precision (inf from a finite latent) is a value
+    # of the prior there: it freezes and unfreezes.
+    for dtype in (jnp.bfloat16, jnp.float16):
+        z = jnp.array([300.0, 0.0], dtype)
+        p = ep.Param.from_latent(z, prior=ep.LogNormal(1.0, 0.5))
+        assert np.isinf(np.asarray(p.value, np.float32)[0])
+        back = unfreeze(freeze({"p": p}, lambda m: m["p"]), lambda m: m["p"])
+        np.testing.assert_array_equal(back["p"].value, p.value)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize(
+    "prior, value",
+    [
+        (ep.LogNormal(1.0, 0.5), 0.0),  # underflows to 0
+        (ep.LogNormal(1.0, 0.5), float("inf")),  # overflows
+        (ep.LogNormal(1.0, 0.01), 0.0),
+        (ep.Uniform(-3.0, 3.0), 3.0),  # a bound
+        (ep.Uniform(0.0, 1.0), 0.0),
+        (ep.HalfNormal(1.0), 0.0),
+    ],
+)
+def test_set_value_at_a_saturated_value_gives_a_finite_latent(prior, value, dtype):
+    model = {"p": ep.Param(jnp.asarray(1.0, dtype), prior=prior)}
+    new = set_value(model, lambda m: m["p"], jnp.asarray(value, dtype))
+    latent = np.asarray(new["p"].latent, np.float32)
+    assert np.isfinite(latent).all()
+    # Small enough that its log density and gradient are finite too.
+    assert np.isfinite(float(ep.log_prior(new)))
+    grad = jax.grad(lambda z: ep.log_prior({"p": ep.Param.from_latent(z, prior=prior)}))
+    assert np.isfinite(np.asarray(grad(new["p"].latent), np.float32)).all()
+    assert np.asarray(new["p"].value, np.float32) == pytest.approx(
+        np.asarray(jnp.asarray(value, dtype), np.float32), abs=1e-30
+    )
+    # `ep.Param` from the same value, and `ep.load_values`, agree.
+    direct = ep.Param(jnp.asarray(value, dtype), prior=prior)
+    np.testing.assert_array_equal(direct.latent, new["p"].latent)
+    loaded = ep.load_values(model, {"['p']": jnp.asarray(value, dtype)})
+    np.testing.assert_array_equal(loaded["p"].latent, new["p"].latent)

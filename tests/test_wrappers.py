@@ -268,3 +268,84 @@ def test_prior_hyperparameter_replaced_by_a_raw_value_names_the_fix():
         ep.partition({"p": edited})
     fixed = eqx.tree_at(lambda p: p.prior.mean, param, ep.Fixed(2.0))
     np.testing.assert_allclose(fixed.value, 3.0, rtol=1e-6)
+
+
+# Host data is taken as it is, or refused: never changed at construction.
+
+_X64 = bool(jax.config.read("jax_enable_x64"))
+
+
+@pytest.mark.parametrize(
+    "data, dtype",
+    [
+        (np.array([1_700_000_000_000_000_000, 3], np.int64), "int32"),
+        (np.array([-(2**40)], np.int64), "int32"),
+        (np.array([2**63], np.uint64), "uint32"),
+    ],
+)
+def test_fixed_refuses_integers_that_would_wrap_without_x64(data, dtype):
+    if _X64:  # they fit: kept exactly
+        fixed = ep.Fixed(data)
+        np.testing.assert_array_equal(np.asarray(fixed.value), np.asarray(data))
+        return
+    with pytest.raises(
+        ValueError,
+        match=rf"`ep.Fixed` got \w+ data with the value -?\d+, outside the range of "
+        rf"{dtype} .*it would wrap around.*jax_enable_x64.*float `dtype=`",
+    ):
+        ep.Fixed(data)
+
+
+def test_fixed_keeps_64_bit_integers_that_fit_and_refuses_a_narrow_dtype():
+    fixed = ep.Fixed(np.array([3, -(2**31)], np.int64))
+    np.testing.assert_array_equal(fixed.value, [3, -(2**31)])
+    with pytest.raises(
+        ValueError, match=r"outside the range of int8 .*Pass a wider integer `dtype=`"
+    ):
+        ep.Fixed(np.array([300]), dtype=np.int8)
+    with pytest.raises(ValueError, match=r"outside the range of uint32"):
+        ep.Fixed(np.array([-1]), dtype=np.uint32)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (np.array(["2020-01-01"], "datetime64[D]"), r"datetime64\[D\].*not dates"),
+        (np.array([1, 2], "timedelta64[s]"), r"timedelta64\[s\].*not dates"),
+        (np.array(["a", "b"]), r"<U1.*not strings.*category codes"),
+        (np.array([1.0, None], object), r"object.*`np.asarray\(x, dtype=float\)`"),
+    ],
+)
+@pytest.mark.parametrize("make", [ep.Fixed, ep.Param, lambda x: ep.Normal(x, 1.0)])
+def test_non_numeric_host_data_is_refused_with_how_to_convert_it(make, data, match):
+    with pytest.raises(TypeError, match=r"got an? (array of dtype )?\w*" + match):
+        make(data)
+
+
+@pytest.mark.parametrize("shape", [np.int64(8), (np.int64(2), np.int32(4))])
+def test_a_shape_may_be_given_as_numpy_integers(shape):
+    expected = (8,) if isinstance(shape, np.integer) else (2, 4)
+    p, f = ep.Param(shape=shape), ep.Fixed(shape=shape)
+    assert p.shape == f.shape == expected
+    assert all(type(d) is int for d in p.shape + f.shape)
+    assert ep.Fixed(jnp.zeros(expected), shape=shape).shape == expected
+
+
+def test_an_integer_latent_is_refused_where_the_model_is_next_used():
+    model = {"p": ep.Param(jnp.ones(3)), "q": ep.Param(1.0)}
+    bad = eqx.tree_at(lambda m: m["p"].latent, model, jnp.arange(3))
+    pattern = (
+        r"the Param at `\['p'\]` has a latent of dtype int\d+, not a floating "
+        r"array .*`eqx.tree_at\(where, model, ep.Param\(value, prior=...\)\)`"
+    )
+    for call, fn in [
+        ("ep.partition", ep.partition),
+        ("ep.unwrap", ep.unwrap),
+        ("ep.values", ep.values),
+        ("ep.ravel", ep.ravel),
+    ]:
+        with pytest.raises(TypeError, match=rf"`{call}`: " + pattern):
+            fn(bad)
+    with pytest.raises(TypeError, match=r"^The Param has a latent of dtype int"):
+        bad["p"].value
+    assert model["p"].latent.dtype == jnp.ones(3).dtype  # the model is unchanged

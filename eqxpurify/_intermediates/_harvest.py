@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._batched_map import map_batch, merge_batches
 from ._kinds import kind_of, param, primitive_name
 from ._primitive import bind_eqn, bind_tap, open_jaxpr, reader, sub_jaxprs, watch_binds
 from ._records import Record, check_branches, finalize
@@ -152,7 +153,10 @@ class Harvester:
             else:
                 subs = list(sub_jaxprs(eqn))
                 wanted = [n for s in subs for n in self.wanted_in(s)]
-                if wanted or self.watch_vjp(kind, subs):
+                if kind == "scan" and wanted:
+                    batch = map_batch(eqn, jaxpr)
+                    outvals = self.scan(eqn, invals, records, batch)
+                elif wanted or self.watch_vjp(kind, subs):
                     outvals = self.higher_order(eqn, kind, invals, wanted, records)
                 else:
                     outvals = bind_eqn(eqn, invals)
@@ -194,7 +198,7 @@ class Harvester:
         if not isinstance(x, jax.Array):  # a literal
             x = jnp.asarray(x)
         value = jnp.moveaxis(x, axes, tuple(range(len(axes)))) if axes else x
-        records.append(Record(name, kind, value))
+        records.append(Record(name, kind, value, len(axes)))
 
     def higher_order(self, eqn, kind, invals, wanted, records):
         if kind in ("inline", "closed_call"):
@@ -205,7 +209,7 @@ class Harvester:
             return outs
         if kind == "checkpoint":
             return self.remat(eqn, invals, records)
-        if kind == "scan":
+        if kind == "scan":  # (with no wanted tap: only to watch custom VJPs)
             return self.scan(eqn, invals, records)
         if kind == "cond":
             return self.cond(eqn, invals, records)
@@ -228,13 +232,21 @@ class Harvester:
             "out of it, or leave it out of the harvest with `names=`."
         )
 
-    def run_closed(self, closed, args, meta):
-        """Evaluate a sub-jaxpr, returning its outputs and finalised taps."""
+    def run_closed(self, closed, args, meta, axes=None):
+        """Evaluate a sub-jaxpr, returning its outputs and finalised taps.
+
+        `axes`, if given, gets each name's number of vmap axes (see `Record`).
+        """
         jaxpr, consts = open_jaxpr(closed)
         outs, recs = self.eval(jaxpr, consts, args)
         entries = finalize(recs)
         meta.clear()
         meta.update({name: kind for name, (kind, _) in entries.items()})
+        if axes is not None:
+            counts = {r.name: 0 for r in recs}
+            for r in recs:
+                counts[r.name] += 1
+            axes.update({r.name: r.axes if counts[r.name] == 1 else None for r in recs})
         return outs, {name: value for name, (_, value) in entries.items()}
 
     def remat(self, eqn, invals, records):
@@ -252,16 +264,22 @@ class Harvester:
         records.extend(Record(n, k, v) for (n, k), v in zip(meta, values, strict=True))
         return outs
 
-    def scan(self, eqn, invals, records):
+    def scan(self, eqn, invals, records, batch=None):
+        """Re-issue a scan, its taps stacked over steps.
+
+        `batch`: the batch size if the scan is a `lax.map(..., batch_size=)` (see
+        `_batched_map`), whose taps get one value per element.
+        """
         n_consts, n_carry = param(eqn, "num_consts"), param(eqn, "num_carry")
         consts = invals[:n_consts]
         init = invals[n_consts : n_consts + n_carry]
         xs = invals[n_consts + n_carry :]
         meta: dict[str, str] = {}
+        axes: dict[str, int | None] = {}
 
         def step(carry, x):
             outs, entries = self.run_closed(
-                param(eqn, "jaxpr"), [*consts, *carry, *x], meta
+                param(eqn, "jaxpr"), [*consts, *carry, *x], meta, axes
             )
             return outs[:n_carry], (outs[n_carry:], entries)
 
@@ -273,7 +291,15 @@ class Harvester:
             reverse=param(eqn, "reverse"),
             unroll=param(eqn, "unroll"),
         )
-        records.extend(Record(n, meta[n], entries[n]) for n in meta)
+        if batch is None:
+            records.extend(Record(n, meta[n], entries[n]) for n in meta)
+        else:
+            records.extend(
+                Record(
+                    n, meta[n], merge_batches(n, entries[n], axes[n], batch), 1, True
+                )
+                for n in meta
+            )
         return [*carry, *ys]
 
     def cond(self, eqn, invals, records):

@@ -5,14 +5,28 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from ._batched_map import REMAINDER_HINT
 from ._primitive import is_pass_through
 
 
 class Record:
-    __slots__ = ("name", "kind", "value")
+    """A recorded value. `axes`: its number of `jax.vmap` axes (None: unknown).
 
-    def __init__(self, name: str, kind: str, value: Any):
+    `mapped`: stacked over the batches of a `lax.map(..., batch_size=)`.
+    """
+
+    __slots__ = ("name", "kind", "value", "axes", "mapped")
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        value: Any,
+        axes: int | None = None,
+        mapped: bool = False,
+    ):
         self.name, self.kind, self.value = name, kind, value
+        self.axes, self.mapped = axes, mapped
 
 
 def finalize(records: Sequence[Record]) -> dict[str, tuple[str, Any]]:
@@ -38,6 +52,7 @@ def finalize(records: Sequence[Record]) -> dict[str, tuple[str, Any]]:
                 "its own `name` (for a function called several times, pass the "
                 "name in as an argument). Inside `jax.vmap`, a `lax.cond` with a "
                 "batched predicate runs every branch, recording taps in each."
+                + (REMAINDER_HINT if any(r.mapped for r in group) else "")
             )
         else:
             types = [(jnp.shape(r.value), jnp.result_type(r.value)) for r in group]
