@@ -15,7 +15,9 @@ Conventions (for whoever writes a page):
   ```text block makes every number of the output match the page's within
   `A + R * |number|` (the text around the numbers must still match exactly).
   State the statistical reason for the tolerance in the page's prose (e.g. a
-  few Monte Carlo standard errors).
+  few Monte Carlo standard errors). The values a long float32 fit prints use
+  `rtol=0.002`: the same optimum, to far less than the page's digits show,
+  whatever a CPU's rounding does to the path there.
 - A block preceded by the line `<!-- skip -->` is shown but not run. Use it
   sparingly (code that needs a cluster, a file that does not exist, an excerpt
   of a larger program). In README.md, ```python skip also works (GitHub shows
