@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from ._abstract_prior import AbstractPrior as AbstractPrior
+from ._check_prior import PriorCheck as PriorCheck, check_prior as check_prior
 from ._filters import (
     Rest as Rest,
     combine as combine,
@@ -31,6 +32,13 @@ from ._priors import (
     LogNormal as LogNormal,
     Normal as Normal,
     Uniform as Uniform,
+)
+from ._quantile_priors import (
+    Beta as Beta,
+    Gamma as Gamma,
+    HalfStudentT as HalfStudentT,
+    InverseGamma as InverseGamma,
+    StudentT as StudentT,
 )
 from ._ravel import (
     Unflatten as Unflatten,
@@ -65,18 +73,25 @@ __version__ = importlib.metadata.version("eqxpurify")
 
 __all__ = [
     "AbstractPrior",
+    "Beta",
     "Exponential",
     "Fixed",
+    "Gamma",
     "HalfCauchy",
     "HalfNormal",
+    "HalfStudentT",
     "Intermediate",
+    "InverseGamma",
     "LogNormal",
     "Normal",
     "Param",
+    "PriorCheck",
     "Rest",
+    "StudentT",
     "Unflatten",
     "Uniform",
     "Unravel",
+    "check_prior",
     "combine",
     "draws",
     "flatten",
