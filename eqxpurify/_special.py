@@ -30,6 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jax.scipy.special import (
     betainc,
     betaln,
@@ -40,7 +41,6 @@ from jax.scipy.special import (
     log_ndtr,
     ndtri,
 )
-from jax.custom_derivatives import SymbolicZero
 from jaxtyping import Array, ArrayLike
 
 __all__ = [
@@ -73,7 +73,7 @@ def _small(dtype: np.dtype) -> float:
 
 
 def _gamma_log_tail(a: Array, t: Array, upper: bool) -> Array:
-    """log P(a, x) (or log Q), x = exp(t); by the leading term where it underflows.
+    """Log P(a, x) (or log Q), x = exp(t); by the leading term where it underflows.
 
     The leading term is only a guide for the steps far from the root: at the
     root the tail is `exp(lp)`, which is representable.
@@ -173,7 +173,7 @@ def gamma_quantile_log(a: Array, z: Array) -> Array:
 
 
 def _beta_log_cdf(a: Array, b: Array, t: Array) -> Array:
-    """log I_x(a, b) at x = sigmoid(t); by the leading term where it underflows."""
+    """Log I_x(a, b) at x = sigmoid(t); by the leading term where it underflows."""
     log_x, log_1mx = -jax.nn.softplus(-t), -jax.nn.softplus(t)
     x, y = jnp.exp(log_x), jnp.exp(log_1mx)
     small = x < _small(t.dtype)
