@@ -4,6 +4,7 @@ import importlib.metadata
 
 from ._abstract_prior import AbstractPrior as AbstractPrior
 from ._centred import Centred as Centred, Flat as Flat
+from ._check_prior import PriorCheck as PriorCheck, check_prior as check_prior
 from ._filters import (
     Rest as Rest,
     combine as combine,
@@ -36,6 +37,13 @@ from ._priors import (
     LogNormal as LogNormal,
     Normal as Normal,
     Uniform as Uniform,
+)
+from ._quantile_priors import (
+    Beta as Beta,
+    Gamma as Gamma,
+    HalfStudentT as HalfStudentT,
+    InverseGamma as InverseGamma,
+    StudentT as StudentT,
 )
 from ._ravel import (
     Unflatten as Unflatten,
@@ -72,22 +80,29 @@ __version__ = importlib.metadata.version("eqxpurify")
 __all__ = [
     "INPUT",
     "AbstractPrior",
+    "Beta",
     "Centred",
     "Dist",
     "Exponential",
     "Fixed",
     "Flat",
+    "Gamma",
     "HalfCauchy",
     "HalfNormal",
+    "HalfStudentT",
     "Intermediate",
+    "InverseGamma",
     "LogNormal",
     "MultivariateNormal",
     "Normal",
     "Param",
+    "PriorCheck",
     "Rest",
+    "StudentT",
     "Unflatten",
     "Uniform",
     "Unravel",
+    "check_prior",
     "combine",
     "draws",
     "flatten",
