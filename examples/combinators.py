@@ -10,9 +10,10 @@ by shape: the network *is* its own shape specification.
   small `eqx.Module`s that compose any callables, as in Stax.
 - `Repeat` applies one block several times: the block is stored once, so its
   parameters are shared and its gradient is the sum of every use's contribution.
-  (The same instance put twice into a `Serial` is two copies in a pytree:
-  eqxpurify refuses it unless its Params are named, `ep.share(block, "block")`,
-  which makes the copies one set of parameters.)
+  The same block can also be placed twice (a `Serial` holding it two times)
+  once `ep.share(block, "block")` has named its Params: one set of parameters
+  in two places, with the same gradient as `Repeat` (checked below). Without a
+  name eqxpurify refuses one object in two places, since a pytree copies it.
 - Weight scales live in priors: `ep.Normal(0, 1/sqrt(fan_in))` makes
   `ep.normal` a LeCun initialisation. A layer names only its output size: its
   input size is `ep.INPUT`, and `ep.infer_shapes(model, x)` resolves every one
@@ -215,6 +216,35 @@ def shared_gradient_check(model: Serial, x: Array) -> dict:
     return {"shared": shared, "first_use": first, "second_use": second, "err": err}
 
 
+def placed_twice(model: Serial) -> Serial:
+    """The same network with the repeated block placed twice, as one shared block.
+
+    `ep.share` names the block's Params, so the two places hold one set of
+    parameters (without it, eqxpurify would refuse one object in two places).
+    """
+    repeat = model.layers[2]
+    block = ep.share(repeat.block, "block")
+    return eqx.tree_at(lambda m: m.layers[2], model, Serial(block, block))
+
+
+def share_check(model: Serial, x: Array) -> float:
+    """`Repeat` and a block placed twice with `ep.share`: one network, one gradient."""
+
+    def loss(params, rest):
+        return jnp.sum(ep.combine(params, rest)(x) ** 2)
+
+    twice = placed_twice(model)
+    grads = jax.grad(loss)(*ep.partition(model))
+    twice_grads = jax.grad(loss)(*ep.partition(twice))
+    assert len(twice_grads) == len(grads)  # the second place adds no parameter
+    renamed = {
+        k.replace("layers[2].layers[0]", "layers[2].block"): v
+        for k, v in twice_grads.items()
+    }
+    assert renamed.keys() == grads.keys()
+    return max(float(jnp.max(jnp.abs(grads[k] - renamed[k]))) for k in grads)
+
+
 def make_ensemble(model: PyTree, n: int, *, key: PRNGKeyArray) -> PyTree:
     """`n` independently initialised members, stacked along a leading axis."""
     keys = jax.random.split(key, n)
@@ -296,6 +326,11 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
         "Shared block: |grad - (grad of use 1 + grad of use 2)|_max = "
         f"{check['err']:.2e}"
     )
+    share_err = share_check(model, x)
+    print(
+        "The block placed twice with ep.share: |grad - grad with Repeat|_max = "
+        f"{share_err:.2e}"
+    )
 
     ensemble = make_ensemble(make_model(in_dim=in_dim), 8, key=key_ens)
     preds = ensemble_predict(ensemble, x)
@@ -314,6 +349,7 @@ def main(quick: bool = False, out: str | Path | None = None, seed: int = 0) -> d
         "model": model,
         "x": x,
         "gradient_check": check,
+        "share_check": share_err,
         "ensemble": ensemble,
         "predictions": preds,
     }

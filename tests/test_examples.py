@@ -280,6 +280,7 @@ def test_combinators_quick_ensemble():
     example = load("combinators")
     r = example.main(quick=True)
     assert r["gradient_check"]["err"] < 1e-5
+    assert r["share_check"] < 1e-5  # the block placed twice with ep.share
     preds = np.asarray(r["predictions"])
     assert preds.shape == (8, 6)
     for i in range(8):
