@@ -68,20 +68,21 @@ def unwrap(model: _M) -> _M:
     """
     check_model(model)
     problems: list[tuple[Any, str]] = []
-    named: dict[int, bool] = {}  # id of a prior -> whether it holds a shared Param
+    memo: dict[int, bool] = {}  # id of a prior -> whether it holds a shared Param
+    shared = []  # non-empty once a shared Param is seen
 
     def visit(node: Any) -> bool:  # the field checks, in the same walk
         inspect_node(node, problems)
         if is_wrapper_type(type(node)):
-            if not named.get(0) and is_shared(node, named):
-                named[0] = True
+            if not shared and is_shared(node, memo):
+                shared.append(node)
             return True
         return False
 
     leaves, treedef = jtu.tree_flatten(model, is_leaf=visit)
     if problems:
         raise field_error(model, problems[0], "ep.unwrap")
-    if named.get(0):
+    if shared:
         leaves, treedef = jtu.tree_flatten(tie_uses(model), is_leaf=is_wrapper)
     priors: dict[int, Any] = {}
     out = []
