@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._centred import ImproperPriorError
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
 from ._format import prior_str
-from ._nodes import Nodes, map_params
+from ._nodes import Nodes, listed, map_params
 from ._pending import PendingShape
 from ._priors import standard_normal_logpdf_constant
 from ._wrappers import Param, abstract_error, with_latent
@@ -60,11 +60,9 @@ def require_priors(nodes: Nodes, caller: str, allow_plain: bool) -> None:
     ]
     if not plain:
         return
-    shown = ", ".join(f"`{p}`" for p in plain[:5])
-    more = f" and {len(plain) - 5} more" if len(plain) > 5 else ""
     raise ValueError(
         f"`{caller}`: the model has {len(plain)} trainable plain array(s) with no "
-        f"prior: {shown}{more}. They train (and `ep.ravel` includes them), but no "
+        f"prior: {listed(plain, 5)}. They train (and `ep.ravel` includes them), but no "
         "prior counts them, so the density is improper in them and a sampler would "
         "sample nonsense. Give them priors with `ep.wrap(model, ...)` (e.g. "
         "`eqx.tree_at(lambda m: m.net, model, ep.wrap(model.net))`), or keep them "

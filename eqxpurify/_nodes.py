@@ -35,6 +35,7 @@ __all__ = [
     "check_fields",
     "field_error",
     "inspect_node",
+    "listed",
     "map_params",
     "path_str",
     "storage_error",
@@ -43,6 +44,12 @@ __all__ = [
 ]
 
 ROOT = "<model>"
+
+
+def listed(paths: Sequence[str], limit: int) -> str:
+    """Up to `limit` paths in backticks, then how many more there are."""
+    shown = ", ".join(f"`{p}`" for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def path_str(keypath: Sequence[Any]) -> str:

@@ -15,7 +15,7 @@ from jaxtyping import Array, ArrayLike
 
 from ._flat import is_traced
 from ._format import prior_str
-from ._nodes import Nodes
+from ._nodes import Nodes, listed
 from ._paths import normalise_path, unknown_path_error
 from ._storage import hide
 from ._wrappers import (
@@ -417,11 +417,9 @@ def load_values(
             if is_param(n) and p not in wanted
         ]
         if missing:
-            shown = ", ".join(f"`{p}`" for p in missing[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             raise ValueError(
                 f"`ep.load_values`: no value given for {len(missing)} Param(s) of the "
-                f"model: {shown}{more}. Give every Param a value, or pass "
+                f"model: {listed(missing, 10)}. Give every Param a value, or pass "
                 "`strict=False` to load only some."
             )
     return set_paths(model, nodes, wanted, "ep.load_values")
