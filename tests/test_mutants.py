@@ -877,7 +877,7 @@ def test_split_keeps_exactly_the_constant_pieces_whole():
     for node, whole in cases:
         # a fresh predicate, and one that has seen every case before (memo by id)
         assert _constant_test()[0](node) is whole, node
-    constant = _constant_test()
+    constant = _constant_test()[0]
     for _ in range(2):
         assert [constant(node) for node, _ in cases] == [w for _, w in cases]
 

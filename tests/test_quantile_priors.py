@@ -218,7 +218,9 @@ def test_vmap_over_hyperparameters():
     conc = jnp.array([0.5, 2.0, 30.0])
 
     def median(a):
-        return ep.Gamma(ep.Param(a), 1.0).forward(jnp.zeros(()))
+        # (a concentration Param needs a positive prior)
+        concentration = ep.Param(a, prior=ep.LogNormal(10.0, 10.0))
+        return ep.Gamma(concentration, 1.0).forward(jnp.zeros(()))
 
     got = jax.vmap(median)(conc)
     np.testing.assert_allclose(got, st.gamma.median(np.asarray(conc)), rtol=1e-4)
