@@ -143,6 +143,7 @@ def max_difference(arrays: dict, run: str, reference: str) -> float:
     )
 
 
+@pytest.mark.slow  # the same-fit test below runs the two processes in the default run
 def test_two_processes_see_four_devices(worker_run):
     reports, _ = worker_run
     p0, p1, single = reports
@@ -241,6 +242,7 @@ def check_fit(table: dict[str, tuple[float, float]], scale: float) -> None:
     assert abs(fit - truth) <= scale * 0.07, ("phase", truth, fit)
 
 
+@pytest.mark.slow  # the example's multi-process run is checked by the same-fit test
 def test_sharded_training_example_quick(tmp_path):
     env = env_with(8)
     env["XLA_FLAGS"] = re.sub(  # the script asks for its 8 devices itself

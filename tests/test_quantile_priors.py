@@ -144,6 +144,8 @@ def test_round_trip(prior, float_dtype):
     assert jnp.all(jnp.abs(back - z) <= atol + 4 * resolution)
 
 
+@pytest.mark.slow  # each case compiles a quantile and its Jacobian (`ep.check_prior`
+# checks the same identity for every built-in prior in the default run)
 @pytest.mark.parametrize("prior", ROUND_TRIP, ids=RT_IDS)
 def test_log_prob_matches_change_of_variables(prior, float_dtype):
     # log p(forward(z)) + log|dforward/dz| is the standard normal log density.
@@ -306,6 +308,7 @@ def test_invalid_hyperparameter_under_jit_raises_at_run_time():
         jax.block_until_ready(build(-1.0))
 
 
+@pytest.mark.slow  # 13 s: a dense grid of z for every prior
 def test_tails_are_monotone_and_finite(float_dtype):
     # Never switch x64 off: in the x64 run the hyperparameters are float64.
     ctx = (
