@@ -45,7 +45,7 @@ class Parallel(eqx.Module):
         return jnp.concatenate([branch(x) for branch in self.branches])
 
 
-def test_a_composite_model_is_written_without_sizes(getkey, float_dtype):
+def test_a_composite_model_is_written_without_sizes(getkey):
     shared = ep.share(Dense(5), "shared")
     model = Serial(
         (
@@ -55,8 +55,8 @@ def test_a_composite_model_is_written_without_sizes(getkey, float_dtype):
             Serial((shared, shared)),  # one module in two places
         )
     )
-    x = jnp.zeros(5, float_dtype)
-    model = ep.infer_shapes(model, jax.ShapeDtypeStruct((5,), float_dtype))
+    x = jnp.zeros(5)  # the Params' default float dtype
+    model = ep.infer_shapes(model, jax.ShapeDtypeStruct((5,), x.dtype))
     shapes = {path: p.shape for path, p in ep.named_params(model).items()}
     assert shapes["layers[0].w"] == (8, 5)
     assert shapes["layers[1].block.w"] == (8, 8)
