@@ -189,8 +189,13 @@ def test_gradients_match_finite_differences(name):
     lim = lim[0] if lim else 7.0
     z = jnp.linspace(-lim, lim, 29, dtype=jnp.float64)
 
-    def f(z, *theta):  # numbers would become `ep.Fixed`, which get no gradient
-        return build(*(ep.Param(t) for t in theta)).forward(z)
+    def hyper(i, t):  # a number would become `ep.Fixed`, which gets no gradient
+        loc = name.startswith("t") and name != "halft" and i == 1
+        # a positive hyperparameter needs a Param whose prior is positive
+        return ep.Param(t, prior=ep.Normal(0.0, 1.0) if loc else ep.LogNormal(1.0, 1.0))
+
+    def f(z, *theta):
+        return build(*(hyper(i, t) for i, t in enumerate(theta))).forward(z)
 
     theta = tuple(jnp.float64(t) for t in theta)
     grads = jax.vmap(
