@@ -14,8 +14,8 @@ from ._centred import ImproperPriorError
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
 from ._format import prior_str
 from ._nodes import Nodes, listed, map_params
-from ._pending import PendingShape
 from ._priors import standard_normal_logpdf_constant
+from ._wrapper_base import fields_of
 from ._wrappers import Param, abstract_error, with_latent
 
 __all__ = ["log_prior", "log_prob", "normal", "require_concrete", "shapes", "zeros"]
@@ -36,10 +36,9 @@ def require_concrete(nodes: Nodes, caller: str) -> list[Param]:
 
 def resolved(nodes: Nodes, caller: str) -> Nodes:
     """`nodes`, or an error naming a Param whose shape still waits for an input."""
-    for k in nodes.params():
-        node = nodes.nodes[k]
-        if isinstance(node.latent, PendingShape):
-            raise abstract_error(node, nodes.paths[k], caller)
+    if nodes.pending:
+        k = nodes.pending[0]
+        raise abstract_error(nodes.nodes[k], nodes.paths[k], caller)
     return nodes
 
 
@@ -227,9 +226,14 @@ def normal(model: _M, *, key: PRNGKeyArray) -> _M:
     latents = _draws(key, params)
     where = nodes.params()
 
+    whitened: dict[int, bool] = {}  # by prior (many Params share one)
+
     def draw(j: int, p: Param) -> Param:
         latent = latents[j]
-        if not p.prior.is_whitened:  # centred: its prior's hyperparameters drawn
+        prior = fields_of(p)["prior"]
+        if id(prior) not in whitened:
+            whitened[id(prior)] = prior.is_whitened
+        if not whitened[id(prior)]:  # centred: its prior's hyperparameters drawn
             latent = _centred_draw(p, latent, key, j, nodes.paths[where[j]])
         return with_latent(p, latent)
 

@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
+from ._pending import PendingShape
 from ._storage import is_array
 from ._ties import identity_error, use_error, use_problem
+from ._wrapper_base import fields_of
 from ._wrappers import (
     AbstractWrapper,
     Fixed,
@@ -128,8 +130,10 @@ class Nodes:
         self._named: dict[str, int] = {}  # a shared Param's name -> its entry
         self.later: dict[int, list[Any]] = {}  # entry -> its later uses
         self._also: dict[int, list[_Level]] = {}  # entry -> its later uses' levels
-        self._seen: dict[int, int] = {}  # id of an unnamed Param -> its entry
+        self._params: list[int] | None = None
+        self.pending: list[int] = []  # the Params whose shape waits for an input
         self._root = self._walk(model, None, 0)
+        self._check_identity()
         if self._numbers:  # a number in a field declared a wrapper? Find it.
             check_fields(model, caller)
 
@@ -153,9 +157,11 @@ class Nodes:
         leaves, treedef = jtu.tree_flatten(tree, is_leaf=is_wrapper)
         level = _Level(treedef, leaves, [], {}, tree, parent)
         for pos, leaf in enumerate(leaves):
-            wrapper = is_wrapper_type(type(leaf))
-            if wrapper:
-                bad = storage_problem(leaf)
+            cls = type(leaf)
+            wrapper = is_wrapper_type(cls)
+            fields = fields_of(leaf) if wrapper else None  # (read once: a hot loop)
+            if fields is not None:
+                bad = _storage_problem(cls, fields)
                 if bad is not None:
                     path = self._path(level, pos, self.paths_so_far())
                     raise storage_error(leaf, bad, path, self._caller)
@@ -164,7 +170,7 @@ class Nodes:
             if depth > 0 and not _is_nested_entry(leaf):
                 level.entry.append(None)
                 continue
-            name = leaf.__dict__.get("name") if wrapper else None
+            name = None if fields is None else fields.get("name")
             if name is not None and name in self._named:
                 k = self._named[name]
                 self._check_use(k, leaf, level, pos)
@@ -172,17 +178,22 @@ class Nodes:
                 self._also.setdefault(k, []).append(level)
                 level.entry.append(k)  # a later use: put back from the first
                 continue
-            if type(leaf) is Param and name is None:
-                self._check_identity(leaf, level, pos)
             k = len(self.nodes)
             if name is not None:
                 self._named[name] = k
+            if cls is Param and type(fields["latent"]) is PendingShape:
+                self.pending.append(k)
             level.entry.append(k)
             self.nodes.append(leaf)
             self._where.append((level, pos))
             self.depth.append(depth)
-            if wrapper and isinstance(leaf, Param) and _nested(leaf.prior, self._cache):
-                level.children[pos] = self._walk(leaf.prior, k, depth + 1)
+            if fields is not None and isinstance(leaf, Param):
+                prior = fields["prior"]
+                nested = self._cache.get(id(prior))
+                if nested is None:
+                    nested = _nested(prior, self._cache)
+                if nested:
+                    level.children[pos] = self._walk(prior, k, depth + 1)
         return level
 
     def _check_use(self, k: int, leaf: Any, level: _Level, pos: int) -> None:
@@ -193,14 +204,19 @@ class Nodes:
             path = self._path(level, pos, paths)
             raise use_error(problem, leaf, paths[k], path, self._caller)
 
-    def _check_identity(self, leaf: Param, level: _Level, pos: int) -> None:
+    def _check_identity(self) -> None:
         """Refuse one unnamed Param object in two places: the tie would not last."""
-        k = self._seen.get(id(leaf))
-        if k is None:
-            self._seen[id(leaf)] = len(self.nodes)
-            return
-        paths = self.paths_so_far()
-        raise identity_error(paths[k], self._path(level, pos, paths), self._caller)
+        if len(set(map(id, self.nodes))) == len(self.nodes):
+            return  # no object twice (a named Param's later uses are not entries)
+        first: dict[int, int] = {}
+        for k, node in enumerate(self.nodes):
+            if type(node) is not Param or node.name is not None:
+                continue  # (the same array in two fields is no error)
+            i = id(node)
+            if i in first:
+                paths = self.paths
+                raise identity_error(paths[first[i]], paths[k], self._caller)
+            first[i] = k
 
     def levels_of(self, k: int) -> list[_Level]:
         """The flattenings that entry `k` is a leaf of (several for a shared Param).
@@ -263,8 +279,10 @@ class Nodes:
         return [p for p, n in zip(self.paths, self.nodes) if is_wrapper(n)]
 
     def params(self) -> list[int]:
-        """The entry indices of every Param."""
-        return [k for k, n in enumerate(self.nodes) if isinstance(n, Param)]
+        """The entry indices of every Param (computed once)."""
+        if self._params is None:
+            self._params = [k for k, n in enumerate(self.nodes) if isinstance(n, Param)]
+        return self._params
 
 
 def map_params(nodes: Nodes, fn: Callable[[int, Param], Any]) -> Any:
@@ -335,15 +353,39 @@ def storage_problem(node: AbstractWrapper) -> str | None:
     `eqx.tree_at` that put a number (or None) there would otherwise make the
     wrapper drop out of training or lose its data.
     """
-    name = "latent" if type(node) is Param else "stored"
-    x = node.__dict__.get(name)
-    # Only what is surely wrong: transformations put their own placeholder
-    # objects in leaves (e.g. the ones `eqx.tree_at` selects through).
-    if x is None or isinstance(x, _NUMBERS):
-        return name
-    if name == "latent" and is_array(x) and not _floating(x.dtype):
-        return name  # e.g. integers put there with `eqx.tree_at`
+    return _storage_problem(type(node), node.__dict__)
+
+
+def _storage_problem(cls: type, fields: dict) -> str | None:
+    name = "latent" if cls is Param else "stored"
+    x = fields.get(name)
+    kind = _STORAGE_KIND.get(type(x))
+    if kind is None:
+        kind = _storage_kind(x)
+    if kind == _BAD or (kind == _ARRAY and name == "latent" and not _floating(x.dtype)):
+        return name  # a number, None, or integers put there with `eqx.tree_at`
     return None
+
+
+_OTHER, _ARRAY, _BAD = 0, 1, 2
+_STORAGE_KIND: dict[type, int] = {}  # the types seen in storage fields, by kind
+
+
+def _storage_kind(x: Any) -> int:
+    """Whether a stored `x` is a number or None (surely wrong), an array, or other.
+
+    Only what is surely wrong is refused: transformations put their own
+    placeholder objects in leaves (e.g. the ones `eqx.tree_at` selects through).
+    The kind is remembered by type (this runs on every wrapper of every call),
+    except for tracers, whose kind depends on their value.
+    """
+    if x is None or isinstance(x, _NUMBERS):
+        kind = _BAD
+    else:
+        kind = _ARRAY if is_array(x) else _OTHER
+    if not isinstance(x, jax.core.Tracer):
+        _STORAGE_KIND[type(x)] = kind
+    return kind
 
 
 @functools.cache

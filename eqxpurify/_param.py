@@ -18,9 +18,9 @@ from ._wrapper_base import (
     AbstractWrapper,
     abstract_error,
     as_array,
-    build,
     check_name,
     default_float,
+    fields_of,
     shape_str,
     static_shape,
 )
@@ -268,7 +268,11 @@ def _is_function(prior: Any) -> bool:
 
 def with_latent(param: Param, latent: Any) -> Param:
     """`param` with another latent (an array or a struct), unvalidated."""
-    return build(Param, latent=latent, prior=param.prior, name=param.name)
+    new = object.__new__(Param)
+    fields = fields_of(new)
+    fields.update(fields_of(param))
+    fields["latent"] = latent
+    return new
 
 
 def param_value(latent: Array, prior: AbstractPrior) -> Array:

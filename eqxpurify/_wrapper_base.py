@@ -21,6 +21,7 @@ __all__ = [
     "abstract_error",
     "as_array",
     "build",
+    "fields_of",
     "check_name",
     "default_float",
     "any_dtype",
@@ -74,9 +75,17 @@ def build(cls: type[_W], **fields: Any) -> _W:
     it on its fast paths (partition, init, ravel) where the fields are known good.
     """
     obj = object.__new__(cls)
-    for name, value in fields.items():
-        object.__setattr__(obj, name, value)
+    fields_of(obj).update(fields)
     return obj
+
+
+def fields_of(node: eqx.Module) -> dict[str, Any]:
+    """A module's fields by name, read past `eqx.Module.__getattribute__`.
+
+    For the loops that visit every wrapper of a model on every call: the same
+    values as `getattr`, a few times faster.
+    """
+    return object.__getattribute__(node, "__dict__")
 
 
 def with_prior(node: "_W", prior: Any) -> "_W":
