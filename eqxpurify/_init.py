@@ -118,14 +118,22 @@ def zeros(model: _M) -> _M:
         >>> ep.zeros(ep.Param(prior=ep.Normal(5.0, 2.0)))
         Param(5, prior=Normal(5, 2))
     """
-
-    def to_zeros(j: int, p: Param) -> Param:
-        del j
+    nodes = resolved(Nodes(model, "ep.zeros"), "ep.zeros")
+    params = [nodes.nodes[k] for k in nodes.params()]
+    latents: list[Any] = [None] * len(params)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for j, p in enumerate(params):
         sharding = sharding_of(p.latent)
-        latent = jnp.zeros(p.shape, p.dtype, device=sharding)
-        return with_latent(p, latent)
-
-    return map_params(resolved(Nodes(model, "ep.zeros"), "ep.zeros"), to_zeros)
+        if sharding is not None:  # created in its shards
+            latents[j] = jnp.zeros(p.shape, p.dtype, device=sharding)
+        else:  # with the others of its shape: one device call per shape
+            groups[(tuple(p.shape), np.dtype(p.dtype))].append(j)
+    for (shape, dtype), members in groups.items():
+        stacked = jnp.zeros((len(members), *shape), dtype)
+        rows = list(stacked) if is_traced(stacked) else unstack(stacked)
+        for j, row in zip(members, rows):
+            latents[j] = row
+    return map_params(nodes, lambda j, p: with_latent(p, latents[j]))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
