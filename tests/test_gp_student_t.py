@@ -1,5 +1,6 @@
-"""`examples/gp_student_t.py`: the quick mode end to end, and (slow) both of its
-parameterisations against an independent NUTS run written in plain numpyro."""
+"""`examples/gp_student_t.py`: the quick mode end to end, one physical density
+for both parameterisations, and (slow) both posteriors against an independent
+NUTS run written in plain numpyro."""
 
 import importlib.util
 import math
