@@ -102,7 +102,9 @@ def shapes(model: _M) -> _M:
 
     def to_struct(j: int, p: Param) -> Param:
         del j
-        struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
+        latent = p.latent
+        sharding = sharding_of(latent)
+        struct = jax.ShapeDtypeStruct(latent.shape, p.dtype, sharding=sharding)
         return with_latent(p, struct)
 
     return map_params(resolved(Nodes(model, "ep.shapes"), "ep.shapes"), to_struct)
@@ -123,7 +125,7 @@ def zeros(model: _M) -> _M:
     def to_zeros(j: int, p: Param) -> Param:
         del j
         sharding = sharding_of(p.latent)
-        latent = jnp.zeros(p.shape, p.dtype, device=sharding)
+        latent = jnp.zeros(p.latent.shape, p.dtype, device=sharding)
         return with_latent(p, latent)
 
     return map_params(resolved(Nodes(model, "ep.zeros"), "ep.zeros"), to_zeros)
@@ -311,7 +313,7 @@ def log_prior(model: object, *, allow_plain: bool = False) -> Float[Array, ""]:
     params = [p for p in everything if p.prior.is_whitened]
     others = [p for p in everything if not p.prior.is_whitened]
     if params:
-        count = sum(math.prod(p.shape) for p in params)
+        count = sum(math.prod(p.latent.shape) for p in params)
         total = sum(
             jnp.sum(jnp.square(jnp.asarray(p.latent).astype(dtype))) for p in params
         )
