@@ -22,7 +22,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
 from ._hyper import Hyper, broadcastable, compute, open_interval, to_hyper, value_in
-from ._support import EventBijection
+from ._support import EventBijection, event_dtype
 
 __all__ = ["Dist", "as_prior", "numpyro_distributions"]
 
@@ -143,9 +143,12 @@ class Dist(AbstractPrior):
             return self.cls(**ones, **dict(self.static_args))
 
     def _dist(self, dtype: np.dtype) -> Any:
-        args = {k: value_in(v, dtype) for k, v in self.args.items()}
+        args: dict[str, Any] = {k: value_in(v, dtype) for k, v in self.args.items()}
+        args.update(self.static_args)
+        if self.event_shape:  # its support is checked here (`EventBijection`)
+            args["validate_args"] = False
         with self._promotion():
-            return self.cls(**args, **dict(self.static_args))
+            return self.cls(**args)
 
     def _promotion(self) -> Any:
         """The dtype promotion numpyro runs under: standard for event shapes.
@@ -190,6 +193,7 @@ class Dist(AbstractPrior):
         return tuple(shape[: len(shape) - len(event)]) + self.latent_event_shape
 
     def value_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The value's shape for a latent of `shape` (see `latent_shape`)."""
         event = self.latent_event_shape
         if not self.event_shape:
             return shape
@@ -232,7 +236,7 @@ class Dist(AbstractPrior):
 
     def sample(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Array:
         """Draws of the value, of `shape` (for a centred Param's `ep.normal`)."""
-        d = self._dist(np.dtype(dtype))
+        d = self._dist(event_dtype(dtype) if self.event_shape else np.dtype(dtype))
         drawn = len(d.batch_shape) + len(d.event_shape)
         with self._promotion():
             draws = d.sample(key, shape[: len(shape) - drawn])
@@ -262,22 +266,25 @@ class Dist(AbstractPrior):
         One number per element, or per event for an event-shaped distribution.
         """
         ct, xc = compute(x)
-        d = self._dist(ct)
         if self.event_shape:
-            return self._event_log_prob(d, xc, ct)
+            return self._event_log_prob(xc, ct)
+        d = self._dist(ct)
         inside = d.support(xc)
         lp = d.log_prob(jnp.where(inside, xc, self._inside_point(d, ct)))
         return jnp.broadcast_to(jnp.where(inside, lp, -jnp.inf), x.shape)
 
-    def _event_log_prob(self, d: Any, xc: Array, ct: Any) -> Array:
-        inside = _bijector(d).contains(xc)
+    def _event_log_prob(self, x: Array, ct: Any) -> Array:
+        """One log density per event, computed in `event_dtype` (see there)."""
+        wide = event_dtype(ct)
+        d, xw = self._dist(wide), x.astype(wide)
+        inside = _bijector(d).contains(x)  # to the precision of `ct`
         ndim = len(self.event_shape)
         where = inside.reshape(inside.shape + (1,) * ndim)
-        safe = jnp.where(where, xc, d.support.feasible_like(xc))
+        safe = jnp.where(where, xw, d.support.feasible_like(xw))
         with self._promotion():
-            lp = jnp.asarray(d.log_prob(safe)).astype(ct)
-        lp = jnp.where(inside, lp, -jnp.inf)
-        return jnp.broadcast_to(lp, xc.shape[: xc.ndim - ndim])
+            lp = jnp.asarray(d.log_prob(safe))
+        lp = jnp.where(inside, lp, -jnp.inf).astype(ct)
+        return jnp.broadcast_to(lp, x.shape[: x.ndim - ndim])
 
     @staticmethod
     def _inside_point(d: Any, ct: Any) -> Array:

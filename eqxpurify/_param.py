@@ -62,7 +62,9 @@ class Param(AbstractWrapper):
         value: the physical value (array-like), or None for an abstract Param.
         prior: an `ep.AbstractPrior` or a numpyro distribution (made an
             `ep.Dist`); default `ep.Normal(0, 1)`.
-        shape: the shape; inferred from `value` or the prior when omitted. A scalar
+        shape: the value's shape (the latent's too, except under a prior whose
+            latent is smaller, such as `ep.Dirichlet`: see `prior.latent_shape`);
+            inferred from `value` or the prior when omitted. A scalar
             `value` is broadcast to `shape`. A size may be `ep.INPUT`, the last
             axis of the input of the module that holds the Param, resolved by
             `ep.infer_shapes(model, x)` from one example input; the `prior` may

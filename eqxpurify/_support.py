@@ -16,7 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-__all__ = ["Bijection", "EventBijection", "bijection_of", "check_support"]
+__all__ = [
+    "Bijection",
+    "EventBijection",
+    "bijection_of",
+    "check_support",
+    "event_dtype",
+]
 
 
 class Bijection:
@@ -66,6 +72,12 @@ class EventBijection:
     transform gives out are never refused for their rounding: numpyro's simplex
     check allows a sum within 1e-6 of 1, which a float32 simplex of thousands of
     categories misses.
+
+    numpyro's transforms mix integer and float arrays (`jnp.arange` in the
+    stick-breaking), which strict dtype promotion refuses, and under
+    `jax_enable_x64` mix float32 with float64: they run under the standard
+    promotion in `event_dtype` (float64 under x64), and each result is cast back
+    to its input's dtype.
     """
 
     def __init__(self, transform: Any, support: Any):
@@ -74,27 +86,45 @@ class EventBijection:
         self.latent_event_dim = int(transform.domain.event_dim)
 
     def __call__(self, u: Array) -> Array:
-        return self.transform(u)
+        with jax.numpy_dtype_promotion("standard"):
+            return self.transform(_wide(u)).astype(u.dtype)
 
     def contains(self, x: Array) -> Array:
         """Whether each event of `x` lies on the support: one bool per event."""
-        return self._contains(x, self.transform.inv(x))
+        with jax.numpy_dtype_promotion("standard"):
+            wide = _wide(x)
+            return self._contains(wide, self.transform.inv(wide), x.dtype)
 
-    def _contains(self, x: Array, u: Array) -> Array:
+    def _contains(self, x: Array, u: Array, dtype: Any) -> Array:
         back = self.transform(u)
-        tol = float(np.sqrt(np.finfo(x.dtype).eps))
+        tol = float(np.sqrt(np.finfo(dtype).eps))
         close = jnp.abs(back - x) <= tol * (1 + jnp.abs(x))
         axes = tuple(range(x.ndim - self.event_dim, x.ndim))
         return jnp.asarray(self.support(x)) | jnp.all(close, axis=axes)
 
     def inv(self, x: Array) -> Array:
-        u = self.transform.inv(x)
-        inside = self._contains(x, u)
+        with jax.numpy_dtype_promotion("standard"):
+            wide = _wide(x)
+            u = self.transform.inv(wide)
+            inside = self._contains(wide, u, x.dtype)
         inside = inside.reshape(inside.shape + (1,) * self.latent_event_dim)
-        return jnp.where(inside, u, jnp.nan)
+        return jnp.where(inside, u, jnp.nan).astype(x.dtype)
 
     def log_abs_det_jacobian(self, u: Array, x: Array) -> Array:
-        return self.transform.log_abs_det_jacobian(u, x)
+        with jax.numpy_dtype_promotion("standard"):
+            out = self.transform.log_abs_det_jacobian(_wide(u), _wide(x))
+        return out.astype(u.dtype)
+
+
+def event_dtype(dtype: Any) -> np.dtype:
+    """The dtype numpyro's event-shaped code runs in: float64 under x64."""
+    dtype, wide = np.dtype(dtype), np.dtype(jax.dtypes.canonicalize_dtype(float))
+    return dtype if dtype.itemsize >= wide.itemsize else wide
+
+
+def _wide(x: Array) -> Array:
+    x = jnp.asarray(x)
+    return x.astype(event_dtype(x.dtype))
 
 
 def check_support(prior: Any) -> None:
