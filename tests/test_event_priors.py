@@ -316,6 +316,19 @@ def test_set_value_refuses_a_wrong_shape_or_a_value_off_the_support():
         ep.Param(shape=(4,), prior=ep.Dirichlet(jnp.ones(3)))
 
 
+def test_log_prob_is_minus_infinity_off_the_support():
+    dirichlet = ep.Dirichlet(jnp.ones(3))
+    x = jnp.array([[0.2, 0.3, 0.5], [0.5, 0.5, 0.5], [1.2, -0.2, 0.0]], DEFAULT_FLOAT)
+    lp = dirichlet.log_prob(x)
+    assert lp.shape == (3,)
+    np.testing.assert_allclose(lp[0], np.log(2.0), rtol=1e-5)
+    assert lp[1] == -jnp.inf and lp[2] == -jnp.inf
+    lkj = ep.LKJCholesky(2)
+    good = jnp.array([[1.0, 0.0], [0.6, 0.8]], DEFAULT_FLOAT)
+    lp = lkj.log_prob(jnp.stack([good, jnp.ones((2, 2), DEFAULT_FLOAT), 2 * good]))
+    assert bool(jnp.isfinite(lp[0])) and lp[1] == -jnp.inf and lp[2] == -jnp.inf
+
+
 def test_save_load_round_trip(tmp_path, getkey):
     model = model_of(getkey())
     path = tmp_path / "model.eqx"
