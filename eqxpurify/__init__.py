@@ -54,6 +54,7 @@ from ._ravel import (
 )
 from ._save import load as load, save as save
 from ._sharing import share as share
+from ._simplex import Dirichlet as Dirichlet, LKJCholesky as LKJCholesky
 from ._summary import summary as summary
 from ._surgery import (
     freeze as freeze,
@@ -82,6 +83,7 @@ __all__ = [
     "AbstractPrior",
     "Beta",
     "Centred",
+    "Dirichlet",
     "Dist",
     "Exponential",
     "Fixed",
@@ -92,6 +94,7 @@ __all__ = [
     "HalfStudentT",
     "Intermediate",
     "InverseGamma",
+    "LKJCholesky",
     "LogNormal",
     "MultivariateNormal",
     "Normal",
