@@ -439,9 +439,9 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
     checks = _checks(type(node))
     if checks is None:
         return
-    fields = node.__dict__
+    fields = fields_of(node)
     if isinstance(node, AbstractWrapper):
-        bad = storage_problem(node)
+        bad = _storage_problem(type(node), fields)
         if bad is not None:
             problems.append((node, bad))
         return
