@@ -12,8 +12,9 @@ from jaxtyping import Array, Float
 
 from ._flat import compute_dtype
 from ._format import has_data, pdoc, prior_str, treescope_constructor
+from ._support import SUPPORTS, bijection_of, no_support
 
-__all__ = ["AbstractPrior"]
+__all__ = ["AbstractPrior", "check_support"]
 
 
 class AbstractPrior(eqx.Module):
@@ -93,8 +94,6 @@ class AbstractPrior(eqx.Module):
         transform interface). Built from the class attribute `support`
         (`"real"`, `"positive"` or `"interval"`); override it for another one.
         """
-        from ._support import bijection_of
-
         return bijection_of(self, dtype)
 
     @property
@@ -158,3 +157,13 @@ class AbstractPrior(eqx.Module):
                     "ep.Fixed(value)`), or an `ep.Param` for a hierarchical prior, "
                     "and read it in methods decorated with `@ep.unwrapped`."
                 )
+
+
+def check_support(prior: Any) -> None:
+    """Raise unless `prior` has a bijection: a declared support or its own method.
+
+    Reads no hyperparameter values, so abstract hyperparameters are fine.
+    """
+    own = type(prior).bijector is not AbstractPrior.bijector
+    if not own and getattr(prior, "support", None) not in SUPPORTS:
+        raise TypeError(no_support(prior))

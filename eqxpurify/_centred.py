@@ -14,10 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._abstract_prior import AbstractPrior
+from ._abstract_prior import AbstractPrior, check_support
 from ._flat import is_traced
 from ._hyper import Hyper, broadcastable, compute, finite, to_hyper, value_in
-from ._support import check_support
 
 __all__ = ["Centred", "Flat", "ImproperPriorError", "parameterised"]
 
