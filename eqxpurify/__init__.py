@@ -1,4 +1,8 @@
-"""eqxpurify: Equinox models with Param, Fixed and Intermediate fields."""
+"""eqxpurify: Equinox models with Param, Fixed and Intermediate fields.
+
+Everything is defined in private modules and re-exported here; `CONTRIBUTING.md`
+maps them, in the one direction their imports run.
+"""
 
 import importlib.metadata
 
