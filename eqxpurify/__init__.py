@@ -61,6 +61,7 @@ from ._ravel import (
 from ._rest import Rest as Rest
 from ._save import load as load, save as save
 from ._sharing import share as share
+from ._simplex import Dirichlet as Dirichlet, LKJCholesky as LKJCholesky
 from ._summary import summary as summary
 from ._surgery import (
     freeze as freeze,
@@ -83,6 +84,7 @@ __all__ = [
     "AbstractPrior",
     "Beta",
     "Centred",
+    "Dirichlet",
     "Dist",
     "Exponential",
     "Fixed",
@@ -93,6 +95,7 @@ __all__ = [
     "HalfStudentT",
     "Intermediate",
     "InverseGamma",
+    "LKJCholesky",
     "LogNormal",
     "MultivariateNormal",
     "Normal",

@@ -89,6 +89,23 @@ class AbstractPrior(eqx.Module):
         z = latent.astype(ct)
         return -0.5 * jnp.square(z) - 0.5 * math.log(2 * math.pi)
 
+    def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the latent of a value of `shape`: the same shape here.
+
+        An event-shaped prior whose latent is smaller than its value overrides
+        it, with `value_shape`: a Dirichlet on `K` categories has `K - 1`
+        latents, an LKJ Cholesky factor of dimension `d` has `d (d - 1) / 2`.
+        `ep.zeros`, `ep.shapes` and abstract Params make latents of this shape.
+        """
+        return shape
+
+    def value_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the value of a latent of `shape` (inverse of `latent_shape`).
+
+        `Param.shape` is the value's shape, so this is the same shape here.
+        """
+        return shape
+
     def bijector(self, dtype: Any = np.float32) -> Any:
         """The bijection from the real line onto this prior's support.
 

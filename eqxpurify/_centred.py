@@ -69,6 +69,12 @@ class Centred(AbstractPrior):
     def batch_shape(self) -> tuple[int, ...]:
         return self.prior.batch_shape
 
+    def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.prior.latent_shape(shape)
+
+    def value_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.prior.value_shape(shape)
+
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, u = compute(z)
         return jnp.asarray(self.prior.bijector(ct)(u)).astype(z.dtype)
@@ -106,7 +112,7 @@ class Centred(AbstractPrior):
                 raise ImproperPriorError(
                     f"`{type(self.prior).__name__}` cannot be sampled."
                 )
-            x = sample(key, z.shape, ct)
+            x = sample(key, self.value_shape(tuple(z.shape)), ct)
         return jnp.asarray(self.prior.bijector(ct).inv(x)).astype(z.dtype)
 
 

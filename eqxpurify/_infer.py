@@ -72,9 +72,9 @@ class _Resolver:
         for node in nodes.nodes:
             if isinstance(node, Param) and node.is_abstract:
                 if not _pending(node):
-                    node = with_latent(node, jnp.zeros(node.shape, node.dtype))
+                    node = with_latent(node, jnp.zeros(node.latent.shape, node.dtype))
                 elif id(node) in self.found:
-                    shape = self.found[id(node)]
+                    shape = node.prior.latent_shape(self.found[id(node)])
                     node = with_latent(node, jnp.zeros(shape, node.dtype))
             filled.append(node)
         return nodes.unflatten(filled)

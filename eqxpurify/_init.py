@@ -102,7 +102,9 @@ def shapes(model: _M) -> _M:
 
     def to_struct(j: int, p: Param) -> Param:
         del j
-        struct = jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=sharding_of(p.latent))
+        latent = p.latent
+        sharding = sharding_of(latent)
+        struct = jax.ShapeDtypeStruct(latent.shape, p.dtype, sharding=sharding)
         return with_latent(p, struct)
 
     return map_params(resolved(Nodes(model, "ep.shapes"), "ep.shapes"), to_struct)
@@ -126,9 +128,9 @@ def zeros(model: _M) -> _M:
     for j, p in enumerate(params):
         sharding = sharding_of(p.latent)
         if sharding is not None:  # created in its shards
-            latents[j] = jnp.zeros(p.shape, p.dtype, device=sharding)
+            latents[j] = jnp.zeros(p.latent.shape, p.dtype, device=sharding)
         else:  # with the others of its shape: one device call per shape
-            groups[(tuple(p.shape), np.dtype(p.dtype))].append(j)
+            groups[(tuple(p.latent.shape), np.dtype(p.dtype))].append(j)
     for (shape, dtype), members in groups.items():
         stacked = jnp.zeros((len(members), *shape), dtype)
         rows = list(stacked) if is_traced(stacked) else unstack(stacked)
@@ -324,7 +326,7 @@ def log_prior(model: object, *, allow_plain: bool = False) -> Float[Array, ""]:
     params = [p for p in everything if p.prior.is_whitened]
     others = [p for p in everything if not p.prior.is_whitened]
     if params:
-        count = sum(math.prod(p.shape) for p in params)
+        count = sum(math.prod(p.latent.shape) for p in params)
         total = sum(
             jnp.sum(jnp.square(jnp.asarray(p.latent).astype(dtype))) for p in params
         )

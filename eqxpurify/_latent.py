@@ -34,7 +34,7 @@ def param_value(latent: Array, prior: AbstractPrior) -> Array:
     if not jnp.issubdtype(latent.dtype, jnp.floating):
         raise latent_dtype_error(None, latent.dtype, None)
     out = prior.forward(latent)
-    if jnp.shape(out) != latent.shape:
+    if jnp.shape(out) != prior.value_shape(tuple(latent.shape)):
         raise ValueShapeError(
             f"The prior `{type(prior).__name__}` makes the value of shape "
             f"{shape_str(jnp.shape(out))} from a latent of shape "
@@ -115,6 +115,9 @@ def latent_of(prior: AbstractPrior, value: Array, dtype: np.dtype) -> tuple:
     fits = jnp.isfinite(latent)
     if not is_traced(fits) and np.all(np.asarray(fits)):
         return latent, False, False
+    if latent.shape != x.shape:  # a prior with fewer latents than values
+        outside = jnp.any(jnp.isnan(latent)) | jnp.any(~jnp.isfinite(x))
+        return latent, outside, jnp.any(~fits) & ~outside
     # NaN: outside the support; inf from a finite value: an overflowing latent.
     outside = ~fits & (jnp.isnan(latent) | ~jnp.isfinite(x))
     if np.dtype(dtype).itemsize >= 4:

@@ -81,7 +81,9 @@ class Param(AbstractWrapper):
         value: the physical value (array-like), or None for an abstract Param.
         prior: an `ep.AbstractPrior` or a numpyro distribution (made an
             `ep.Dist`); default `ep.Normal(0, 1)`.
-        shape: the shape; inferred from `value` or the prior when omitted. A scalar
+        shape: the value's shape (the latent's too, except under a prior whose
+            latent is smaller, such as `ep.Dirichlet`: see `prior.latent_shape`);
+            inferred from `value` or the prior when omitted. A scalar
             `value` is broadcast to `shape`. A size may be `ep.INPUT`, the last
             axis of the input of the module that holds the Param, resolved by
             `ep.infer_shapes(model, x)` from one example input; the `prior` may
@@ -182,7 +184,8 @@ class Param(AbstractWrapper):
             if shape is None:
                 shape = chosen.batch_shape
             check_broadcast(chosen, shape)
-            self.latent = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+            latent_shape = chosen.latent_shape(shape)
+            self.latent = jax.ShapeDtypeStruct(latent_shape, dtype, sharding=sharding)
         else:
             what = "value" if latent is None else "latent"
             arr = as_array(ints_as_floats(given), None, "ep.Param")
@@ -196,16 +199,23 @@ class Param(AbstractWrapper):
                 dtype = arr.dtype if is_float else default_float()
             dtype = np.dtype(dtype)
             check_float(dtype)
+            # `shape` is the value's; a latent has `chosen.latent_shape(shape)`.
             if shape is None:
                 # A scalar fills the prior's batch shape; an array is the shape.
-                shape = tuple(arr.shape) if arr.ndim else chosen.batch_shape
-            elif broadcast(arr.shape, shape) != shape:
+                if not arr.ndim:
+                    shape = chosen.batch_shape
+                elif latent is None:
+                    shape = tuple(arr.shape)
+                else:
+                    shape = chosen.value_shape(tuple(arr.shape))
+            target = shape if latent is None else chosen.latent_shape(shape)
+            if broadcast(arr.shape, target) != target:
                 raise ValueError(
                     f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
-                    f"does not broadcast to `shape={shape_str(shape)}`."
+                    f"does not broadcast to `shape={shape_str(target)}`."
                 )
             check_broadcast(chosen, shape)
-            arr = jnp.broadcast_to(arr, shape)
+            arr = jnp.broadcast_to(arr, target)
             if latent is None:
                 arr = as_array(arr, dtype, "ep.Param")
                 z, outside, overflow = latent_of(chosen, arr, dtype)
@@ -274,8 +284,19 @@ class Param(AbstractWrapper):
 
     @property
     def shape(self) -> tuple[Any, ...]:
-        """The shape of `.value` (with `ep.INPUT` where a size waits for an input)."""
-        return tuple(self.latent.shape)
+        """The shape of `.value` (with `ep.INPUT` where a size waits for an input).
+
+        The latent has this shape too, except under a prior whose latent is
+        smaller than its value (`ep.Dirichlet`, `ep.LKJCholesky`): then
+        `prior.latent_shape(shape)`.
+        """
+        latent = self.latent
+        if isinstance(latent, PendingShape):
+            return tuple(latent.shape)
+        prior = self.prior
+        if isinstance(prior, AbstractPrior):
+            return prior.value_shape(tuple(latent.shape))
+        return tuple(latent.shape)
 
     @property
     def dtype(self) -> np.dtype:

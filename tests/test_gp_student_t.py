@@ -62,6 +62,7 @@ def _names(prior: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # a minute of NUTS compiles; the density test below runs by default
 @pytest.mark.skipif(
     X64,
     reason="the example runs in its own interpreter at default precision: the x64 "

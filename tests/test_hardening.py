@@ -16,6 +16,7 @@ the hook off with the `without_typecheck` fixture, as users run.
 """
 
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -558,7 +559,10 @@ def test_c3_uniform_saturates_onto_its_bounds(dtype):
         ]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(  # 40 in the default run; EQXPURIFY_HYPOTHESIS_EXAMPLES for a longer search
+    max_examples=int(os.environ.get("EQXPURIFY_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+)
 @given(
     name=st.sampled_from(list(PRIORS)),
     dtype=st.sampled_from(DTYPES),

@@ -174,8 +174,8 @@ def test_save_load_and_freeze(tmp_path):
 def test_refused_distributions():
     with pytest.raises(ValueError, match="discrete"):
         ep.Param(1.0, prior=dist.Poisson(3.0))
-    with pytest.raises(ValueError, match="univariate"):
-        ep.Dist(dist.Dirichlet, concentration=jnp.ones(3))
+    with pytest.raises(ValueError, match="no bijection onto its support Sphere"):
+        ep.Dist(dist.ProjectedNormal, concentration=jnp.ones(3))  # event-shaped
     with pytest.raises(TypeError, match="numpyro distribution class"):
         ep.Dist(ep.Normal, mean=1.0)
     with pytest.raises(TypeError, match=r"ep\.Dist\(Gamma"):
