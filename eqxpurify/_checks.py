@@ -26,7 +26,7 @@ from ._param import Param
 from ._path_names import ROOT, path_str
 from ._rest import Rest
 from ._storage import is_array
-from ._wrapper_base import AbstractWrapper
+from ._wrapper_base import AbstractWrapper, fields_of
 
 __all__ = [
     "check_fields",
@@ -181,9 +181,9 @@ def inspect_node(node: Any, problems: list[tuple[Any, str]]) -> None:
     checks = _checks(type(node))
     if checks is None:
         return
-    fields = node.__dict__
+    fields = fields_of(node)
     if isinstance(node, AbstractWrapper):
-        bad = storage_problem(node)
+        bad = storage_problem_in(type(node), fields)
         if bad is not None:
             problems.append((node, bad))
         return

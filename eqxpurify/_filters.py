@@ -61,9 +61,9 @@ def _inexact(dtype: Any) -> bool:
 def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
-    opaque, twice = _constant_test()
+    opaque, params = _constant_test()
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
-    if twice:  # one unnamed Param object in two places: refused, with the paths
+    if _unnamed_twice(params):  # one Param object in two places: refused, with paths
         Nodes(model, caller)
     keypaths, leaf_names, latent_pos, shared = structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
@@ -117,7 +117,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     return trainables, Rest(arrays, layout)
 
 
-def _constant_test() -> tuple[Callable[[Any], bool], set[int]]:
+def _constant_test() -> tuple[Callable[[Any], bool], list[Any]]:
     """An `is_leaf` for the subtrees a split keeps whole: constant Fixed and priors.
 
     A Fixed (not frozen from a Param) and a prior whose leaves are all stored,
@@ -126,23 +126,17 @@ def _constant_test() -> tuple[Callable[[Any], bool], set[int]]:
     their nodes (the bulk of the Python-side cost of a model of many Params).
     Priors are usually shared between Params, so each is examined once per call.
 
-    The set it comes with collects the ids of the unnamed Params it meets; one
-    met twice is a Param object in two places, which `Nodes` then names.
+    The list it comes with collects the Params it meets, for `_unnamed_twice`.
     """
     seen: dict[int, bool] = {}
-    params: set[int] = set()
-    twice: set[int] = set()
+    params: list[Any] = []
 
     def constant(node: Any) -> bool:
         kind = _KINDS.get(type(node))
         if kind is None:
             kind = _kind(type(node))
         if kind == 3:
-            if node.__dict__.get("name") is None:
-                key = id(node)
-                if key in params:
-                    twice.add(key)
-                params.add(key)
+            params.append(node)
             return False
         if kind == 0:
             return False
@@ -156,7 +150,23 @@ def _constant_test() -> tuple[Callable[[Any], bool], set[int]]:
             )
         return known
 
-    return constant, twice
+    return constant, params
+
+
+def _unnamed_twice(params: list[Any]) -> bool:
+    """Whether one unnamed Param object is among `params` twice (`Nodes` names it).
+
+    A named one may be: its uses are one parameter.
+    """
+    if len(set(map(id, params))) == len(params):
+        return False
+    seen: set[int] = set()
+    for p in params:
+        if p.name is None:
+            if id(p) in seen:
+                return True
+            seen.add(id(p))
+    return False
 
 
 _KINDS: dict[type, int] = {}  # 0: other, 1: Fixed, 2: a prior, 3: Param

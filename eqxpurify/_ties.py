@@ -14,7 +14,7 @@ import jax.tree_util as jtu
 
 from ._flat import is_traced
 from ._param import Param
-from ._wrapper_base import is_wrapper
+from ._wrapper_base import fields_of, is_wrapper
 
 __all__ = [
     "identity_error",
@@ -32,9 +32,10 @@ def is_shared(node: Any, memo: dict[int, bool]) -> bool:
 
     `memo` caches priors by identity for one walk (Params often share a prior).
     """
-    if node.__dict__.get("name") is not None:
+    fields = fields_of(node)
+    if fields.get("name") is not None:
         return True
-    prior = node.__dict__.get("prior")
+    prior = fields.get("prior")
     if prior is None:
         return False
     key = id(prior)
