@@ -1,21 +1,26 @@
-"""eqxpurify: Equinox models with Param, Fixed and Intermediate fields."""
+"""eqxpurify: Equinox models with Param, Fixed and Intermediate fields.
+
+Everything is defined in private modules and re-exported here; `CONTRIBUTING.md`
+maps them, in the one direction their imports run.
+"""
 
 import importlib.metadata
 
 from ._abstract_prior import AbstractPrior as AbstractPrior
-from ._centred import Centred as Centred, Flat as Flat
+from ._centred import Centred as Centred
 from ._check_prior import PriorCheck as PriorCheck, check_prior as check_prior
 from ._filters import (
-    Rest as Rest,
     combine as combine,
     is_trainable as is_trainable,
     partition as partition,
 )
+from ._fixed import Fixed as Fixed, is_fixed as is_fixed
 from ._half_priors import (
     Exponential as Exponential,
     HalfCauchy as HalfCauchy,
     HalfNormal as HalfNormal,
 )
+from ._improper import Flat as Flat
 from ._infer import infer_shapes as infer_shapes
 from ._init import (
     log_prior as log_prior,
@@ -32,6 +37,7 @@ from ._intermediates import (
 )
 from ._mvn import MultivariateNormal as MultivariateNormal
 from ._numpyro import Dist as Dist
+from ._param import Param as Param, is_param as is_param
 from ._pending import INPUT as INPUT
 from ._priors import (
     LogNormal as LogNormal,
@@ -52,6 +58,7 @@ from ._ravel import (
     flatten as flatten,
     ravel as ravel,
 )
+from ._rest import Rest as Rest
 from ._save import load as load, save as save
 from ._sharing import share as share
 from ._simplex import Dirichlet as Dirichlet, LKJCholesky as LKJCholesky
@@ -68,13 +75,7 @@ from ._values import (
     named_params as named_params,
     values as values,
 )
-from ._wrappers import (
-    Fixed as Fixed,
-    Param as Param,
-    is_fixed as is_fixed,
-    is_param as is_param,
-    is_wrapper as is_wrapper,
-)
+from ._wrapper_base import is_wrapper as is_wrapper
 
 __version__ = importlib.metadata.version("eqxpurify")
 

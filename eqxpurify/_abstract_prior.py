@@ -1,19 +1,23 @@
 """The interface every prior implements: a bijection from a standard normal."""
 
 import abc
+import dataclasses
 import math
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
 
 from ._flat import compute_dtype
-from ._format import has_data, pdoc, prior_str, treescope_constructor
+from ._format import pdoc, treescope_constructor, value_str
+from ._support import SUPPORTS, bijection_of, no_support
+from ._wrapper_base import has_data, is_wrapper
 
-__all__ = ["AbstractPrior"]
+__all__ = ["AbstractPrior", "check_support", "prior_str"]
 
 
 class AbstractPrior(eqx.Module):
@@ -110,8 +114,6 @@ class AbstractPrior(eqx.Module):
         transform interface). Built from the class attribute `support`
         (`"real"`, `"positive"` or `"interval"`); override it for another one.
         """
-        from ._support import bijection_of
-
         return bijection_of(self, dtype)
 
     @property
@@ -122,10 +124,6 @@ class AbstractPrior(eqx.Module):
         directly; arrays inside a submodule (an all-Fixed network, say) are not
         hyperparameters of the Param's shape.
         """
-        import dataclasses
-
-        from ._wrappers import is_wrapper
-
         shapes: list[tuple[int, ...]] = []
         for field in dataclasses.fields(self):
             if field.metadata.get("static", False):
@@ -145,15 +143,12 @@ class AbstractPrior(eqx.Module):
 
     def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
         """Render in treescope with constant hyperparameters as their values."""
-        import dataclasses
-
-        from ._wrappers import Fixed
-
         attributes = {}
         for field in dataclasses.fields(self):
             x = getattr(self, field.name)
             if (
-                isinstance(x, Fixed)
+                is_wrapper(x)
+                and not x._trains  # a constant (an `ep.Fixed`)
                 and has_data(x)
                 and not x.is_abstract
                 and x.prior is None
@@ -163,8 +158,6 @@ class AbstractPrior(eqx.Module):
         return treescope_constructor(self, attributes, path, subtree_renderer)
 
     def __check_init__(self) -> None:
-        from ._wrappers import is_wrapper
-
         for keypath, leaf in jtu.tree_flatten_with_path(self, is_leaf=is_wrapper)[0]:
             if eqx.is_inexact_array(leaf):
                 where = jtu.keystr(keypath).lstrip(".")
@@ -175,3 +168,48 @@ class AbstractPrior(eqx.Module):
                     "ep.Fixed(value)`), or an `ep.Param` for a hierarchical prior, "
                     "and read it in methods decorated with `@ep.unwrapped`."
                 )
+
+
+def check_support(prior: Any) -> None:
+    """Raise unless `prior` has a bijection: a declared support or its own method.
+
+    Reads no hyperparameter values, so abstract hyperparameters are fine.
+    """
+    own = type(prior).bijector is not AbstractPrior.bijector
+    if not own and getattr(prior, "support", None) not in SUPPORTS:
+        raise TypeError(no_support(prior))
+
+
+def _hyper_str(x: Any) -> str:
+    if is_wrapper(x):  # a Param as it prints, a constant (Fixed) by its value
+        return x._hyper_text
+    if isinstance(x, jax.Array | np.ndarray | np.generic):
+        return value_str(x)
+    if hasattr(x, "latent_log_prob"):  # a prior, e.g. inside `ep.Centred`
+        return prior_str(x)
+    if x is None or isinstance(x, bool | int | float | complex | str):
+        return repr(x)
+    # Anything else (a function, a submodule) by its name: one line, always.
+    name = getattr(x, "__name__", None)
+    return name if isinstance(name, str) else type(x).__name__
+
+
+def prior_str(prior: Any) -> str:
+    """A prior with its hyperparameter values.
+
+    For example `LogNormal(mean=3, sd=0.1)` or
+    `Normal(Param(0.5, prior=Normal(0, 5)), 1)`.
+    """
+    parts = getattr(prior, "repr_parts", None)
+    if parts is not None:  # a prior that names its arguments
+        name, items = parts()
+        args = ", ".join(
+            _hyper_str(v) if k is None else f"{k}={_hyper_str(v)}" for k, v in items
+        )
+        return f"{name}({args})"
+    try:
+        fields = dataclasses.fields(prior)
+    except TypeError:
+        return repr(prior)
+    args = ", ".join(_hyper_str(getattr(prior, f.name)) for f in fields)
+    return f"{type(prior).__name__}({args})"

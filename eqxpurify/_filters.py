@@ -7,11 +7,9 @@ floating arrays (see `_storage`), so every tool agrees with this definition.
 """
 
 import functools
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -19,21 +17,19 @@ import numpy as np
 from jaxtyping import PyTree
 
 from ._abstract_prior import AbstractPrior
+from ._checks import check_fields, check_model, check_plain_array
 from ._fit import cast_leaf, leaf_error, mapped_over, probe
 from ._fixed import Fixed
-from ._nodes import Nodes, check_fields, path_str, wrapper_fields
+from ._latent import latent_dtype_error
+from ._nodes import Nodes
+from ._param import Param
 from ._pending import PendingShape
+from ._rest import Layout, Rest
 from ._storage import is_array
-from ._ties import shared_positions
-from ._wrappers import (
-    Param,
-    abstract_error,
-    check_model,
-    latent_dtype_error,
-    shape_str,
-)
+from ._structure import check_structure, structure
+from ._wrapper_base import abstract_error, shape_str
 
-__all__ = ["Rest", "combine", "is_trainable", "partition", "split_model"]
+__all__ = ["combine", "is_trainable", "partition", "rebuild", "split_model"]
 
 
 def is_trainable(leaf: Any) -> bool:
@@ -62,147 +58,6 @@ def _inexact(dtype: Any) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.inexact))
 
 
-_LATENT = jtu.GetAttrKey("latent")
-
-
-class _Layout:
-    """Where each leaf of a model goes.
-
-    Static: hashed once and compared by identity first, so a jitted function
-    taking `rest` pays nothing per call for it.
-    """
-
-    __slots__ = (
-        "aliases",
-        "arrays",
-        "dtypes",
-        "hash",
-        "names",
-        "probe",
-        "shapes",
-        "statics",
-        "static_pos",
-        "train_pos",
-        "treedef",
-    )
-
-    def __init__(
-        self, treedef, names, train_pos, shapes, dtypes, arrays, statics, aliases=()
-    ):
-        self.treedef = treedef
-        # (position, trainable index): a later use of a shared Param takes the
-        # first use's array.
-        self.aliases: tuple[tuple[int, int], ...] = aliases
-        self.names: tuple[str, ...] = names
-        self.train_pos: tuple[int, ...] = train_pos
-        self.shapes: tuple[tuple[int, ...], ...] = shapes
-        self.dtypes: tuple[np.dtype, ...] = dtypes
-        self.arrays: tuple[int, ...] = arrays
-        self.static_pos, self.statics = statics
-        # `(k, shape)`: the shape of `rest.arrays[k]`'s first array at the split
-        # (not part of the key). Only an error path reads it (`_fit.mapped_over`).
-        self.probe: tuple[int, tuple[int, ...]] | None = None
-        self.hash = hash(
-            (
-                treedef,
-                names,
-                train_pos,
-                shapes,
-                dtypes,
-                arrays,
-                self.static_pos,
-                aliases,
-            )
-        )
-
-    def _key(self) -> tuple:
-        return (
-            self.treedef,
-            self.names,
-            self.train_pos,
-            self.shapes,
-            self.dtypes,
-            self.arrays,
-            self.static_pos,
-            self.statics,
-            self.aliases,
-        )
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, _Layout) or self.hash != other.hash:
-            return False
-        return self._key() == other._key()
-
-    def __repr__(self) -> str:
-        return f"<{len(self.names)} trainable>"
-
-    def __reduce__(self) -> tuple:
-        # A tree structure does not pickle faithfully (Equinox's modules keep a
-        # sentinel in it that unpickles as another object), and hashes of strings
-        # differ between processes: pickle the model's skeleton and rebuild both.
-        skeleton = jax.tree.unflatten(self.treedef, [_SLOT] * self.treedef.num_leaves)
-        fields = (self.names, self.train_pos, self.shapes, self.dtypes, self.arrays)
-        return (_unpickle_layout, (skeleton, fields, (self.static_pos, self.statics)))
-
-
-class _Slot:
-    """Stands in for every leaf of a pickled `_Layout`'s skeleton."""
-
-    def __reduce__(self) -> str:
-        return "_SLOT"
-
-
-_SLOT = _Slot()
-
-
-def _unpickle_layout(skeleton: Any, fields: tuple, statics: tuple) -> _Layout:
-    treedef = jax.tree.structure(skeleton, is_leaf=lambda x: x is _SLOT)
-    names, train_pos, shapes, dtypes, arrays = fields
-    return _Layout(treedef, names, train_pos, shapes, dtypes, arrays, statics)
-
-
-class Rest(eqx.Module):
-    """Everything of a model but its trainable arrays (from `ep.partition`).
-
-    Its only leaves are the model's non-trainable arrays (Fixed data and
-    hyperparameters, stored as non-floating arrays; integers; keys), so it can
-    be closed over by a jitted step or passed to one as an argument.
-
-    Examples:
-        >>> import jax, jax.numpy as jnp, eqxpurify as ep
-        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.arange(3.0))}
-        >>> params, rest = ep.partition(model)
-        >>> rest
-        Rest(<1 trainable, 3 other arrays>)
-        >>> [x.dtype.name for x in jax.tree.leaves(rest)]  # no floating arrays
-        ['uint32', 'uint32', 'uint32']
-        >>> @jax.jit
-        ... def loss(params):  # `rest` is closed over
-        ...     m = ep.unwrap(ep.combine(params, rest))
-        ...     return jnp.sum(m["w"]) * jnp.sum(m["t"])
-        >>> loss(params)
-        Array(6., dtype=float32)
-    """
-
-    arrays: list[Any]
-    layout: _Layout = eqx.field(static=True)
-
-    def __init__(self, arrays: list[Any], layout: _Layout):
-        # Written out: a generated dataclass `__init__` makes Equinox flatten the
-        # arguments on every construction, which costs a whole model's flatten.
-        self.arrays = arrays
-        self.layout = layout
-
-    def __repr__(self) -> str:
-        others = len(jax.tree.leaves(self.arrays))
-        return f"Rest(<{len(self.layout.names)} trainable, {others} other arrays>)"
-
-
 def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     """The trainable leaves of `model` in order, and the `Rest` that rebuilds it."""
     check_model(model)
@@ -210,7 +65,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
     if _unnamed_twice(params):  # one Param object in two places: refused, with paths
         Nodes(model, caller)
-    keypaths, leaf_names, latent_pos, shared = _structure(model, treedef, opaque)
+    keypaths, leaf_names, latent_pos, shared = structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
     array_pos, arrays, static_pos, statics = [], [], [], []
     aliases, trained = [], {}
@@ -237,8 +92,8 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
             statics.append(leaf)
     for k, pos in enumerate(train_pos):
         if pos not in latent_pos:
-            _check_plain_array(model, keypaths[pos], names[k], caller)
-    _check_structure(model, treedef, caller)
+            check_plain_array(model, keypaths[pos], names[k], caller)
+    check_structure(model, treedef, caller)
     suspicious = int | float | complex | jax.ShapeDtypeStruct | PendingShape
     if any(isinstance(x, suspicious) for x in statics):
         # A number where a wrapper was declared, or an abstract Param: find it.
@@ -248,7 +103,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
             if isinstance(leaf, jax.ShapeDtypeStruct | PendingShape):
                 abstract = Param(shape=leaf.shape, dtype=leaf.dtype)
                 raise abstract_error(abstract, leaf_names[pos], caller)
-    layout = _Layout(
+    layout = Layout(
         treedef,
         tuple(names),
         tuple(train_pos),
@@ -260,40 +115,6 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     )
     layout.probe = probe(arrays)
     return trainables, Rest(arrays, layout)
-
-
-class _Bounded:
-    """A dict of at most `size` entries, the oldest dropped first; thread-safe.
-
-    Reads take no lock (a dict lookup is atomic); writes take one, so threads
-    partitioning models of many structures at once never drop the same entry
-    twice.
-    """
-
-    __slots__ = ("data", "lock", "size")
-
-    def __init__(self, size: int):
-        self.data: dict[Any, Any] = {}
-        self.lock = threading.Lock()
-        self.size = size
-
-    def get(self, key: Any) -> Any:
-        return self.data.get(key)
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self.data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def put(self, key: Any, value: Any) -> None:
-        with self.lock:
-            while len(self.data) >= self.size:
-                self.data.pop(next(iter(self.data)), None)
-            self.data[key] = value
-
-
-_STRUCTURES = _Bounded(64)  # key paths, names and shared uses of each structure
 
 
 def _constant_test() -> tuple[Callable[[Any], bool], list[Any]]:
@@ -365,113 +186,6 @@ def _constant_fixed(node: Any) -> bool:
 
 def _constant_tree(tree: Any) -> bool:
     return all(is_array(x) and not is_trainable(x) for x in jax.tree.leaves(tree))
-
-
-def _structure(
-    model: Any, treedef: Any, is_leaf: Callable[[Any], bool]
-) -> tuple[tuple[Any, ...], tuple[str, ...], frozenset[int], dict[int, int]]:
-    """Per structure: key paths, training names, latents and shared uses.
-
-    All depend on the tree structure only (a Param's `name` is static), so they
-    are computed once for each (flattening with paths costs several times a
-    plain flatten). A Param's latent is named by the Param's own path; any other
-    leaf by its full path, so a field of a user's module that happens to be
-    called `latent` keeps its name. The third is the set of leaf positions that
-    are the latent of a Param; the last maps each leaf under a later use of a
-    shared Param to the position of the same leaf under its first use.
-    """
-    cached = _STRUCTURES.get(treedef)
-    if cached is not None:
-        return cached
-    flat = jtu.tree_flatten_with_path(model, is_leaf=is_leaf)[0]
-    keypaths = tuple(k for k, _ in flat)
-    owners = _latent_owners(model, is_leaf)
-    latent_pos = frozenset(
-        pos
-        for pos, k in enumerate(keypaths)
-        if k and k[-1] == _LATENT and tuple(k[:-1]) in owners
-    )
-    names = tuple(
-        path_str(k[:-1] if pos in latent_pos else k) for pos, k in enumerate(keypaths)
-    )
-    shared = shared_positions(model, keypaths)
-    _STRUCTURES.put(treedef, (keypaths, names, latent_pos, shared))
-    return keypaths, names, latent_pos, shared
-
-
-def _latent_owners(model: Any, is_leaf: Callable[[Any], bool]) -> set[tuple[Any, ...]]:
-    """The key paths of the Params of `model` (those in priors included)."""
-    owners: set[tuple[Any, ...]] = set()
-
-    def stop(node: Any) -> bool:
-        return isinstance(node, Param) or is_leaf(node)
-
-    for keypath, node in jtu.tree_flatten_with_path(model, is_leaf=stop)[0]:
-        if isinstance(node, Param):
-            owners.add(tuple(keypath))
-            prefix = (*keypath, jtu.GetAttrKey("prior"))
-            owners.update((*prefix, *k) for k in _latent_owners(node.prior, is_leaf))
-    return owners
-
-
-_CHECKED = _Bounded(64)  # model structures whose wrappers hold arrays
-
-
-def _check_structure(model: Any, treedef: Any, caller: str) -> None:
-    """`check_fields` once per model structure.
-
-    A latent or Fixed storage set to None (by `eqx.tree_at`) leaves no leaf to
-    find: it changes the structure, so each new structure is checked once.
-    Numbers in their place are leaves, found by `split_model` itself. The walk
-    of `Nodes` refuses an unnamed Param object used twice and two different
-    Params of one name; a model rebuilt by JAX holds no shared objects, so
-    once per structure finds what a user built.
-    """
-    if treedef in _CHECKED:
-        return
-    check_fields(model, caller)
-    Nodes(model, caller)  # a Param object in two places, a name used twice
-    _CHECKED.put(treedef, None)
-
-
-def _check_plain_array(model: Any, keypath: Any, path: str, caller: str) -> None:
-    """Raise if a plain floating array sits in a field declared a wrapper.
-
-    E.g. `eqx.tree_at(lambda m: m.t, model, jnp.arange(5.0))` on a field declared
-    `ep.Fixed`: the array would train as an ordinary Equinox array, though the
-    field says otherwise.
-    """
-    if not keypath or not isinstance(keypath[-1], jtu.GetAttrKey):
-        return
-    parent = model
-    for key in keypath[:-1]:
-        if isinstance(key, jtu.GetAttrKey):
-            parent = getattr(parent, key.name)
-        elif isinstance(key, jtu.SequenceKey):
-            parent = parent[key.idx]
-        elif isinstance(key, jtu.DictKey):
-            parent = parent[key.key]
-        else:
-            return  # a custom node: nothing to check against
-    name = keypath[-1].name
-    if isinstance(parent, AbstractPrior):  # e.g. put there by `eqx.tree_at`
-        raise TypeError(
-            f"`{caller}`: the prior hyperparameter `{path}` is a plain floating "
-            "array, which every optimiser would train. Put a wrapper there: "
-            f"`ep.Fixed(value)` for a constant (an `ep.Param` for a hierarchical "
-            "prior), or replace the whole prior (`eqx.tree_at(lambda m: ...prior, "
-            "model, ep.Normal(...))`), which checks its hyperparameters."
-        )
-    declared = dict(wrapper_fields(type(parent))).get(name)
-    if declared is None:
-        return
-    kinds = " | ".join(t.__name__ for t in declared)
-    raise TypeError(
-        f"`{caller}`: the field `{path}` is declared `{kinds}` but holds a plain "
-        "floating array, which would train as an ordinary Equinox array. Wrap it: "
-        f"`eqx.tree_at(where, model, ep.Fixed(array))` for data, `ep.Param(value, "
-        "prior=...)` for a parameter, or set a value with `ep.set_value`."
-    )
 
 
 def rebuild(rest: Rest, trainables: list[Any], caller: str = "ep.combine") -> Any:

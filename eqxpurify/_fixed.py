@@ -1,7 +1,7 @@
 """`ep.Fixed`: data that is part of a model and never trained."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -9,22 +9,22 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Shaped
 
-from ._abstract_prior import AbstractPrior
+from ._abstract_prior import AbstractPrior, prior_str
+from ._arrays import any_dtype, as_array, default_float, static_shape
 from ._flat import is_traced
+from ._format import dtype_note, spec, value_str
 from ._storage import hide, reveal, storage_dtype, storage_shape
 from ._wrapper_base import (
     AbstractWrapper,
     abstract_error,
-    any_dtype,
-    as_array,
     check_name,
-    default_float,
+    deleted_error,
+    has_data,
     is_wrapper,
     shape_str,
-    static_shape,
 )
 
-__all__ = ["DeletedArrayError", "Fixed", "check_storage", "deleted_error"]
+__all__ = ["Fixed", "check_storage", "is_fixed"]
 
 
 class Fixed(AbstractWrapper):
@@ -61,6 +61,13 @@ class Fixed(AbstractWrapper):
     kind: np.dtype = eqx.field(static=True)
     prior: "AbstractPrior | None" = eqx.field(default=None, repr=False)
     name: str | None = eqx.field(static=True, default=None)
+
+    _array_field: ClassVar[str] = "stored"
+    _trains: ClassVar[bool] = False
+    _fill_hint: ClassVar[str] = (
+        "Fill it first: `ep.set_value(model, where, array)` or "
+        "`eqx.tree_at(where, model, ep.Fixed(array))`."
+    )
 
     def __init__(
         self,
@@ -131,6 +138,51 @@ class Fixed(AbstractWrapper):
     def dtype(self) -> Any:
         return self.kind
 
+    def __repr__(self) -> str:
+        return fixed_str(self)
+
+    @property
+    def _hyper_text(self) -> str:
+        """A constant hyperparameter: just its value."""
+        if not has_data(self):  # filtered out (a gradient, `eqx.filter`)
+            return repr(self.stored)
+        if self.is_abstract or is_traced(self.stored):
+            return spec(self.shape, self.dtype)
+        return value_str(self.array)
+
+    @property
+    def _shown_value(self) -> Any:
+        """The value, or the storage where a tool converted it (its data lost)."""
+        if self.stored.dtype != storage_dtype(self.kind):
+            return self.stored
+        return self.value
+
+
+def fixed_str(node: Fixed) -> str:
+    """A Fixed by its value: the text of `repr(fixed)`.
+
+    For example `Fixed(f32[50](mean=5, std=2.9))`, or
+    `Fixed(0.5, frozen from Normal(0, 1))` for one frozen from a Param.
+    """
+    kind = type(node).__name__
+    prior = getattr(node, "prior", None)
+    name = node.__dict__.get("name")
+    if not has_data(node):  # filtered out (a gradient, `eqx.filter`)
+        return f"{kind}({node.stored!r})"
+    if node.is_abstract:
+        return f"{kind}(abstract, shape={node.shape}{dtype_note(node.dtype)})"
+    if is_traced(node.stored):
+        shown = spec(node.shape, node.dtype)
+    else:
+        try:
+            shown = value_str(node.array)
+        except ValueError as e:  # storage converted by a tool: say so, don't fail
+            del e
+            shown = f"<storage converted to {node.stored.dtype}: data lost>"
+    frozen = "" if prior is None else f", frozen from {prior_str(prior)}"
+    named = "" if name is None else f", name={name!r}"
+    return f"{kind}({shown}{frozen}{named})"
+
 
 def check_storage(fixed: "Fixed", path: str | None = None) -> None:
     """Raise if a Fixed's storage no longer holds its data.
@@ -168,20 +220,15 @@ def check_storage(fixed: "Fixed", path: str | None = None) -> None:
     )
 
 
-class DeletedArrayError(ValueError):
-    """An array of the model was deleted (donated to a jitted function)."""
+def is_fixed(node: Any) -> bool:
+    """Whether `node` is an `ep.Fixed` (usable as `is_leaf` with JAX and Equinox).
 
-
-def deleted_error(path: str | None, what: str = "array") -> DeletedArrayError:
-    """The error for an array that was deleted (donated to a jitted function)."""
-    where = f" at `{path}`" if path else ""
-    return DeletedArrayError(
-        f"The {what}{where} has been deleted: its buffer was donated to a jitted "
-        "function (`eqx.filter_jit(..., donate=...)`, `jax.jit(..., "
-        "donate_argnums=...)`), and every model holding that same array lost it. "
-        "A class default (`t: ep.Fixed = ep.Fixed(jnp.linspace(...))` in the class "
-        "body) is one array shared by every instance of the class, so donating one "
-        "model deletes it in all of them. Give each instance its own array: "
-        "`t: ep.Fixed = eqx.field(default_factory=lambda: ep.Fixed(...))`, or set "
-        "it in `__init__`; or do not donate a model that shares arrays."
-    )
+    Examples:
+        >>> import jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.zeros(3))}
+        >>> ep.is_fixed(model["t"]), ep.is_fixed(model["w"])
+        (True, False)
+        >>> ep.values(model, ep.is_fixed)  # the data instead of the Params
+        {"['t']": Array([0., 0., 0.], dtype=float32)}
+    """
+    return isinstance(node, Fixed)

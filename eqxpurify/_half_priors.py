@@ -11,16 +11,8 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
 from ._flat import compute_dtype, is_traced
-from ._hyper import (
-    LOG_2PI,
-    Hyper,
-    compute,
-    open_interval,
-    positive,
-    to_hyper,
-    validate,
-    value_in,
-)
+from ._hyper import LOG_2PI, Hyper, compute, open_interval, to_hyper, value_in
+from ._hyper_checks import positive, validate
 
 __all__ = ["Exponential", "HalfCauchy", "HalfNormal"]
 

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 
 from ._nodes import Nodes
+from ._param import Param, with_latent
 from ._pending import PendingShape
 from ._unwrap import RESOLVERS
-from ._wrappers import Param, is_wrapper, shape_str, with_latent
+from ._wrapper_base import is_wrapper, shape_str
 
 __all__ = ["infer_shapes"]
 

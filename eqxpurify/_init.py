@@ -10,13 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._abstract_prior import prior_str
 from ._centred import ImproperPriorError
 from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
-from ._format import prior_str
-from ._nodes import Nodes, listed, map_params
+from ._nodes import Nodes, map_params
+from ._param import Param, with_latent
+from ._path_names import listed
 from ._priors import standard_normal_logpdf_constant
-from ._wrapper_base import fields_of
-from ._wrappers import Param, abstract_error, with_latent
+from ._wrapper_base import abstract_error, fields_of
 
 __all__ = ["log_prior", "log_prob", "normal", "require_concrete", "shapes", "zeros"]
 

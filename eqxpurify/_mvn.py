@@ -16,7 +16,8 @@ from jax.scipy.linalg import solve_triangular
 from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
-from ._hyper import Hyper, compute, finite, to_hyper, value_in
+from ._hyper import Hyper, compute, to_hyper, value_in
+from ._hyper_checks import finite
 
 __all__ = ["MultivariateNormal"]
 

@@ -1,9 +1,13 @@
-"""`ep.Param`: a trainable quantity, a whitened latent pushed through a prior."""
+"""`ep.Param`: a trainable quantity, a whitened latent pushed through a prior.
+
+Also its value as every module reads it (`value_of`: one cached compiled call
+for a concrete Param) and its text.
+"""
 
 import functools
 import inspect
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -11,29 +15,44 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._abstract_prior import AbstractPrior
-from ._flat import is_traced
-from ._pending import PendingShape, pending_dims
-from ._wrapper_base import (
-    AbstractWrapper,
-    abstract_error,
+from ._abstract_prior import AbstractPrior, prior_str
+from ._arrays import (
     as_array,
-    check_name,
+    broadcast,
+    check_broadcast,
+    check_float,
     default_float,
-    fields_of,
-    shape_str,
+    ints_as_floats,
     static_shape,
 )
+from ._centred import parameterised
+from ._flat import is_traced
+from ._format import dtype_note, spec, value_str
+from ._latent import (
+    LatentDtypeError,
+    ValueShapeError,
+    check_finite,
+    check_flags,
+    latent_dtype_error,
+    latent_of,
+    param_value,
+)
+from ._numpyro import as_prior
+from ._pending import PendingShape, pending_dims
+from ._storage import is_array
+from ._wrapper_base import (
+    HOLDS,
+    AbstractWrapper,
+    DeletedArrayError,
+    abstract_error,
+    check_name,
+    deleted_error,
+    fields_of,
+    is_complete,
+    shape_str,
+)
 
-__all__ = [
-    "Param",
-    "ValueShapeError",
-    "check_finite",
-    "check_flags",
-    "latent_dtype_error",
-    "latent_of",
-    "with_latent",
-]
+__all__ = ["Param", "is_param", "param_str", "value_at", "value_of", "with_latent"]
 
 
 class Param(AbstractWrapper):
@@ -104,6 +123,13 @@ class Param(AbstractWrapper):
     prior: AbstractPrior
     name: str | None = eqx.field(static=True, default=None)
 
+    _array_field: ClassVar[str] = "latent"
+    _trains: ClassVar[bool] = True
+    _fill_hint: ClassVar[str] = (
+        "Initialise it first: `model = ep.normal(model, key=key)` or "
+        "`model = ep.zeros(model)`."
+    )
+
     def __init__(
         self,
         value: ArrayLike | None = None,
@@ -116,16 +142,15 @@ class Param(AbstractWrapper):
         whiten: bool | None = None,
         name: str | None = None,
     ):
-        # Priors are built from Params (hierarchies), so their modules import this.
-        from ._centred import parameterised
-        from ._numpyro import as_prior
-
         self.name = check_name(name, "ep.Param")
         pending = pending_dims(shape, "ep.Param")
         prior_fn = None
         if pending is not None and _is_function(prior):
             prior_fn, prior = prior, None  # a prior made for the resolved shape
         if prior is None:
+            # The package's one import inside a function: the default prior is a
+            # Normal, and `_priors` imports this module (a prior's hyperparameters
+            # may be Params, which its checks read through `value_of`).
             from ._priors import standard_normal
 
             prior = standard_normal()
@@ -146,7 +171,7 @@ class Param(AbstractWrapper):
                     "value yet; `ep.infer_shapes(model, x)` resolves it."
                 )
             dtype = default_float() if dtype is None else np.dtype(dtype)
-            _check_float(dtype)
+            check_float(dtype)
             self.latent = PendingShape(pending, dtype, sharding, prior_fn)
             self.prior = chosen
             return
@@ -155,15 +180,15 @@ class Param(AbstractWrapper):
         given = value if latent is None else latent
         if given is None:
             dtype = default_float() if dtype is None else np.dtype(dtype)
-            _check_float(dtype)
+            check_float(dtype)
             if shape is None:
                 shape = chosen.batch_shape
-            _check_broadcast(chosen, shape)
+            check_broadcast(chosen, shape)
             latent_shape = chosen.latent_shape(shape)
             self.latent = jax.ShapeDtypeStruct(latent_shape, dtype, sharding=sharding)
         else:
             what = "value" if latent is None else "latent"
-            arr = as_array(_ints_as_floats(given), None, "ep.Param")
+            arr = as_array(ints_as_floats(given), None, "ep.Param")
             if jnp.issubdtype(arr.dtype, jnp.complexfloating):
                 raise TypeError(
                     f"`ep.Param` got a complex {what}; a Param is real. Use two "
@@ -173,7 +198,7 @@ class Param(AbstractWrapper):
                 is_float = jnp.issubdtype(arr.dtype, jnp.floating)
                 dtype = arr.dtype if is_float else default_float()
             dtype = np.dtype(dtype)
-            _check_float(dtype)
+            check_float(dtype)
             # `shape` is the value's; a latent has `chosen.latent_shape(shape)`.
             if shape is None:
                 # A scalar fills the prior's batch shape; an array is the shape.
@@ -184,12 +209,12 @@ class Param(AbstractWrapper):
                 else:
                     shape = chosen.value_shape(tuple(arr.shape))
             target = shape if latent is None else chosen.latent_shape(shape)
-            if _broadcast(arr.shape, target) != target:
+            if broadcast(arr.shape, target) != target:
                 raise ValueError(
                     f"`ep.Param` got a {what} of shape {shape_str(arr.shape)} that "
                     f"does not broadcast to `shape={shape_str(target)}`."
                 )
-            _check_broadcast(chosen, shape)
+            check_broadcast(chosen, shape)
             arr = jnp.broadcast_to(arr, target)
             if latent is None:
                 arr = as_array(arr, dtype, "ep.Param")
@@ -277,6 +302,18 @@ class Param(AbstractWrapper):
     def dtype(self) -> np.dtype:
         return np.dtype(self.latent.dtype)
 
+    def __repr__(self) -> str:
+        return param_str(self)
+
+    @property
+    def _hyper_text(self) -> str:
+        """A hierarchical hyperparameter: the Param as it prints."""
+        return param_str(self)
+
+    @property
+    def _shown_value(self) -> Any:
+        return self.value
+
 
 def _is_function(prior: Any) -> bool:
     """Whether `prior` is a function that makes a prior for a resolved shape.
@@ -296,164 +333,107 @@ def with_latent(param: Param, latent: Any) -> Param:
     return new
 
 
-def param_value(latent: Array, prior: AbstractPrior) -> Array:
-    """`prior.forward(latent)`, checked to keep the latent's shape and dtype."""
-    if not jnp.issubdtype(latent.dtype, jnp.floating):
-        raise latent_dtype_error(None, latent.dtype, None)
-    out = prior.forward(latent)
-    if jnp.shape(out) != prior.value_shape(tuple(latent.shape)):
-        raise ValueShapeError(
-            f"The prior `{type(prior).__name__}` makes the value of shape "
-            f"{shape_str(jnp.shape(out))} from a latent of shape "
-            f"{shape_str(latent.shape)}: its hyperparameters have shape "
-            f"{shape_str(prior.batch_shape)}, which does not broadcast to "
-            "the Param's shape (was the prior replaced with `eqx.tree_at`?). "
-            "Give the prior hyperparameters of a broadcastable shape, or build "
-            "the Param anew: `ep.Param(value, prior=...)`."
-        )
-    if out.dtype != latent.dtype:  # e.g. float64 hyperparameters
-        out = out.astype(latent.dtype)
-    return out
+@functools.lru_cache(maxsize=256)
+def _forward(prior_def: Any) -> Callable[[Array, list[Array]], Array]:
+    """A compiled `param_value` for priors of one structure, given their leaves.
 
-
-class ValueShapeError(ValueError):
-    """A Param whose prior gives its value another shape than its latent's."""
-
-
-class LatentDtypeError(TypeError):
-    """A Param whose latent is not a floating array (e.g. set with `eqx.tree_at`)."""
-
-
-def latent_dtype_error(
-    path: str | None, dtype: Any, caller: str | None
-) -> LatentDtypeError:
-    """The error for a Param whose latent has a non-floating `dtype`."""
-    lead = f"`{caller}`: the" if caller else "The"
-    where = f" at `{path}`" if path else ""
-    return LatentDtypeError(
-        f"{lead} Param{where} has a latent of dtype {dtype}, not a floating array "
-        "(was `.latent` set with `eqx.tree_at`?), so it would silently drop out of "
-        "training. Set Params with `ep.set_value(model, where, value)` (physical "
-        "value) or replace the whole node: `eqx.tree_at(where, model, "
-        "ep.Param(value, prior=...))`."
-    )
-
-
-def _check_float(dtype: np.dtype) -> None:
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(
-            f"`ep.Param` needs a floating dtype, got {dtype}. Integer and boolean "
-            "data is never trained: store it as `ep.Fixed(...)` or a plain field."
-        )
-
-
-def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The broadcast shape, or None where the shapes do not broadcast."""
-    try:
-        return tuple(jnp.broadcast_shapes(*shapes))
-    except ValueError:
-        return None
-
-
-def _check_broadcast(prior: AbstractPrior, shape: tuple[int, ...]) -> None:
-    batch = prior.batch_shape
-    if _broadcast(batch, shape) != shape:
-        raise ValueError(
-            f"The prior's hyperparameters have shape {shape_str(batch)}, which does "
-            f"not broadcast to the Param's shape {shape_str(shape)}. Give the Param "
-            "a matching `shape=` or hyperparameters of a broadcastable shape."
-        )
-
-
-def check_finite(latent: Array, message: str) -> Array:
-    """Raise `message` unless `latent` is finite.
-
-    The check runs now if `latent` is concrete, and at run time if it is traced
-    (with `eqx.error_if`, so a jitted constructor cannot yield NaN).
+    Eagerly one compiled call per Param is cheaper than the prior's 3-4 ops, and
+    passing the prior's leaves (not the prior) spares flattening it at dispatch.
     """
-    if is_traced(latent):
-        return eqx.error_if(latent, ~jnp.all(jnp.isfinite(latent)), message)
-    if not np.all(np.isfinite(np.asarray(latent))):
-        raise ValueError(message)
-    return latent
+    return jax.jit(lambda z, leaves: param_value(z, prior_def.unflatten(leaves)))
 
 
-def check_flags(latent: Array, *checks: tuple[Any, str]) -> Array:
-    """Raise the message of the first `(flags, message)` whose flags hold.
+_NOT_CONSTANT = object()
 
-    Now if the flags are concrete, at run time (`eqx.error_if`) if traced.
+
+def value_of(node: AbstractWrapper, priors: dict[int, Any] | None = None) -> Array:
+    """`node.value`, through one cached compiled call for a concrete Param.
+
+    `priors` memoises the flattened priors by identity for the duration of one
+    walk over a model (Params often share their prior).
     """
-    for flags, message in checks:
-        if is_traced(flags):
-            latent = eqx.error_if(latent, jnp.any(flags), message)
-        elif np.any(np.asarray(flags)):
-            raise ValueError(message)
-    return latent
+    if type(node) is Param:
+        fields = object.__getattribute__(node, "__dict__")
+        latent, prior = fields["latent"], fields["prior"]
+        if is_array(latent) and not is_traced(latent):
+            flat = priors.get(id(prior)) if priors is not None else None
+            if flat is None:
+                leaves, prior_def = jax.tree.flatten(prior)
+                constant = all(is_array(x) for x in leaves)
+                flat = (prior_def, leaves) if constant else _NOT_CONSTANT
+                if priors is not None:
+                    priors[id(prior)] = flat
+            if isinstance(flat, tuple):  # not `_NOT_CONSTANT`
+                prior_def, leaves = flat
+                try:
+                    return _forward(prior_def)(latent, leaves)
+                except Exception:  # e.g. an array donated to a jitted function
+                    if latent.is_deleted():
+                        raise deleted_error(None, "Param's latent") from None
+                    if any(x.is_deleted() for x in leaves if isinstance(x, jax.Array)):
+                        raise deleted_error(None, "prior hyperparameter") from None
+                    raise
+    return node.value
 
 
-def latent_of(prior: AbstractPrior, value: Array, dtype: np.dtype) -> tuple:
-    """`(latent, outside, overflow)` of a physical value, for a Param of `dtype`.
-
-    `outside` flags values outside the prior's support, `overflow` latents too
-    large for `dtype`. Built-in priors compute in at least float32. In a lower
-    precision their values saturate for moderate latents (|z| < 8): they overflow
-    to inf, underflow to 0, or round onto a bound. So a low-precision value whose
-    latent is not finite gets the latent clamped to `dtype`'s finite range if
-    that latent maps back onto the very same value: the library takes back every
-    value it gives out. (In float32 and float64 they do not saturate; an inf value
-    is refused.)
-    """
-    x = value.astype(dtype)
-    latent = jnp.asarray(prior.inverse(x)).astype(dtype)
-    fits = jnp.isfinite(latent)
-    if not is_traced(fits) and np.all(np.asarray(fits)):
-        return latent, False, False
-    if latent.shape != x.shape:  # a prior with fewer latents than values
-        outside = jnp.any(jnp.isnan(latent)) | jnp.any(~jnp.isfinite(x))
-        return latent, outside, jnp.any(~fits) & ~outside
-    # NaN: outside the support; inf from a finite value: an overflowing latent.
-    outside = ~fits & (jnp.isnan(latent) | ~jnp.isfinite(x))
-    if np.dtype(dtype).itemsize >= 4:
-        return latent, outside, ~fits & ~outside
-    clamped = _saturating_latent(prior, x, latent, dtype)
-    same = prior.forward(clamped).astype(dtype) == x
-    saturated = ~fits & ~jnp.isnan(latent) & same
-    latent = jnp.where(saturated, clamped, latent)
-    outside = outside & ~saturated
-    return latent, outside, ~fits & ~saturated & ~outside
-
-
-def _saturating_latent(
-    prior: AbstractPrior, x: Array, latent: Array, dtype: np.dtype
+def value_at(
+    node: AbstractWrapper, path: str, caller: str, priors: dict[int, Any] | None = None
 ) -> Array:
-    """The latent of least magnitude that maps onto a saturated value `x`.
-
-    Tried on a ladder of powers of two (8, 16, ... up to the dtype's largest
-    finite number), on the side of `latent`'s sign: so a value that underflowed
-    to 0 or overflowed to inf gets a latent such as -256, whose log density and
-    gradient stay finite, rather than the dtype's largest number (whose square is
-    inf). Where no rung maps onto `x`, the largest finite number is returned (and
-    `latent_of` finds that it does not map back either).
-    """
-    info = jnp.finfo(dtype)
-    ladder = np.append(2.0 ** np.arange(3, info.maxexp), float(info.max))
-    ladder = jnp.asarray(ladder.astype(dtype))
-    sign = jnp.where(latent < 0, -1, 1).astype(dtype)
-    hits = jax.vmap(lambda c: prior.forward(sign * c).astype(dtype) == x)(ladder)
-    rung = ladder[jnp.argmax(hits, axis=0)]
-    return sign * jnp.where(jnp.any(hits, axis=0), rung, ladder[-1])
-
-
-def _ints_as_floats(value: Any) -> Any:
-    """Python or NumPy integers and bools for a Param value, as float64 on the host.
-
-    So a large Python int (`2**31`) needs no int64; the Param's dtype is JAX's
-    default float either way.
-    """
-    if isinstance(value, jax.Array | AbstractWrapper | AbstractPrior | str | bytes):
-        return value
+    """`value_of(node)`, with the path in the error of a Param of the wrong shape."""
     try:
-        host = np.asarray(value)
-    except (TypeError, ValueError, OverflowError):
-        return value
-    return host.astype(np.float64) if host.dtype.kind in "iub" else value
+        return value_of(node, priors)
+    except ValueShapeError as e:
+        raise ValueShapeError(f"`{caller}`: the Param at `{path}`: {e}") from None
+    except DeletedArrayError:
+        if path and isinstance(node, Param):
+            raise deleted_error(path, "Param (its latent or a prior hyperparameter)")
+        raise
+    except LatentDtypeError as e:
+        dtype = node.__dict__["latent"].dtype
+        raise latent_dtype_error(path, dtype, caller) from e
+
+
+def param_str(node: Param) -> str:
+    """A Param by its physical value: the text of `repr(param)`.
+
+    For example `Param(1.811, prior=Normal(1, 0.5))` or
+    `Param(abstract, shape=(4,), prior=Normal(0, 1))`.
+    """
+    kind = type(node).__name__
+    prior = getattr(node, "prior", None)
+    tail = "" if prior is None else f", prior={prior_str(prior)}"
+    name = node.__dict__.get("name")
+    prior_fn = getattr(node.__dict__.get("latent"), "prior_fn", None)
+    if prior_fn is not None:  # a prior made for a shape that waits for an input
+        tail = f", prior={getattr(prior_fn, '__name__', 'function')}(shape)"
+    if name is not None:
+        tail += f", name={name!r}"
+    latent = node.latent
+    if not isinstance(latent, HOLDS):
+        return f"{kind}(latent={latent!r}{tail})"
+    if not is_complete(node):  # a gradient or a filtered model: no value
+        shown = "abstract" if node.is_abstract else value_str(latent)
+        return f"{kind}(latent={shown}{dtype_note(node.dtype)}{tail})"
+    if node.is_abstract:
+        return f"{kind}(abstract, shape={node.shape}{dtype_note(node.dtype)}{tail})"
+    if is_traced(latent) or any(is_traced(x) for x in jax.tree.leaves(prior)):
+        return f"{kind}({spec(node.shape, node.dtype)}{tail})"
+    try:
+        shown = value_str(node.value)
+    except ValueError:  # a prior of the wrong shape: show, don't fail
+        shown = f"<latent {spec(node.shape, node.dtype)}, prior of another shape>"
+    return f"{kind}({shown}{dtype_note(node.dtype)}{tail})"
+
+
+def is_param(node: Any) -> bool:
+    """Whether `node` is an `ep.Param` (usable as `is_leaf` with JAX and Equinox).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, eqxpurify as ep
+        >>> model = {"w": ep.Param(jnp.ones(2)), "t": ep.Fixed(jnp.zeros(3))}
+        >>> [k for k, v in model.items() if ep.is_param(v)]
+        ['w']
+        >>> jax.tree.leaves(model, is_leaf=ep.is_param)[-1]  # a Param stays whole
+        Param([1, 1], prior=Normal(0, 1))
+    """
+    return isinstance(node, Param)

@@ -7,13 +7,13 @@ from typing import Any
 
 import jax
 
-from ._nodes import ROOT, Nodes, path_str
-from ._wrappers import is_wrapper
+from ._nodes import Nodes
+from ._path_names import ROOT
+from ._wrapper_base import is_wrapper
 
 __all__ = [
     "Where",
     "normalise_path",
-    "path_str",
     "select",
     "select_one",
     "unknown_path_error",

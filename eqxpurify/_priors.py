@@ -17,22 +17,21 @@ from jax.scipy.special import ndtr, ndtri
 from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
+from ._fixed import Fixed
 from ._flat import compute_dtype, is_traced
 from ._hyper import (
     LOG_2PI,
     Hyper,
     broadcastable,
-    check_jointly,
     compute,
-    current,
     describe,
-    finite,
     open_interval,
-    positive,
     to_hyper,
     value_in,
 )
-from ._wrappers import Fixed, Param, is_wrapper
+from ._hyper_checks import check_jointly, current, finite, positive
+from ._param import Param
+from ._wrapper_base import is_wrapper
 
 __all__ = [
     "LogNormal",

@@ -17,16 +17,8 @@ from jax.scipy.special import betainc, erfinv, gammainc, gammaincc, ndtri
 from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
-from ._hyper import (
-    Hyper,
-    broadcastable,
-    compute,
-    finite,
-    open_interval,
-    positive,
-    to_hyper,
-    value_in,
-)
+from ._hyper import Hyper, broadcastable, compute, open_interval, to_hyper, value_in
+from ._hyper_checks import finite, positive
 from ._special import (
     abs_student_t_quantile,
     beta_quantile_logit,

@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._filters import Rest, rebuild, split_model
+from ._filters import rebuild, split_model
 from ._flat import common_dtype, concat, default_device, is_traced, place, to_device
+from ._param import is_param
+from ._rest import Rest
 from ._values import values
-from ._wrappers import is_param
 
 __all__ = ["Unflatten", "Unravel", "draws", "flatten", "ravel"]
 

@@ -18,8 +18,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jax.core import Tracer
 
-from ._fixed import deleted_error
-from ._wrappers import AbstractWrapper, Fixed, check_storage
+from ._fixed import Fixed, check_storage
+from ._wrapper_base import AbstractWrapper, deleted_error
 
 __all__ = [
     "Leaf",

@@ -13,8 +13,11 @@ from typing import Any, TypeVar
 
 from jax import lax
 
-from ._nodes import ROOT, Nodes
-from ._wrappers import Fixed, Param, check_name, with_fields, with_latent
+from ._fixed import Fixed
+from ._nodes import Nodes
+from ._param import Param, with_latent
+from ._path_names import ROOT
+from ._wrapper_base import check_name, with_fields
 
 __all__ = ["share", "tie_uses"]
 

@@ -14,7 +14,8 @@ import operator
 import numpy as np
 from jaxtyping import ArrayLike
 
-from ._hyper import Hyper, positive, to_hyper
+from ._hyper import Hyper, to_hyper
+from ._hyper_checks import positive
 from ._numpyro import Dist, numpyro_distributions
 
 __all__ = ["Dirichlet", "LKJCholesky"]

@@ -9,19 +9,14 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from ._abstract_prior import prior_str
+from ._checks import check_fields, check_model
+from ._fixed import Fixed, is_fixed
 from ._flat import is_traced
-from ._format import has_data, is_complete, prior_str
 from ._intermediates import is_intermediate
-from ._nodes import ROOT, check_fields, join
-from ._wrappers import (
-    AbstractWrapper,
-    Fixed,
-    Param,
-    check_model,
-    is_fixed,
-    is_wrapper,
-    value_at,
-)
+from ._param import Param, value_at
+from ._path_names import ROOT, join
+from ._wrapper_base import AbstractWrapper, has_data, is_complete, is_wrapper
 
 __all__ = ["summary"]
 

@@ -17,11 +17,12 @@ import numpy as np
 from jaxtyping import Array
 
 __all__ = [
+    "SUPPORTS",
     "Bijection",
     "EventBijection",
     "bijection_of",
-    "check_support",
     "event_dtype",
+    "no_support",
 ]
 
 
@@ -127,22 +128,11 @@ def _wide(x: Array) -> Array:
     return x.astype(event_dtype(x.dtype))
 
 
-def check_support(prior: Any) -> None:
-    """Raise unless `prior` has a bijection: a declared support or its own method.
-
-    Reads no hyperparameter values, so abstract hyperparameters are fine.
-    """
-    from ._abstract_prior import AbstractPrior  # the base class imports this module
-
-    own = type(prior).bijector is not AbstractPrior.bijector
-    if not own and getattr(prior, "support", None) not in _KINDS:
-        raise TypeError(_no_support(prior))
+SUPPORTS = ("real", "positive", "interval")  # the supports a prior may declare
 
 
-_KINDS = ("real", "positive", "interval")
-
-
-def _no_support(prior: Any) -> str:
+def no_support(prior: Any) -> str:
+    """The message for a prior that declares no support and has no bijection."""
     return (
         f"The prior `{type(prior).__name__}` declares no support, so it has no "
         "centred (unconstrained) parameterisation. Declare one as a class "
@@ -164,4 +154,4 @@ def bijection_of(prior: Any, dtype: Any) -> Bijection:
     if kind == "interval":
         low, high = prior.low.value.astype(dtype), prior.high.value.astype(dtype)
         return Bijection(kind, low, high)
-    raise TypeError(_no_support(prior))
+    raise TypeError(no_support(prior))

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from ._flat import is_traced
-from ._wrapper_base import fields_of
-from ._wrappers import Param, is_wrapper
+from ._param import Param
+from ._wrapper_base import fields_of, is_wrapper
 
 __all__ = [
     "identity_error",

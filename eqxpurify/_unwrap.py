@@ -7,20 +7,15 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import jax
 import jax.tree_util as jtu
 
-from ._nodes import field_error, inspect_node, is_wrapper_type, path_str
+from ._checks import check_model, field_error, inspect_node
+from ._fixed import Fixed, check_storage
+from ._nodes import is_wrapper_type
+from ._param import Param, value_at
+from ._path_names import path_str
 from ._pending import PendingShape
 from ._sharing import tie_uses
 from ._ties import is_shared
-from ._wrappers import (
-    AbstractWrapper,
-    Fixed,
-    Param,
-    abstract_error,
-    check_model,
-    check_storage,
-    is_wrapper,
-    value_at,
-)
+from ._wrapper_base import AbstractWrapper, abstract_error, is_wrapper
 
 __all__ = ["unwrap", "unwrapped"]
 

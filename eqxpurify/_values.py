@@ -13,25 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from ._abstract_prior import prior_str
+from ._fixed import Fixed
 from ._flat import is_traced
-from ._format import prior_str
-from ._nodes import Nodes, listed
+from ._latent import check_flags, latent_of
+from ._nodes import Nodes
+from ._param import Param, is_param, value_at, with_latent
+from ._path_names import listed
 from ._paths import normalise_path, unknown_path_error
 from ._storage import hide
-from ._wrappers import (
-    AbstractWrapper,
-    Fixed,
-    Param,
-    abstract_error,
-    build,
-    check_flags,
-    is_param,
-    is_wrapper,
-    latent_of,
-    shape_str,
-    value_at,
-    with_latent,
-)
+from ._wrapper_base import AbstractWrapper, abstract_error, build, is_wrapper, shape_str
 
 __all__ = [
     "checked_array",

@@ -621,7 +621,7 @@ def test_custom_prior_with_a_plain_floating_field():
 
 
 def test_wrappers_are_closed_to_subclassing():
-    from eqxpurify._wrappers import AbstractWrapper
+    from eqxpurify._wrapper_base import AbstractWrapper
 
     with pytest.raises(TypeError, match=r"`ep.AbstractWrapper` is closed"):
 

@@ -335,14 +335,14 @@ def test_partition_from_threads_over_many_structures(monkeypatch):
     import concurrent.futures
     import time
 
-    import eqxpurify._filters as filters
+    import eqxpurify._structure as structure
 
     def yielding_next(iterator, *default):
         item = next(iterator, *default)
         time.sleep(1e-4)  # other threads run once a cache has picked what to drop
         return item
 
-    monkeypatch.setattr(filters, "next", yielding_next, raising=False)
+    monkeypatch.setattr(structure, "next", yielding_next, raising=False)
     models = [{f"p{n}": ep.Param(float(n))} for n in range(100)]
 
     def run(i):
@@ -352,7 +352,7 @@ def test_partition_from_threads_over_many_structures(monkeypatch):
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         assert all(pool.map(run, range(1000)))
-    assert len(filters._STRUCTURES) <= 64 and len(filters._CHECKED) <= 64
+    assert len(structure._STRUCTURES) <= 64 and len(structure._CHECKED) <= 64
 
 
 # `ep.combine` refuses what does not fit `rest`: the path and the expected shape,

@@ -8,7 +8,7 @@ import pytest
 
 import eqxpurify as ep
 from eqxpurify import load_values, named_params, values
-from eqxpurify._nodes import ROOT, path_str
+from eqxpurify._path_names import ROOT, path_str
 
 from .conftest import FLOAT_DTYPES, tree_allclose
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._nodes import path_str
+from .._path_names import path_str
 from ._primitive import bind_tap
 
 
