@@ -5,8 +5,11 @@
   both ways. `FLOAT_DTYPES` lists the float dtypes available in this run.
 """
 
+import importlib.util
 import itertools
 import os
+import sys
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -60,3 +63,19 @@ def unchecked_types():
         yield
     finally:
         jaxtyping.config.update("jaxtyping_disable", False)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str):
+    """Import `examples/<name>.py` as a module (the examples are not a package)."""
+    module_name = f"_eqxpurify_example_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

@@ -1,7 +1,6 @@
 """`examples/eight_schools.py`: the quick mode end to end, and (slow) its
 posterior against an independent NUTS run written in plain numpyro."""
 
-import importlib.util
 import math
 import re
 import subprocess
@@ -12,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from .conftest import load_example
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "eight_schools.py"
 
@@ -60,18 +61,6 @@ def test_quick_mode_prints_named_summary_and_saves_plot(tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def _load_example():
-    name = "_eqxpurify_example_eight_schools"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def _numpyro_eight_schools(y, sigma, *, num_chains, num_warmup, num_samples, seed):
     """Non-centred eight schools in plain numpyro: draws of mu, tau and theta,
     each of shape (chains, draws, ...)."""
@@ -114,7 +103,7 @@ def _means_and_mcse(draws: dict[str, np.ndarray]) -> dict[str, tuple]:
 
 @pytest.mark.slow
 def test_full_posterior_matches_plain_numpyro(standard_promotion, capsys):
-    example = _load_example()
+    example = load_example("eight_schools")
     result = example.main(quick=False, seed=0)
     ours = _means_and_mcse(
         {

@@ -4,10 +4,7 @@ Each test checks an example's returned numbers against something computed here
 independently: closed forms, hand-written JAX or numpy, or exact equality.
 """
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -18,27 +15,13 @@ from scipy import optimize, stats
 
 import eqxpurify as ep
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def load(name: str):
-    """Import `examples/<name>.py` as a module (the examples are not a package)."""
-    module_name = f"_eqxpurify_example_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
+from .conftest import load_example
 
 # --- lstm_lm.py ------------------------------------------------------------------
 
 
 def test_lstm_cell_is_pytorch_lstm(getkey):
-    lstm = load("lstm_lm")
+    lstm = load_example("lstm_lm")
     cell = lstm.LSTMCell(5, 7, key=getkey())
     values = ep.unwrap(cell)
     reference = eqx.nn.LSTMCell(5, 7, key=getkey())  # same gate order as PyTorch
@@ -54,7 +37,7 @@ def test_lstm_cell_is_pytorch_lstm(getkey):
 
 
 def test_lstm_quick():
-    lstm = load("lstm_lm")
+    lstm = load_example("lstm_lm")
     result = lstm.main(quick=True)
     losses = result["losses"]
     assert sorted(losses) == [0, 10, 20]
@@ -65,7 +48,7 @@ def test_lstm_quick():
 
 @pytest.mark.slow
 def test_lstm_full_run_memorises_the_data():
-    lstm = load("lstm_lm")
+    lstm = load_example("lstm_lm")
     result = lstm.main()
     assert result["before"] != [4, 8, 15, 16, 23, 42]
     assert result["after"] == [4, 8, 15, 16, 23, 42]
@@ -79,7 +62,7 @@ def test_lstm_full_run_memorises_the_data():
 
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
-    example = load("regression_inference")
+    example = load_example("regression_inference")
     out = tmp_path_factory.mktemp("regression") / "regression.png"
     with jax.numpy_dtype_promotion("standard"):  # for optax's internals
         return example.main(quick=True, out=out)
@@ -142,7 +125,7 @@ def test_regression_variational_inference(regression):
 
 
 def test_gaussian_process_quick(tmp_path, standard_promotion):
-    example = load("gaussian_process")
+    example = load_example("gaussian_process")
     r = example.main(quick=True, out=tmp_path / "gp.png")
     assert r["grad_norm"] < 1e-6
     # The field, recomputed here in numpy from the fitted latents.
@@ -181,7 +164,7 @@ def _hand_written(v, x):
 
 
 def test_combinators_shared_gradient_is_sum_of_uses(getkey):
-    example = load("combinators")
+    example = load_example("combinators")
     model = ep.normal(example.make_model(), key=getkey())
     x = jax.random.normal(getkey(), (4,))
     u = ep.unwrap(model)
@@ -234,7 +217,7 @@ _PROBE_CALLS: list[int] = []
 
 
 def test_combinators_shapes_without_flops():
-    example = load("combinators")
+    example = load_example("combinators")
     in_dim, hidden, out_dim = 5, 8, 2
     model = example.Serial(_Probe(), example.make_model(in_dim, hidden, out_dim))
 
@@ -277,7 +260,7 @@ def test_combinators_shapes_without_flops():
 
 
 def test_combinators_quick_ensemble():
-    example = load("combinators")
+    example = load_example("combinators")
     r = example.main(quick=True)
     assert r["gradient_check"]["err"] < 1e-5
     assert r["share_check"] < 1e-5  # the block placed twice with ep.share
@@ -295,7 +278,7 @@ def test_combinators_quick_ensemble():
 
 
 def test_surgery_quick_frozen_part_unchanged(tmp_path, standard_promotion):
-    example = load("surgery")
+    example = load_example("surgery")
     r = example.main(quick=True, out=tmp_path / "surgery.png")
     assert (tmp_path / "surgery.png").exists()
     fitted, loaded, frozen, adapted = (

@@ -2,7 +2,6 @@
 for both parameterisations, and (slow) both posteriors against an independent
 NUTS run written in plain numpyro."""
 
-import importlib.util
 import math
 import re
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import X64
+from .conftest import X64, load_example
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gp_student_t.py"
 
@@ -109,25 +108,13 @@ def test_quick_mode_prints_named_summaries_and_saves_plot(tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def _load_example():
-    name = "_eqxpurify_example_gp_student_t"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_both_parameterisations_have_one_posterior_density(getkey):
     """At one point, the two models' physical log densities are the same, and
     each equals a hand-written `jax.scipy.stats` density of the physical
     values: the models differ only in their latents."""
     from jax.scipy import stats
 
-    example = _load_example()
+    example = load_example("gp_student_t")
     y = example.simulate(0)
     whitened = ep.normal(example.SensorModel(y), key=getkey())
     values = ep.values(whitened)
@@ -181,7 +168,7 @@ def _numpyro_reference(y, *, num_warmup, num_samples, seed):
     import numpyro.distributions as dist
     from numpyro.infer import MCMC, NUTS
 
-    example = _load_example()
+    example = load_example("gp_student_t")
     x = jnp.asarray(example.X)
 
     def model(y):
@@ -253,7 +240,7 @@ def _z_scores(ours: dict, reference: dict) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_full_posterior_matches_plain_numpyro(standard_promotion, capsys):
-    example = _load_example()
+    example = load_example("gp_student_t")
     result = example.main(quick=False, seed=0)
     y = result["y"]
     reference_draws, reference_divergences = _numpyro_reference(
