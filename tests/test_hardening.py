@@ -559,8 +559,8 @@ def test_c3_uniform_saturates_onto_its_bounds(dtype):
         ]
 
 
-@settings(  # 40 in the default run; EQXPURIFY_HYPOTHESIS_EXAMPLES for a longer search
-    max_examples=int(os.environ.get("EQXPURIFY_HYPOTHESIS_EXAMPLES", "40")),
+@settings(  # 25 in the default run; EQXPURIFY_HYPOTHESIS_EXAMPLES for a longer search
+    max_examples=int(os.environ.get("EQXPURIFY_HYPOTHESIS_EXAMPLES", "25")),
     deadline=None,
 )
 @given(

@@ -28,9 +28,9 @@ import eqxpurify as ep
 
 from .conftest import X64
 
-# 50 examples per property in the default run (it has a time budget); set
+# 25 examples per property in the default run (it has a time budget); set
 # EQXPURIFY_HYPOTHESIS_EXAMPLES=200 (or more) for a longer search.
-EXAMPLES = int(os.environ.get("EQXPURIFY_HYPOTHESIS_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("EQXPURIFY_HYPOTHESIS_EXAMPLES", "25"))
 
 property_settings = settings(
     max_examples=EXAMPLES,
