@@ -27,6 +27,7 @@ from ._pending import PendingShape
 from ._rest import Layout, Rest
 from ._storage import is_array
 from ._structure import check_structure, structure
+from ._ties import unnamed_twice
 from ._wrapper_base import abstract_error, shape_str
 
 __all__ = ["combine", "is_trainable", "partition", "rebuild", "split_model"]
@@ -63,7 +64,7 @@ def split_model(model: Any, caller: str) -> tuple[list[Any], Rest]:
     check_model(model)
     opaque, params = _constant_test()
     leaves, treedef = jtu.tree_flatten(model, is_leaf=opaque)
-    if _unnamed_twice(params):  # one Param object in two places: refused, with paths
+    if unnamed_twice(params) is not None:  # refused by `Nodes`, with the paths
         Nodes(model, caller)
     keypaths, leaf_names, latent_pos, shared = structure(model, treedef, opaque)
     names, train_pos, shapes, dtypes, trainables = [], [], [], [], []
@@ -126,7 +127,7 @@ def _constant_test() -> tuple[Callable[[Any], bool], list[Any]]:
     their nodes (the bulk of the Python-side cost of a model of many Params).
     Priors are usually shared between Params, so each is examined once per call.
 
-    The list it comes with collects the Params it meets, for `_unnamed_twice`.
+    The list it comes with collects the Params it meets, for `unnamed_twice`.
     """
     seen: dict[int, bool] = {}
     params: list[Any] = []
@@ -151,22 +152,6 @@ def _constant_test() -> tuple[Callable[[Any], bool], list[Any]]:
         return known
 
     return constant, params
-
-
-def _unnamed_twice(params: list[Any]) -> bool:
-    """Whether one unnamed Param object is among `params` twice (`Nodes` names it).
-
-    A named one may be: its uses are one parameter.
-    """
-    if len(set(map(id, params))) == len(params):
-        return False
-    seen: set[int] = set()
-    for p in params:
-        if p.name is None:
-            if id(p) in seen:
-                return True
-            seen.add(id(p))
-    return False
 
 
 _KINDS: dict[type, int] = {}  # 0: other, 1: Fixed, 2: a prior, 3: Param

@@ -19,7 +19,7 @@ from ._fixed import Fixed
 from ._param import Param
 from ._path_names import ROOT, join
 from ._pending import PendingShape
-from ._ties import identity_error, use_error, use_problem
+from ._ties import identity_error, unnamed_twice, use_error, use_problem
 from ._wrapper_base import AbstractWrapper, fields_of, is_wrapper, with_prior
 
 __all__ = ["Nodes", "is_wrapper_type", "map_params"]
@@ -161,17 +161,10 @@ class Nodes:
 
     def _check_identity(self) -> None:
         """Refuse one unnamed Param object in two places: the tie would not last."""
-        if len(set(map(id, self.nodes))) == len(self.nodes):
-            return  # no object twice (a named Param's later uses are not entries)
-        first: dict[int, int] = {}
-        for k, node in enumerate(self.nodes):
-            if type(node) is not Param or node.name is not None:
-                continue  # (the same array in two fields is no error)
-            i = id(node)
-            if i in first:
-                paths = self.paths
-                raise identity_error(paths[first[i]], paths[k], self._caller)
-            first[i] = k
+        twice = unnamed_twice(self.nodes)  # (a named Param's later uses: not entries)
+        if twice is not None:
+            paths = self.paths
+            raise identity_error(paths[twice[0]], paths[twice[1]], self._caller)
 
     def levels_of(self, k: int) -> list[_Level]:
         """The flattenings that entry `k` is a leaf of (several for a shared Param).

@@ -45,6 +45,26 @@ def is_shared(node: Any, memo: dict[int, bool]) -> bool:
     return memo[key]
 
 
+def unnamed_twice(nodes: list[Any]) -> tuple[int, int] | None:
+    """The positions of one unnamed Param object met twice in `nodes`, or None.
+
+    Such a Param is two parameters after any rebuild, so it is refused; a named
+    one may stand in several places (its uses are one parameter), and so may
+    anything that is not a Param (the same array in two fields). One set of ids
+    answers the common case, nothing met twice.
+    """
+    if len(set(map(id, nodes))) == len(nodes):
+        return None
+    first: dict[int, int] = {}
+    for k, node in enumerate(nodes):
+        if type(node) is not Param or fields_of(node)["name"] is not None:
+            continue
+        if id(node) in first:
+            return first[id(node)], k
+        first[id(node)] = k
+    return None
+
+
 def use_problem(use: Any, first: Any) -> str | None:
     """Why a later use of a name is not its first use's parameter, or None.
 
