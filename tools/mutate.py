@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,43 +47,40 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MUTANT_TESTS = "tests/test_mutants.py"
+PACKAGE = REPO / "eqxpurify"
 
-INTERMEDIATES_TESTS = [
-    "tests/test_intermediates.py",
-    "tests/test_intermediates_internals.py",
-    "tests/test_intermediates_transforms.py",
-    "tests/test_intermediates_vmap.py",
-]
 
-# Each module's own test files: the runner for its mutants.
-TESTS = {
-    "_priors": ["tests/test_priors.py"],
-    "_half_priors": ["tests/test_priors.py"],
-    "_hyper": ["tests/test_priors.py"],
-    "_hyper_checks": ["tests/test_priors.py"],
-    "_abstract_prior": ["tests/test_priors.py"],
-    "_filters": ["tests/test_filters.py", "tests/test_training_idioms.py"],
-    "_fit": ["tests/test_filters.py"],
-    "_rest": ["tests/test_filters.py"],
-    "_structure": ["tests/test_filters.py"],
-    "_init": ["tests/test_init.py"],
-    "_ravel": ["tests/test_ravel.py"],
-    "_flat": ["tests/test_ravel.py"],
-    "_intermediates/_primitive": INTERMEDIATES_TESTS,
-    "_intermediates/_harvest": INTERMEDIATES_TESTS,
-    "_intermediates/_records": INTERMEDIATES_TESTS,
-    "_intermediates/_batched_map": INTERMEDIATES_TESTS,
-    "_wrapper_base": ["tests/test_wrappers.py"],
-    "_param": ["tests/test_wrappers.py"],
-    "_latent": ["tests/test_wrappers.py"],
-    "_fixed": ["tests/test_wrappers.py"],
-    "_unwrap": ["tests/test_unwrap.py"],
-    "_paths": ["tests/test_paths.py"],
-    "_surgery": ["tests/test_surgery.py"],
-    "_summary": ["tests/test_summary.py"],
-    "_save": ["tests/test_save.py"],
-}
+def _words(name: str) -> list[str]:
+    """`_half_priors` -> ["half", "prior"]: a name's words, plural `s` dropped."""
+    words = [w for w in re.split(r"[_/]+", name) if w]
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words]
+
+
+def tests_for(key: str, tests_dir: Path | None = None) -> list[str]:
+    """A module's test files, found by their names (no table to keep).
+
+    For `_save_header` (`key` as `module_key` gives it):
+    1. the files named after the module: `test_save_header.py` and
+       `test_save_header_*.py`; for a module of a subpackage also the
+       subpackage's files (`_intermediates/_taps` -> `test_intermediates*.py`);
+    2. if there are none, the files whose name shares a word with the module's,
+       plurals aside (`_save_header` -> `test_save.py`, `_wrapper_base` ->
+       `test_wrappers.py`).
+    """
+    folder = REPO / "tests" if tests_dir is None else tests_dir
+    stems = {f.stem.removeprefix("test_"): f for f in sorted(folder.glob("test_*.py"))}
+    parts = [p.strip("_") for p in key.split("/")]
+    prefixes = [parts[-1]] + parts[:-1]
+    found = [
+        f
+        for stem, f in stems.items()
+        if any(stem == p or stem.startswith(p + "_") for p in prefixes)
+    ]
+    if not found:
+        own = set(_words(parts[-1]))
+        found = [f for stem, f in stems.items() if own & set(_words(stem))]
+    return [f"tests/{f.name}" for f in found]
+
 
 # Imported once by mutmut's fork server. None of them starts a JAX backend; not
 # eqxpurify (the test run's jaxtyping import hook must see it being imported) nor
@@ -118,6 +116,21 @@ def module_path(module: str) -> str:
     name = module.removesuffix(".py").replace(".", "/")
     name = name.removeprefix("eqxpurify/")
     return f"eqxpurify/{name}.py"
+
+
+def list_tests(module: str) -> int:
+    """Print each module's test files (`--list`); 1 if a module has none."""
+    if module == "all":
+        paths = sorted(p.relative_to(REPO).as_posix() for p in PACKAGE.rglob("_*.py"))
+        paths = [p for p in paths if not p.endswith("__init__.py")]
+    else:
+        paths = [module_path(module)]
+    missing = 0
+    for path in paths:
+        tests = tests_for(module_key(path))
+        missing += not tests
+        print(f"{module_key(path)}: {' '.join(tests) or '(none)'}")
+    return 1 if missing else 0
 
 
 def module_key(path: str) -> str:
@@ -332,9 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("module", help="e.g. _priors or _intermediates/_harvest")
     parser.add_argument("tests", nargs="*", help="test files (default: the module's)")
     parser.add_argument(
-        "--no-mutant-tests",
+        "--list",
         action="store_true",
-        help=f"leave {MUTANT_TESTS} out of the runner (the score before it)",
+        help="print the test files found for MODULE ('all': every module) and stop",
     )
     parser.add_argument(
         "--worktree",
@@ -389,14 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="mutmut debug output")
     args = parser.parse_args(argv)
 
+    if args.list:
+        return list_tests(args.module)
     path = module_path(args.module)
     if not (REPO / path).is_file():
         parser.error(f"no module {path}")
-    tests = list(args.tests) or list(TESTS.get(module_key(path), []))
+    tests = list(args.tests) or tests_for(module_key(path))
     if not tests:
-        parser.error(f"no default tests for {path}: give TEST_FILES")
-    if not args.no_mutant_tests and MUTANT_TESTS not in tests:
-        tests.append(MUTANT_TESTS)
+        parser.error(f"no test file is named after {path}: give TEST_FILES")
 
     if args.report:
         if not args.dir:
@@ -411,9 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         dest = Path(args.dir).resolve()
         if not (dest / "mutants").is_dir():
             parser.error(f"{dest} is not a copy kept by --keep")
-        if args.worktree:  # refresh the mutant-killing tests (and TEST_FILES)
-            fresh = [t for t in tests if t == MUTANT_TESTS or t in args.tests]
-            for name in fresh:
+        if args.worktree:  # refresh the runner's test files from the working tree
+            for name in tests:
                 shutil.copy2(REPO / name, dest / name)
                 shutil.copy2(REPO / name, dest / "mutants" / name)
         cleanup = False
