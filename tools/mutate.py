@@ -10,9 +10,10 @@ Usage:
     python tools/mutate.py _ravel --dir /tmp/mut-ravel --only 'eqxpurify._ravel.*'
 
 MODULE is a module of the package: `_priors`, `eqxpurify/_priors.py` or
-`_intermediates/_harvest`. Without TEST_FILES the module's own test files are
-the runner (see `TESTS` below), plus `tests/test_mutants.py` (the tests written
-to kill mutants) unless `--no-mutant-tests` is given.
+`_intermediates/_harvest`. Without TEST_FILES the runner is the module's own
+test files, found by name (`tests_for`: `tests/test_<module>.py` and
+`tests/test_<module>_*.py`, else the files whose name shares a word with the
+module's); `--list MODULE` (or `--list all`) prints them.
 
 What it does:
 1. Makes a throwaway copy of the repository: `git archive HEAD` (committed code)
@@ -45,9 +46,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "eqxpurify"
+RECORD = REPO / "docs" / "mutation_record.json"
 
 
 def _words(name: str) -> list[str]:
@@ -294,8 +297,8 @@ def status_of(code: int | None) -> str:
     return COLLECTION_ERROR if code == 2 else status_by_exit_code[code]
 
 
-def report(dest: Path, path: str, show: bool, elapsed: float) -> float:
-    """Print the counts, the score and the survivors' diffs; return the score.
+def report(dest: Path, path: str, show: bool, elapsed: float) -> dict[str, Any]:
+    """Print the counts, the score and the survivors' diffs; return the counts.
 
     The score is over the mutants that were checked: with `--only`, the others
     are listed as "not checked" and left out.
@@ -316,7 +319,30 @@ def report(dest: Path, path: str, show: bool, elapsed: float) -> float:
         for status, names in sorted(by_status.items()):
             if status not in KILLED and status != "not checked":
                 print_diffs(dest, path, status, names)
-    return score
+    return {
+        "mutants": len(results),
+        "checked": checked,
+        "killed": detected,
+        "score": round(100 * score, 1),
+        "minutes": round(elapsed / 60, 1),
+        "not killed": {
+            k: v for k, v in by_status.items() if k not in KILLED | {"not checked"}
+        },
+    }
+
+
+def record(path: str, tests: list[str], made_from: str, counts: dict) -> None:
+    """Keep a run's counts in `RECORD`, keyed by module and test files.
+
+    One entry per module, replaced by the module's next full run: what the score
+    was measured on (the commit, the runner's test files), its counts and the
+    names of the mutants not killed (say why each is equivalent, or that it is
+    left, in docs/mutation.md).
+    """
+    data = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+    data[module_key(path)] = {"made from": made_from, "tests": tests, **counts}
+    RECORD.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+    print(f"recorded in {RECORD.relative_to(REPO)}")
 
 
 _DIFFS = """
@@ -395,6 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-show", action="store_true", help="no survivor diffs")
     parser.add_argument(
+        "--record",
+        action="store_true",
+        help=f"keep the counts in {RECORD.name} (keyed by module and test files)",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="with --dir: only print the results kept there (run nothing)",
@@ -417,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         dest = Path(args.dir).resolve()
         if not (dest / "mutants" / (path + ".meta")).is_file():
             parser.error(f"no results for {path} in {dest}")
-        score = report(dest, path, not args.no_show, 0.0)
-        return 0 if 100 * score >= args.fail_under else 1
+        counts = report(dest, path, not args.no_show, 0.0)
+        return 0 if counts["score"] >= args.fail_under else 1
 
     if args.dir:
         dest = Path(args.dir).resolve()
@@ -457,13 +488,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutmut run exited with {proc.returncode}", file=sys.stderr)
             if not meta.is_file():
                 return proc.returncode or 1
-        score = report(dest, path, not args.no_show, elapsed)
+        counts = report(dest, path, not args.no_show, elapsed)
+        if args.record:
+            if args.only:
+                print("not recorded: a run restricted with --only", file=sys.stderr)
+            else:
+                record(path, tests, made_from, counts)
     finally:
         if cleanup:
             shutil.rmtree(dest, ignore_errors=True)
         else:
             print(f"\nkept {dest}")
-    return 0 if 100 * score >= args.fail_under else 1
+    return 0 if counts["score"] >= args.fail_under else 1
 
 
 if __name__ == "__main__":
