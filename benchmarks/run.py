@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> None:
         dt = time.perf_counter() - t0
         print(f"## {TITLES[name]}\n\n{text}\n({name} took {dt:.0f} s)\n", flush=True)
         results[name] = data
-        # the tables as printed, for docs/_ext/perf_page.py
+        # the tables as printed, for benchmarks/perf_page.py
         results.setdefault("markdown", {})[name] = text
     total = time.perf_counter() - start
     load1 = os.getloadavg()

@@ -1,12 +1,12 @@
 """Render a benchmarks JSON into the generated part of docs/performance.md.
 
     python -m benchmarks --out results.json          # the full run (or --quick)
-    python docs/_ext/perf_page.py results.json       # rewrite the page's tables
+    python benchmarks/perf_page.py results.json     # rewrite the page's tables
 
-The script keeps a copy of the JSON next to itself (`docs/_ext/benchmarks.json`),
+The script keeps a copy of the JSON next to itself (`benchmarks/results.json`),
 so the page can be regenerated from the very numbers it shows:
 
-    python docs/_ext/perf_page.py docs/_ext/benchmarks.json
+    python benchmarks/perf_page.py benchmarks/results.json
 
 Everything between the page's `<!-- benchmarks:begin -->` and
 `<!-- benchmarks:end -->` lines is replaced: the command, the machine, the load
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-PAGE = HERE.parent / "performance.md"
-COPY = HERE / "benchmarks.json"
+ROOT = HERE.parent
+PAGE = ROOT / "docs" / "performance.md"
+COPY = HERE / "results.json"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 REF = "hand-written jax.jit"
 TITLES = {
@@ -179,7 +179,7 @@ def render(results: dict[str, Any]) -> str:
     merged = bool(results.get("runs"))
     files = "FILE [FILE ...]" if merged else "FILE"
     lines = [
-        f"Generated from `{command}` by `python docs/_ext/perf_page.py {files}`"
+        f"Generated from `{command}` by `python benchmarks/perf_page.py {files}`"
         + (
             " (the scenarios of a later run replace those of an earlier one)."
             if merged
