@@ -192,8 +192,11 @@ def ep_loss(model: Many) -> jax.Array:
     return loss_of(values, [p.latent for p in model.params])
 
 
-def eqxpurify(leaves: int, *, key: jax.Array, compiled: bool) -> dict[str, Callable]:
-    """The Python-side operations, and the README loop's step."""
+def eqxpurify(
+    leaves: int, *, key: jax.Array, compiled: bool, vector: bool = True
+) -> dict[str, Callable]:
+    """The Python-side operations, the README loop's step and (`vector`) the loss
+    over `ep.ravel`'s vector."""
     abstract = ep_model(leaves)
     model = ep.normal(abstract, key=key)
 
@@ -225,6 +228,7 @@ def eqxpurify(leaves: int, *, key: jax.Array, compiled: bool) -> dict[str, Calla
             return optax.apply_updates(params, updates), opt_state, loss
 
         ops |= _steps(step, params)
+    if compiled and vector:
         flat, unravel = ep.ravel(model)
         ops |= _vg(lambda v: ep_loss(unravel(v)), flat)
     return ops
