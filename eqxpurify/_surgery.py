@@ -11,13 +11,14 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._abstract_prior import AbstractPrior
+from ._checked_value import with_value
 from ._fixed import Fixed
 from ._latent import check_flags, latent_of
 from ._nodes import Nodes
 from ._param import Param, value_at
 from ._paths import Where, select, select_one
 from ._priors import Normal, has_params, standard_normal
-from ._values import set_paths, with_value
+from ._values import set_paths
 from ._wrapper_base import is_wrapper
 
 __all__ = ["freeze", "set_value", "unfreeze", "wrap"]
