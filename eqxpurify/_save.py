@@ -26,7 +26,6 @@ from jaxtyping import PyTree
 from ._save_file import corrupted, read_header, write
 from ._save_header import (
     SCALARS,
-    X64_HINT,
     Leaf,
     array_leaves,
     check_saved_storage,
@@ -34,10 +33,9 @@ from ._save_header import (
     describe,
     dtype_name,
     is_fixed_node,
-    match,
-    needs_x64,
     portable,
 )
+from ._save_match import X64_HINT, match, needs_x64
 
 __all__ = ["load", "save"]
 
