@@ -4,7 +4,8 @@
 cast silently; a Python scalar takes the wrapper's dtype unless that loses
 information). `with_value` gives a Param the latent of a physical value, or a
 Fixed the array, keeping its sharding: `ep.set_value`, `ep.load_values` and the
-surgery set each value through it.
+surgery set each value through it. `new_param` makes a Param holding a value
+(`ep.unfreeze`, `ep.wrap`).
 """
 
 from typing import Any
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._abstract_prior import prior_str
+from ._abstract_prior import AbstractPrior, prior_str
 from ._fixed import Fixed
 from ._flat import is_traced
 from ._latent import check_flags, latent_of
@@ -23,7 +24,7 @@ from ._param import Param, with_latent
 from ._storage import hide
 from ._wrapper_base import AbstractWrapper, build, shape_str
 
-__all__ = ["checked_array", "with_value"]
+__all__ = ["checked_array", "new_param", "with_value"]
 
 
 def checked_array(
@@ -244,3 +245,32 @@ def _placed(new: Any, old: Any) -> Any:
     if sharding is None or is_traced(new, old) or len(sharding.device_set) <= 1:
         return new
     return jax.device_put(new, sharding)
+
+
+def new_param(
+    value: Array | None,
+    shape: tuple[int, ...],
+    dtype: Any,
+    prior: AbstractPrior,
+    path: str,
+    caller: str,
+    name: str | None = None,
+) -> Param:
+    """A Param of `shape` and `dtype` holding `value` (abstract if None).
+
+    The abstract Param validates prior and shape without computing; the latent is
+    then one compiled `prior.inverse` call per distinct prior and shape, not one per
+    operation of the prior.
+    """
+    sharding = getattr(value, "sharding", None)
+    if sharding is not None and len(sharding.device_set) <= 1:
+        sharding = None  # single-device data: the default placement
+    try:
+        param = Param(
+            shape=shape, dtype=dtype, prior=prior, sharding=sharding, name=name
+        )
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"`{caller}`: the array at `{path}`: {e}") from e
+    if value is None:
+        return param
+    return with_value(param, value, path, caller)
