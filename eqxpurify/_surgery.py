@@ -13,7 +13,8 @@ from ._checked_value import new_param
 from ._fixed import Fixed
 from ._latent import check_flags, latent_of
 from ._nodes import Nodes
-from ._param import Param, value_at
+from ._param import Param
+from ._param_value import value_at
 from ._paths import Where, select, select_one
 from ._priors import has_params
 from ._values import set_paths

@@ -12,7 +12,8 @@ from jaxtyping import Array, ArrayLike
 
 from ._checked_value import with_value
 from ._nodes import Nodes
-from ._param import Param, is_param, value_at
+from ._param import Param, is_param
+from ._param_value import value_at
 from ._path_names import listed
 from ._paths import normalise_path, unknown_path_error
 from ._wrapper_base import abstract_error, is_wrapper
