@@ -17,8 +17,9 @@ import numpy as np
 from jaxtyping import Array
 
 from ._abstract_prior import AbstractPrior, prior_str
+from ._arrays import overflowed
 from ._fixed import Fixed
-from ._flat import is_traced
+from ._flat import is_traced, spans_devices
 from ._latent import check_flags, latent_of
 from ._param import Param, with_latent
 from ._storage import hide
@@ -127,26 +128,14 @@ def _weak_value(
             )
     with np.errstate(over="ignore", invalid="ignore"):
         arr = jnp.asarray(value, dtype=dtype)
-    if inexact and _overflows(value, arr):
+    # A traced scalar is checked where it is used: `ep.set_value` checks the
+    # latent it gives with `eqx.error_if`.
+    if inexact and not is_traced(value, arr) and overflowed(value, arr):
         raise ValueError(
             f"`{caller}`: the value for {what} overflows {dtype} (it becomes "
             f"inf). Pass a value within {dtype}'s range, or use a wider dtype."
         )
     return arr
-
-
-def _overflows(value: Any, arr: Array) -> bool:
-    """Whether a finite Python number became inf in the target dtype.
-
-    A traced scalar is checked where it is used: `ep.set_value` checks the latent
-    it gives with `eqx.error_if`.
-    """
-    if is_traced(value, arr):
-        return False
-    with np.errstate(over="ignore", invalid="ignore"):
-        given = np.isfinite(np.asarray(value))
-        got = np.isfinite(np.asarray(arr).astype(np.complex128))
-    return bool(np.any(given & ~got))
 
 
 def _check_shape(
@@ -242,7 +231,7 @@ def _check_fixed_shape(
 def _placed(new: Any, old: Any) -> Any:
     """`new` with the sharding of `old` (an array, or a struct asking for one)."""
     sharding = getattr(old, "sharding", None)
-    if sharding is None or is_traced(new, old) or len(sharding.device_set) <= 1:
+    if not spans_devices(sharding) or is_traced(new, old):
         return new
     return jax.device_put(new, sharding)
 
@@ -263,7 +252,7 @@ def new_param(
     operation of the prior.
     """
     sharding = getattr(value, "sharding", None)
-    if sharding is not None and len(sharding.device_set) <= 1:
+    if not spans_devices(sharding):
         sharding = None  # single-device data: the default placement
     try:
         param = Param(
