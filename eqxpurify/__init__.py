@@ -67,7 +67,6 @@ from ._surgery import (
     freeze as freeze,
     set_value as set_value,
     unfreeze as unfreeze,
-    wrap as wrap,
 )
 from ._unwrap import unwrap as unwrap, unwrapped as unwrapped
 from ._values import (
@@ -75,6 +74,7 @@ from ._values import (
     named_params as named_params,
     values as values,
 )
+from ._wrap import wrap as wrap
 from ._wrapper_base import is_wrapper as is_wrapper
 
 __version__ = importlib.metadata.version("eqxpurify")

@@ -27,6 +27,7 @@ __all__ = [
     "default_float",
     "host_kind_error",
     "ints_as_floats",
+    "overflowed",
     "static_shape",
 ]
 
@@ -183,11 +184,16 @@ def check_host_data(value: Any, dtype: Any, owner: str) -> None:
 
 
 def _overflowed(value: Any, arr: Array) -> bool:
-    """Whether a concrete `value` has a finite number that is inf in `arr`."""
+    """Whether a concrete `value` of another numeric dtype overflowed in `arr`."""
     source = getattr(value, "dtype", None)
     source = np.asarray(value).dtype if source is None else np.dtype(source)
     if source == arr.dtype or source.kind not in "fciubV":  # V: bfloat16, float8
         return False
+    return overflowed(value, arr)
+
+
+def overflowed(value: Any, arr: Any) -> bool:
+    """Whether a finite number of a concrete `value` is inf in `arr`, its cast."""
     with np.errstate(over="ignore", invalid="ignore"):
         given = np.isfinite(np.asarray(value))
         got = np.isfinite(np.asarray(arr))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -59,11 +60,23 @@ def _kuiper_p_value(v: float, n: int) -> float:
     return float(min(max(2 * total, 0.0), 1.0))
 
 
-def _fail(name: str, what: str, z: np.ndarray, err: np.ndarray, detail: str) -> None:
-    i = int(np.nanargmax(np.where(np.isnan(err), np.inf, err)))
+def _check(
+    name: str,
+    what: str,
+    z: np.ndarray,
+    ok: np.ndarray,
+    excess: np.ndarray,
+    detail: Callable[[int], str],
+) -> None:
+    """Raise `what` unless `ok` holds everywhere, at the point of largest `excess`.
+
+    A NaN excess is the largest; `detail(i)` describes the flat index `i` there.
+    """
+    if np.all(ok):
+        return
+    i = int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess)))
     raise ValueError(
-        f"`check_prior({name})`: {what} at z={float(z.flat[i]):.6g}: "
-        + detail.format(i=i)
+        f"`check_prior({name})`: {what} at z={float(z.flat[i]):.6g}: " + detail(i)
     )
 
 
@@ -167,44 +180,47 @@ def check_prior(
     got = lp + log_dx
     err1 = np.abs(got - expected)
     tol1 = atol * (1 + np.abs(expected))
-    if not np.all(err1 <= tol1):
-        i = int(np.nanargmax(np.where(np.isnan(err1), np.inf, err1 - tol1)))
-        _fail(
-            name,
-            "the change of variables fails",
-            zh,
-            np.where(np.isnan(err1), np.inf, err1 - tol1),
-            f"log_prob(forward(z)) + log|dforward/dz| = {got.flat[i]:.6g}, but the "
-            f"standard normal log density is {expected.flat[i]:.6g}. `forward` does "
-            "not push N(0, 1) to the density of `log_prob` (or `log_prob` is not "
-            "normalised).",
-        )
+    _check(
+        name,
+        "the change of variables fails",
+        zh,
+        err1 <= tol1,
+        err1 - tol1,
+        lambda i: (
+            f"log_prob(forward(z)) + log|dforward/dz| = {got.flat[i]:.6g}, "
+            f"but the standard normal log density is {expected.flat[i]:.6g}. `forward` "
+            "does not push N(0, 1) to the density of `log_prob` (or `log_prob` is not "
+            "normalised)."
+        ),
+    )
 
     # 2. The round trip, as exact as the value `x` determines `z`.
     err2 = np.abs(back - zh)
     tol2 = atol + 4 * eps * np.abs(x) / np.exp(log_dx)
-    if not np.all(err2 <= tol2):
-        i = int(np.nanargmax(np.where(np.isnan(err2), np.inf, err2 - tol2)))
-        _fail(
-            name,
-            "`inverse` does not undo `forward`",
-            zh,
-            np.where(np.isnan(err2), np.inf, err2 - tol2),
-            f"inverse(forward(z)) = {back.flat[i]:.6g} (forward(z) = {x.flat[i]:.6g}).",
-        )
+    _check(
+        name,
+        "`inverse` does not undo `forward`",
+        zh,
+        err2 <= tol2,
+        err2 - tol2,
+        lambda i: (
+            f"inverse(forward(z)) = {back.flat[i]:.6g} (forward(z) = {x.flat[i]:.6g})."
+        ),
+    )
 
     # 3. The log-Jacobians of the two directions cancel.
     err3 = np.abs(log_dx + log_dback)
-    if not np.all(err3 <= atol * (1 + np.abs(log_dx))):
-        i = int(np.nanargmax(np.where(np.isnan(err3), np.inf, err3)))
-        _fail(
-            name,
-            "the log-Jacobians of `forward` and `inverse` do not cancel",
-            zh,
-            np.where(np.isnan(err3), np.inf, err3),
+    _check(
+        name,
+        "the log-Jacobians of `forward` and `inverse` do not cancel",
+        zh,
+        err3 <= atol * (1 + np.abs(log_dx)),
+        err3,
+        lambda i: (
             f"log|dforward/dz| = {log_dx.flat[i]:.6g}, log|dinverse/dx| = "
-            f"{log_dback.flat[i]:.6g}.",
-        )
+            f"{log_dback.flat[i]:.6g}."
+        ),
+    )
 
     # 4. Kuiper's test on the draws, for each element of the batch.
     xs = np.sort(x[len(grid) :], axis=0)

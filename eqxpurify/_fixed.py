@@ -63,7 +63,7 @@ class Fixed(AbstractWrapper):
     name: str | None = eqx.field(static=True, default=None)
 
     _array_field: ClassVar[str] = "stored"
-    _trains: ClassVar[bool] = False
+    _trains: ClassVar[bool] = False  # data: its storage is invisible to optimizers
     _fill_hint: ClassVar[str] = (
         "Fill it first: `ep.set_value(model, where, array)` or "
         "`eqx.tree_at(where, model, ep.Fixed(array))`."

@@ -17,7 +17,15 @@ import numpy as np
 from jax.core import Tracer
 from jaxtyping import Array
 
-__all__ = ["common_dtype", "compute_dtype", "concat", "is_traced", "to_device"]
+__all__ = [
+    "common_dtype",
+    "compute_dtype",
+    "concat",
+    "default_device",
+    "is_traced",
+    "spans_devices",
+    "to_device",
+]
 
 
 def is_traced(*arrays: object) -> bool:
@@ -101,6 +109,11 @@ def default_device() -> Any:
     """The device JAX puts new arrays on (`jax_default_device`, else the first)."""
     device = getattr(jax.config, "jax_default_device", None)
     return device if isinstance(device, jax.Device) else jax.devices()[0]
+
+
+def spans_devices(sharding: Any) -> bool:
+    """Whether `sharding` (or None: the default placement) spans several devices."""
+    return sharding is not None and len(sharding.device_set) > 1
 
 
 def place(arrays: list[Any], targets: Sequence[Any]) -> list[Any]:

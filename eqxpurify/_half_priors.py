@@ -129,7 +129,7 @@ class HalfCauchy(AbstractPrior):
 
     support = "positive"
 
-    scale: Hyper
+    scale: Hyper  # the median
 
     def __init__(self, scale: ArrayLike | Hyper = 1.0):
         self.scale = _scale_hyper(scale, "scale", "HalfCauchy")

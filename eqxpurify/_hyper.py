@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._arrays import host_kind_error
+from ._arrays import host_kind_error, overflowed
 from ._fixed import Fixed
 from ._flat import compute_dtype, is_traced
 from ._wrapper_base import AbstractWrapper, is_wrapper
@@ -81,7 +81,7 @@ def to_hyper(value: Any, name: str, owner: str) -> Hyper:
         host = host.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         arr = host.astype(jax.dtypes.canonicalize_dtype(host.dtype))
-    if np.any(np.isfinite(host) & ~np.isfinite(arr)):
+    if overflowed(host, arr):
         raise ValueError(
             f"`{owner}({name}=...)` overflows {arr.dtype}; got {describe(host)}. Pass "
             "a smaller value, or enable float64 (`jax.config.update("

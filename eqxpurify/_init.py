@@ -12,7 +12,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._abstract_prior import prior_str
 from ._centred import ImproperPriorError
-from ._flat import common_dtype, compute_dtype, is_traced, place, unstack
+from ._flat import (
+    common_dtype,
+    compute_dtype,
+    is_traced,
+    place,
+    spans_devices,
+    unstack,
+)
 from ._nodes import Nodes, map_params
 from ._param import Param, with_latent
 from ._path_names import listed
@@ -81,10 +88,6 @@ def sharding_of(latent: Any) -> Any:
     if is_traced(latent) or not getattr(latent, "committed", True):
         return None  # an array on no particular device stays so
     return sharding
-
-
-def _spans_devices(sharding: Any) -> bool:
-    return sharding is not None and len(sharding.device_set) > 1
 
 
 def shapes(model: _M) -> _M:
@@ -178,7 +181,7 @@ def _draws(key: Any, params: list[Param]) -> list[Array]:
         sharding = sharding_of(latent)
         shardings.append(sharding)
         shape, dtype = tuple(latent.shape), np.dtype(latent.dtype)
-        if _spans_devices(sharding) and not is_traced(key):
+        if spans_devices(sharding) and not is_traced(key):
             out[j] = _draw_one(key, np.uint32(j), shape, dtype, sharding)
         else:
             groups[(shape, dtype)].append(j)

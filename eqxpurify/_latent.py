@@ -79,10 +79,8 @@ def check_finite(latent: Array, message: str) -> Array:
     (with `eqx.error_if`, so a jitted constructor cannot yield NaN).
     """
     if is_traced(latent):
-        return eqx.error_if(latent, ~jnp.all(jnp.isfinite(latent)), message)
-    if not np.all(np.isfinite(np.asarray(latent))):
-        raise ValueError(message)
-    return latent
+        return check_flags(latent, (~jnp.isfinite(latent), message))
+    return check_flags(latent, (~np.isfinite(np.asarray(latent)), message))
 
 
 def check_flags(latent: Array, *checks: tuple[Any, str]) -> Array:

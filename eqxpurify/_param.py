@@ -1,12 +1,12 @@
 """`ep.Param`: a trainable quantity, a whitened latent pushed through a prior.
 
-Also its value as every module reads it (`value_of`: one cached compiled call
-for a concrete Param) and its text.
+Also its text (`param_str`). Its value as every other module reads it, one
+cached compiled call, is `_param_value`'s.
 """
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -29,30 +29,24 @@ from ._centred import parameterised
 from ._flat import is_traced
 from ._format import dtype_note, spec, value_str
 from ._latent import (
-    LatentDtypeError,
-    ValueShapeError,
     check_finite,
     check_flags,
-    latent_dtype_error,
     latent_of,
     param_value,
 )
 from ._numpyro import as_prior
 from ._pending import PendingShape, pending_dims
-from ._storage import is_array
 from ._wrapper_base import (
     HOLDS,
     AbstractWrapper,
-    DeletedArrayError,
     abstract_error,
     check_name,
-    deleted_error,
     fields_of,
     is_complete,
     shape_str,
 )
 
-__all__ = ["Param", "is_param", "param_str", "value_at", "value_of", "with_latent"]
+__all__ = ["Param", "is_param", "param_str", "with_latent"]
 
 
 class Param(AbstractWrapper):
@@ -331,66 +325,6 @@ def with_latent(param: Param, latent: Any) -> Param:
     fields.update(fields_of(param))
     fields["latent"] = latent
     return new
-
-
-@functools.lru_cache(maxsize=256)
-def _forward(prior_def: Any) -> Callable[[Array, list[Array]], Array]:
-    """A compiled `param_value` for priors of one structure, given their leaves.
-
-    Eagerly one compiled call per Param is cheaper than the prior's 3-4 ops, and
-    passing the prior's leaves (not the prior) spares flattening it at dispatch.
-    """
-    return jax.jit(lambda z, leaves: param_value(z, prior_def.unflatten(leaves)))
-
-
-_NOT_CONSTANT = object()
-
-
-def value_of(node: AbstractWrapper, priors: dict[int, Any] | None = None) -> Array:
-    """`node.value`, through one cached compiled call for a concrete Param.
-
-    `priors` memoises the flattened priors by identity for the duration of one
-    walk over a model (Params often share their prior).
-    """
-    if type(node) is Param:
-        fields = object.__getattribute__(node, "__dict__")
-        latent, prior = fields["latent"], fields["prior"]
-        if is_array(latent) and not is_traced(latent):
-            flat = priors.get(id(prior)) if priors is not None else None
-            if flat is None:
-                leaves, prior_def = jax.tree.flatten(prior)
-                constant = all(is_array(x) for x in leaves)
-                flat = (prior_def, leaves) if constant else _NOT_CONSTANT
-                if priors is not None:
-                    priors[id(prior)] = flat
-            if isinstance(flat, tuple):  # not `_NOT_CONSTANT`
-                prior_def, leaves = flat
-                try:
-                    return _forward(prior_def)(latent, leaves)
-                except Exception:  # e.g. an array donated to a jitted function
-                    if latent.is_deleted():
-                        raise deleted_error(None, "Param's latent") from None
-                    if any(x.is_deleted() for x in leaves if isinstance(x, jax.Array)):
-                        raise deleted_error(None, "prior hyperparameter") from None
-                    raise
-    return node.value
-
-
-def value_at(
-    node: AbstractWrapper, path: str, caller: str, priors: dict[int, Any] | None = None
-) -> Array:
-    """`value_of(node)`, with the path in the error of a Param of the wrong shape."""
-    try:
-        return value_of(node, priors)
-    except ValueShapeError as e:
-        raise ValueShapeError(f"`{caller}`: the Param at `{path}`: {e}") from None
-    except DeletedArrayError:
-        if path and isinstance(node, Param):
-            raise deleted_error(path, "Param (its latent or a prior hyperparameter)")
-        raise
-    except LatentDtypeError as e:
-        dtype = node.__dict__["latent"].dtype
-        raise latent_dtype_error(path, dtype, caller) from e
 
 
 def param_str(node: Param) -> str:

@@ -34,6 +34,13 @@ def _positive(value: ArrayLike | Hyper, name: str, owner: str) -> Hyper:
     return positive(to_hyper(value, name, owner), name, owner)
 
 
+def _positives(owner: str, **hypers: ArrayLike | Hyper) -> tuple[Hyper, ...]:
+    """`owner`'s hyperparameters, each positive, in order; they must broadcast."""
+    checked = {name: _positive(value, name, owner) for name, value in hypers.items()}
+    broadcastable(owner, **checked)
+    return tuple(checked.values())
+
+
 def _from_tails(lower_p: Array, upper_p: Array) -> Array:
     """`Phi^-1` of a CDF given as its lower and upper tails, from the smaller."""
     lower = lower_p < 0.5
@@ -84,9 +91,9 @@ class Gamma(AbstractPrior):
     rate: Hyper
 
     def __init__(self, concentration: ArrayLike | Hyper, rate: ArrayLike | Hyper = 1.0):
-        self.concentration = _positive(concentration, "concentration", "Gamma")
-        self.rate = _positive(rate, "rate", "Gamma")
-        broadcastable("Gamma", concentration=self.concentration, rate=self.rate)
+        self.concentration, self.rate = _positives(
+            "Gamma", concentration=concentration, rate=rate
+        )
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, zc = compute(z)
@@ -129,10 +136,8 @@ class InverseGamma(AbstractPrior):
     def __init__(
         self, concentration: ArrayLike | Hyper, scale: ArrayLike | Hyper = 1.0
     ):
-        self.concentration = _positive(concentration, "concentration", "InverseGamma")
-        self.scale = _positive(scale, "scale", "InverseGamma")
-        broadcastable(
-            "InverseGamma", concentration=self.concentration, scale=self.scale
+        self.concentration, self.scale = _positives(
+            "InverseGamma", concentration=concentration, scale=scale
         )
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -248,9 +253,7 @@ class HalfStudentT(AbstractPrior):
     scale: Hyper
 
     def __init__(self, df: ArrayLike | Hyper, scale: ArrayLike | Hyper = 1.0):
-        self.df = _positive(df, "df", "HalfStudentT")
-        self.scale = _positive(scale, "scale", "HalfStudentT")
-        broadcastable("HalfStudentT", df=self.df, scale=self.scale)
+        self.df, self.scale = _positives("HalfStudentT", df=df, scale=scale)
 
     def forward(self, z: Float[Array, "..."]) -> Float[Array, "..."]:
         ct, zc = compute(z)
@@ -303,12 +306,8 @@ class Beta(AbstractPrior):
     def __init__(
         self, concentration1: ArrayLike | Hyper, concentration0: ArrayLike | Hyper
     ):
-        self.concentration1 = _positive(concentration1, "concentration1", "Beta")
-        self.concentration0 = _positive(concentration0, "concentration0", "Beta")
-        broadcastable(
-            "Beta",
-            concentration1=self.concentration1,
-            concentration0=self.concentration0,
+        self.concentration1, self.concentration0 = _positives(
+            "Beta", concentration1=concentration1, concentration0=concentration0
         )
 
     def _ab(self, ct: jnp.dtype) -> tuple[Array, Array]:

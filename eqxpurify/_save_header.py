@@ -1,13 +1,13 @@
-"""A checkpoint's header: the record of each array leaf, checked against a template.
+"""A checkpoint's header: the record of each array leaf of a model.
 
-A template that differs from the saved model becomes a clear error naming the
-first difference. A model is described leaf by leaf, in `jax.tree_util`
-flattening order, counting only the leaves that hold data (JAX and NumPy arrays,
-PRNG keys, Python numbers). Each record holds the leaf's path (`a.b[0]['k']`),
-the class of every `eqx.Module` on that path (so a `Normal` prior saved and a
-`LogNormal` in the template differ, although their fields have the same names),
-the leaf's shape and dtype, and the shape and dtype of the `ep.Param`/`ep.Fixed`
-holding it, as users see them whatever the wrapper's storage.
+A model is described leaf by leaf, in `jax.tree_util` flattening order, counting
+only the leaves that hold data (JAX and NumPy arrays, PRNG keys, Python
+numbers). Each record holds the leaf's path (`a.b[0]['k']`), the class of every
+`eqx.Module` on that path (so a `Normal` prior saved and a `LogNormal` in the
+template differ, although their fields have the same names), the leaf's shape
+and dtype, and the shape and dtype of the `ep.Param`/`ep.Fixed` holding it, as
+users see them whatever the wrapper's storage. `_save_match` checks a template's
+records against the saved ones.
 """
 
 from typing import Any
@@ -22,34 +22,20 @@ from ._fixed import Fixed, check_storage
 from ._wrapper_base import AbstractWrapper, deleted_error
 
 __all__ = [
+    "SCALARS",
     "Leaf",
     "array_leaves",
     "check_saved_storage",
     "concrete_fixed",
     "describe",
-    "match",
+    "dtype_name",
+    "is_fixed_node",
+    "path_text",
+    "portable",
 ]
 
 
 SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex"}
-
-
-_TYPE_NAMES = {
-    "array": "a JAX array",
-    "key": "a JAX PRNG key array",
-    "numpy": "a NumPy array",
-    "bool": "a Python bool",
-    "int": "a Python int",
-    "float": "a Python float",
-    "complex": "a Python complex",
-}
-
-
-X64_HINT = (
-    " The file holds 64-bit data: turn on `jax_enable_x64` "
-    '(`jax.config.update("jax_enable_x64", True)`, or `with jax.enable_x64(True):`) '
-    "before building `like` and loading."
-)
 
 
 def _step(key: Any) -> str:
@@ -68,7 +54,8 @@ def _step(key: Any) -> str:
     return f"[{key!r}]"
 
 
-def _path(steps: list[str]) -> str:
+def path_text(steps: list[str]) -> str:
+    """The path of a leaf from its steps (`a.b[0]['k']`; `<model>` for the root)."""
     text = "".join(steps)
     return (text[1:] if text.startswith(".") else text) or "<model>"
 
@@ -120,7 +107,7 @@ class Leaf:
 
     @property
     def path(self) -> str:
-        return _path(self.steps)
+        return path_text(self.steps)
 
 
 def _wrapper_record(node: Any) -> dict[str, Any] | None:
@@ -203,7 +190,7 @@ def check_saved_storage(leaves: list[Leaf]) -> None:
     for leaf in leaves:
         if isinstance(leaf.holder, Fixed) and leaf.steps[-1] == ".stored":
             try:
-                check_storage(leaf.holder, _path(leaf.steps[:-1]))
+                check_storage(leaf.holder, path_text(leaf.steps[:-1]))
             except ValueError as e:
                 raise ValueError(f"Cannot save the model: {e}") from None
         x = leaf.value
@@ -275,148 +262,6 @@ def describe(leaf: Leaf, saving: bool) -> dict[str, Any]:
         dtype = portable(dtype)
     record["stored_shape"], record["stored_dtype"] = list(shape), dtype.str
     return record
-
-
-def _shape_str(shape: list[int]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _mismatch(name: str, where: str, saved: str, current: str, fix: str) -> ValueError:
-    return ValueError(
-        f"Cannot load `{name}` into `like`: they differ at `{where}`: the saved "
-        f"model has {saved}, `like` has {current}. {fix}"
-    )
-
-
-def needs_x64(dtype: str) -> bool:
-    """Whether arrays of `dtype` (a name) need `jax_enable_x64` and it is off."""
-    if jax.config.read("jax_enable_x64"):
-        return False
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        return False
-    return dt.itemsize == (16 if dt.kind == "c" else 8) and dt.kind in "iufc"
-
-
-X32_HINT = (
-    " The file holds 32-bit data, and this session has `jax_enable_x64` on, so "
-    "`like` was built in 64 bits: build it with 64-bit mode off "
-    "(`with jax.enable_x64(False): like = ...`); the loaded arrays keep their "
-    "saved dtypes."
-)
-
-
-def _narrow_hint(saved: str, current: str) -> str:
-    """`X32_HINT` where a 32-bit file meets a template built with x64 on."""
-    if not jax.config.read("jax_enable_x64"):
-        return ""
-    try:
-        s, c = np.dtype(saved), np.dtype(current)
-    except TypeError:
-        return ""
-    if s.kind == c.kind and s.kind in "iufc" and c.itemsize == 2 * s.itemsize:
-        return X32_HINT
-    return ""
-
-
-def _wrapper_fix(
-    steps: list[str], saved: dict[str, Any], current: dict[str, Any]
-) -> str:
-    """What to do about a Param/Fixed of another shape or dtype than the saved one."""
-    hint = X64_HINT if needs_x64(saved["dtype"]) else ""
-    narrow = _narrow_hint(saved["dtype"], current["dtype"])
-    if narrow:
-        return "Build `like` with the saved dtypes." + narrow
-    if ".prior" in steps[:-1]:  # a prior's hyperparameter: its constructor decides
-        return (
-            "Give the prior that hyperparameter's shape and dtype (e.g. "
-            "`ep.Normal(jnp.zeros(3, jnp.float32), 1.0)`)." + hint
-        )
-    return "Give the template the saved shape and dtype (`shape=`, `dtype=`)." + hint
-
-
-def _compare(name: str, saved: dict[str, Any], current: dict[str, Any], i: int) -> None:
-    """Raise a clear error at the first difference of two leaf records."""
-    s_steps, c_steps = saved["steps"], current["steps"]
-    for k in range(min(len(s_steps), len(c_steps))):
-        s_node, c_node = saved["nodes"][k], current["nodes"][k]
-        if s_node != c_node:
-            raise _mismatch(
-                name,
-                _path(s_steps[:k]),
-                f"`{s_node}`" if s_node else "a plain container",
-                f"`{c_node}`" if c_node else "a plain container",
-                "Build `like` with the same classes as the saved model: the same "
-                "priors (a prior's kind is part of the model), modules and "
-                "containers, and the same Params frozen with `ep.freeze`.",
-            )
-        if s_steps[k] != c_steps[k]:
-            break
-    if s_steps != c_steps:
-        raise ValueError(
-            f"Cannot load `{name}` into `like`: array leaf {i} of the saved model is "
-            f"`{saved['path']}`, but in `like` it is `{current['path']}`. Build "
-            "`like` with the same fields, in the same order, as the saved model."
-        )
-    where = saved["path"]
-    s_wrap, c_wrap = saved.get("wrapper"), current.get("wrapper")
-    if s_wrap and c_wrap and s_wrap != c_wrap:
-        where = _path(s_steps[:-1])
-        kind = f"ep.{s_wrap['class']}"
-        raise _mismatch(
-            name,
-            where,
-            f"an `{kind}` of shape {_shape_str(s_wrap['shape'])} and dtype "
-            f"{s_wrap['dtype']}",
-            f"one of shape {_shape_str(c_wrap['shape'])} and dtype {c_wrap['dtype']}",
-            _wrapper_fix(s_steps, s_wrap, c_wrap),
-        )
-    # NumPy and JAX arrays load into each other (a host copy made with
-    # `jax.device_get` loads into the model on devices, and back): the template
-    # says which one comes back.
-    arrays = {"numpy", "array"}
-    if saved["type"] != current["type"] and not (
-        saved["type"] in arrays and current["type"] in arrays
-    ):
-        raise _mismatch(
-            name,
-            where,
-            _TYPE_NAMES.get(saved["type"], str(saved["type"])),
-            _TYPE_NAMES.get(current["type"], str(current["type"])),
-            "Build `like` with leaves of the same types as the saved model.",
-        )
-    if saved["shape"] != current["shape"] or saved["dtype"] != current["dtype"]:
-        raise _mismatch(
-            name,
-            where,
-            f"an array of shape {_shape_str(saved['shape'])} and dtype "
-            f"{saved['dtype']}",
-            f"one of shape {_shape_str(current['shape'])} and dtype {current['dtype']}",
-            "Build `like` with the saved sizes and dtypes."
-            + (X64_HINT if needs_x64(saved["dtype"]) else "")
-            + _narrow_hint(saved["dtype"], current["dtype"]),
-        )
-
-
-def match(name: str, saved: list[dict[str, Any]], current: list[Leaf]) -> None:
-    records = [describe(leaf, saving=False) for leaf in current]
-    for i, (s, c) in enumerate(zip(saved, records)):
-        _compare(name, s, c, i)
-    if len(saved) > len(records):
-        raise ValueError(
-            f"Cannot load `{name}` into `like`: the file holds {len(saved)} arrays "
-            f"but `like` has {len(records)}; the saved `{saved[len(records)]['path']}`"
-            " (and any after it) has no place in `like`. Build `like` with all the "
-            "fields of the saved model: `ep.load` never drops saved data."
-        )
-    if len(saved) < len(records):
-        raise ValueError(
-            f"Cannot load `{name}` into `like`: the file holds {len(saved)} arrays "
-            f"but `like` has {len(records)}; `like` has "
-            f"`{records[len(saved)]['path']}` (and any after it), which the file "
-            "does not hold. Build `like` with the same fields as the saved model."
-        )
 
 
 def concrete_fixed(node: Any) -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array
 
-from ._flat import is_traced
+from ._flat import default_device, is_traced
 
 __all__ = [
     "hide",
@@ -89,8 +89,7 @@ def _on_default_device(x: Any) -> bool:
     if is_traced(x) or not isinstance(x, jax.Array):
         return False
     devices = x.sharding.device_set
-    default = getattr(jax.config, "jax_default_device", None) or jax.devices()[0]
-    return len(devices) == 1 and default in devices
+    return len(devices) == 1 and default_device() in devices
 
 
 def reveal(stored: Any, dtype: Any) -> Array:

@@ -10,7 +10,8 @@ import jax.tree_util as jtu
 from ._checks import check_model, field_error, inspect_node
 from ._fixed import Fixed, check_storage
 from ._nodes import is_wrapper_type
-from ._param import Param, value_at
+from ._param import Param
+from ._param_value import value_at
 from ._path_names import path_str
 from ._pending import PendingShape
 from ._sharing import tie_uses

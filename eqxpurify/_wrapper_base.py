@@ -176,7 +176,10 @@ class AbstractWrapper(eqx.Module):
     @property
     @abc.abstractmethod
     def _hyper_text(self) -> str:
-        """Its text as a hyperparameter, inside the text of a prior."""
+        """Its text as a hyperparameter, inside the text of a prior.
+
+        A Param prints whole (a hierarchical prior); a Fixed as its value.
+        """
 
     @property
     @abc.abstractmethod

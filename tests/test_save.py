@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import eqxpurify as ep
-from eqxpurify._save import END, MAGIC, load, save
+from eqxpurify._save import load, save
+from eqxpurify._save_file import END, MAGIC
 
 from .conftest import X64
 

@@ -132,7 +132,7 @@ def test_set_value_out_of_support(decay):
 
 _WEAK_TRACED = (
     "lead: set_value/load_values with a traced weakly-typed scalar (a Python float "
-    "passed to a jitted function) fail in `_values._overflows` "
+    "passed to a jitted function) fail in the overflow check of `checked_array` "
     "(np.asarray on a tracer: TracerArrayConversionError)"
 )
 

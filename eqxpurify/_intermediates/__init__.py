@@ -6,6 +6,8 @@
 - `_taps`: `ep.intermediate`, `ep.Intermediate`, `ep.is_intermediate`, and
   naming slots by their path in a model.
 - `_harvest`: the jaxpr interpreter that collects tapped values.
+- `_sites`: where a jaxpr's taps are (the harvest's memoised search).
+- `_batched_map`: a `lax.map` with `batch_size=`, its taps one value per element.
 - `_records`: grouping collected values by name.
 - `_api`: `ep.intermediates`.
 """

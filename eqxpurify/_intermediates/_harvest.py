@@ -28,37 +28,7 @@ from ._batched_map import map_batch, merge_batches
 from ._kinds import kind_of, param, primitive_name
 from ._primitive import bind_eqn, bind_tap, open_jaxpr, reader, sub_jaxprs, watch_binds
 from ._records import Record, check_branches, finalize
-
-
-class Sites:
-    """Memoised search of a jaxpr for its taps' (name, kind) and custom VJPs."""
-
-    def __init__(self):
-        self._cache: dict[int, tuple[Any, list[tuple[str | None, str]], bool]] = {}
-
-    def _scan(self, jaxpr: Any) -> tuple[list[tuple[str | None, str]], bool]:
-        hit = self._cache.get(id(jaxpr))
-        if hit is not None and hit[0] is jaxpr:
-            return hit[1], hit[2]
-        sites, has_vjp = [], False
-        for eqn in jaxpr.eqns:
-            kind = kind_of(eqn)
-            if kind == "tap":
-                sites.append((param(eqn, "name"), param(eqn, "kind")))
-                continue
-            has_vjp = has_vjp or kind == "custom_vjp"
-            for sub in sub_jaxprs(eqn):
-                sub_sites, sub_vjp = self._scan(sub)
-                sites.extend(sub_sites)
-                has_vjp = has_vjp or sub_vjp
-        self._cache[id(jaxpr)] = (jaxpr, sites, has_vjp)
-        return sites, has_vjp
-
-    def __call__(self, jaxpr: Any) -> list[tuple[str | None, str]]:
-        return self._scan(jaxpr)[0]
-
-    def has_custom_vjp(self, jaxpr: Any) -> bool:
-        return self._scan(jaxpr)[1]
+from ._sites import Sites
 
 
 def describe(name: str | None) -> str:
