@@ -22,7 +22,7 @@ from ._half_priors import (
 )
 from ._improper import Flat as Flat
 from ._infer import infer_shapes as infer_shapes
-from ._init import (
+from ._initialise import (
     log_prior as log_prior,
     log_prob as log_prob,
     normal as normal,

@@ -12,8 +12,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._flat import compute_dtype
 from ._format import pdoc, treescope_constructor, value_str
+from ._plumbing import compute_dtype
 from ._support import SUPPORTS, bijection_of, no_support
 from ._wrapper_base import has_data, is_wrapper
 

@@ -14,7 +14,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ._abstract_prior import AbstractPrior
-from ._flat import is_traced
+from ._plumbing import is_traced
 from ._wrapper_base import AbstractWrapper, shape_str
 
 __all__ = [

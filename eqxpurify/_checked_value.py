@@ -19,9 +19,9 @@ from jaxtyping import Array
 from ._abstract_prior import AbstractPrior, prior_str
 from ._arrays import overflowed
 from ._fixed import Fixed
-from ._flat import is_traced, spans_devices
 from ._latent import check_flags, latent_of
 from ._param import Param, with_latent
+from ._plumbing import is_traced, spans_devices
 from ._storage import hide
 from ._wrapper_base import AbstractWrapper, build, shape_str
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._flat import is_traced
+from ._plumbing import is_traced
 from ._storage import is_array
 from ._wrapper_base import shape_str
 

@@ -11,8 +11,8 @@ from jaxtyping import Array, ArrayLike, Shaped
 
 from ._abstract_prior import AbstractPrior, prior_str
 from ._arrays import any_dtype, as_array, default_float, static_shape
-from ._flat import is_traced
 from ._format import dtype_note, spec, value_str
+from ._plumbing import is_traced
 from ._storage import hide, reveal, storage_dtype, storage_shape
 from ._wrapper_base import (
     AbstractWrapper,

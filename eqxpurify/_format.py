@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._flat import is_traced
+from ._plumbing import is_traced
 
 __all__ = [
     "dtype_note",

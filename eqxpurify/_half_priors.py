@@ -10,9 +10,9 @@ from jax.scipy.special import erfc, erfinv, log_ndtr, ndtr, ndtri
 from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
-from ._flat import compute_dtype, is_traced
 from ._hyper import LOG_2PI, Hyper, compute, open_interval, to_hyper, value_in
 from ._hyper_checks import positive, validate
+from ._plumbing import compute_dtype, is_traced
 
 __all__ = ["Exponential", "HalfCauchy", "HalfNormal"]
 

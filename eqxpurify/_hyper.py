@@ -14,7 +14,7 @@ from jaxtyping import Array
 
 from ._arrays import host_kind_error, overflowed
 from ._fixed import Fixed
-from ._flat import compute_dtype, is_traced
+from ._plumbing import compute_dtype, is_traced
 from ._wrapper_base import AbstractWrapper, is_wrapper
 
 __all__ = [

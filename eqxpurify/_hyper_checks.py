@@ -13,10 +13,10 @@ import numpy as np
 
 from ._abstract_prior import AbstractPrior
 from ._fixed import Fixed
-from ._flat import is_traced
 from ._hyper import Hyper, describe
 from ._param import Param
 from ._param_value import value_of
+from ._plumbing import is_traced
 
 __all__ = ["check_jointly", "current", "finite", "positive", "validate"]
 

@@ -11,9 +11,9 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
-from ._flat import is_traced
 from ._hyper import Hyper, broadcastable, compute, to_hyper, value_in
 from ._hyper_checks import finite
+from ._plumbing import is_traced
 from ._support import Bijection
 
 __all__ = ["Flat"]

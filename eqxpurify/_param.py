@@ -26,7 +26,6 @@ from ._arrays import (
     static_shape,
 )
 from ._centred import parameterised
-from ._flat import is_traced
 from ._format import dtype_note, spec, value_str
 from ._latent import (
     check_finite,
@@ -36,6 +35,7 @@ from ._latent import (
 )
 from ._numpyro import as_prior
 from ._pending import PendingShape, pending_dims
+from ._plumbing import is_traced
 from ._wrapper_base import (
     HOLDS,
     AbstractWrapper,

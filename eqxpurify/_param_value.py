@@ -12,9 +12,9 @@ from typing import Any
 import jax
 from jaxtyping import Array
 
-from ._flat import is_traced
 from ._latent import LatentDtypeError, ValueShapeError, latent_dtype_error, param_value
 from ._param import Param
+from ._plumbing import is_traced
 from ._storage import is_array
 from ._wrapper_base import AbstractWrapper, DeletedArrayError, deleted_error
 

@@ -18,7 +18,6 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._abstract_prior import AbstractPrior
 from ._fixed import Fixed
-from ._flat import compute_dtype, is_traced
 from ._hyper import (
     LOG_2PI,
     Hyper,
@@ -31,6 +30,7 @@ from ._hyper import (
 )
 from ._hyper_checks import check_jointly, current, finite, positive
 from ._param import Param
+from ._plumbing import compute_dtype, is_traced
 from ._wrapper_base import is_wrapper
 
 __all__ = [

@@ -11,8 +11,8 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._filters import rebuild, split_model
-from ._flat import common_dtype, concat, default_device, is_traced, place, to_device
 from ._param import is_param
+from ._plumbing import common_dtype, concat, default_device, is_traced, place, to_device
 from ._rest import Rest
 from ._values import values
 

@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array
 
-from ._flat import default_device, is_traced
+from ._plumbing import default_device, is_traced
 
 __all__ = [
     "hide",

@@ -12,11 +12,11 @@ import numpy as np
 from ._abstract_prior import prior_str
 from ._checks import check_fields, check_model
 from ._fixed import Fixed, is_fixed
-from ._flat import is_traced
 from ._intermediates import is_intermediate
 from ._param import Param
 from ._param_value import value_at
 from ._path_names import ROOT, join
+from ._plumbing import is_traced
 from ._wrapper_base import AbstractWrapper, has_data, is_complete, is_wrapper
 
 __all__ = ["summary"]

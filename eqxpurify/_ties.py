@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from ._flat import is_traced
 from ._param import Param
+from ._plumbing import is_traced
 from ._wrapper_base import fields_of, is_wrapper
 
 __all__ = [

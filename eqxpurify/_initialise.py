@@ -12,7 +12,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._abstract_prior import prior_str
 from ._centred import ImproperPriorError
-from ._flat import (
+from ._nodes import Nodes, map_params
+from ._param import Param, with_latent
+from ._path_names import listed
+from ._plumbing import (
     common_dtype,
     compute_dtype,
     is_traced,
@@ -20,9 +23,6 @@ from ._flat import (
     spans_devices,
     unstack,
 )
-from ._nodes import Nodes, map_params
-from ._param import Param, with_latent
-from ._path_names import listed
 from ._priors import standard_normal_logpdf_constant
 from ._wrapper_base import abstract_error, fields_of
 
