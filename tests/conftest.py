@@ -3,18 +3,29 @@
 - Strict dtype promotion, so a silent float32 -> float64 upcast is an error.
 - `EQXPURIFY_TEST_X64=1` runs the whole suite with `jax_enable_x64`; CI runs it
   both ways. `FLOAT_DTYPES` lists the float dtypes available in this run.
+- `raises_and_keeps`: a call fails with the expected error and message, and the
+  model it was given is left as it was.
+- Models and helpers that several test files share.
 """
 
 import importlib.util
 import itertools
+import json
 import os
+import subprocess
 import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+
+import eqxpurify as ep
 
 X64 = os.environ.get("EQXPURIFY_TEST_X64", "0") == "1"
 jax.config.update("jax_enable_x64", X64)
@@ -26,6 +37,61 @@ DEFAULT_FLOAT = jnp.float64 if X64 else jnp.float32
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
     return bool(eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol))
+
+
+def fingerprint(model: Any) -> list[Any]:
+    """Every leaf's path, type, shape, dtype and bytes, and the tree structure.
+
+    NumPy arrays are copied (they are mutable); typed PRNG keys are read as their
+    key data."""
+    leaves, treedef = jax.tree.flatten_with_path(model)
+    out: list[Any] = [treedef]
+    for path, leaf in leaves:
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(
+            leaf.dtype, jax.dtypes.prng_key
+        ):
+            leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, jax.Array | np.ndarray):
+            out.append((path, type(leaf), leaf.shape, leaf.dtype, leaf.tobytes()))
+        else:
+            out.append((path, leaf))
+    return out
+
+
+def raises_and_keeps(
+    call: Callable[[], Any],
+    model: Any,
+    error_type: type[BaseException] | tuple[type[BaseException], ...],
+    *phrases: str,
+    match: str | None = None,
+) -> pytest.ExceptionInfo:
+    """`call()` raises `error_type`, and leaves `model` unchanged.
+
+    Each of `phrases` (plain text: the path, the cause, the fix) must be in the
+    error message; `match`, a regular expression, is searched in it where the
+    wording varies (a dtype name, one of several spellings). `model` is what the
+    call was given (a model, a tuple of several arguments, or `None` for nothing):
+    its tree structure and every leaf, bit for bit, must be as before.
+    """
+    before = fingerprint(model)
+    with pytest.raises(error_type, match=match) as info:
+        call()
+    message = str(info.value)
+    for phrase in phrases:
+        assert phrase in message, f"{phrase!r} is not in the message {message!r}"
+    assert fingerprint(model) == before, "a failed call changed the model"
+    return info
+
+
+def close(a: Any, b: Any, dtype: Any) -> None:
+    """Equal up to the rounding of `prior.inverse(prior.forward(z))` in `dtype`."""
+    eps = float(jnp.finfo(dtype).eps)
+    np.testing.assert_allclose(
+        np.asarray(a, np.float64),
+        np.asarray(b, np.float64),
+        rtol=256 * eps,
+        atol=256 * eps,
+    )
 
 
 @pytest.fixture
@@ -79,3 +145,138 @@ def load_example(name: str):
     sys.modules[module_name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+# --------------------------------------------------------------------------------
+# Checks that need a fresh Python: several CPU devices, or no jaxtyping hook (the
+# suite's hook rejects some bad inputs before the library's own check sees
+# them; users without the hook get the library's message). The script imports
+# eqxpurify from this checkout (so mutmut's mutants and its active-mutant
+# variable reach it too) and prints one JSON object.
+
+ROOT = Path(__file__).resolve().parents[1]
+_OUTSIDE: dict[str, dict] = {}
+
+
+def outside(*parts: str, devices: int = 4) -> dict:
+    """Run the script `parts` in a fresh Python with `devices` CPU devices.
+
+    Returns the JSON object it printed last.
+    """
+    script = "".join(textwrap.dedent(part) for part in parts)
+    key = f"{devices}:{script}"
+    if key not in _OUTSIDE:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+        env["XLA_FLAGS"] = (
+            env.get("XLA_FLAGS", "")
+            + f" --xla_force_host_platform_device_count={devices}"
+        )
+        head = "import json, jax, jax.numpy as jnp, numpy as np, eqxpurify as ep\n"
+        proc = subprocess.run(
+            [sys.executable, "-c", head + script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _OUTSIDE[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return _OUTSIDE[key]
+
+
+# A script's `error_of(f)`: `[type name, message]` of what `f()` raises, or None.
+_ERROR_OF = """
+def error_of(f):
+    try:
+        f()
+    except Exception as e:
+        return [type(e).__name__, str(e)]
+    return None
+"""
+
+
+def error_has(got: Any, error_type: str, *phrases: str) -> None:
+    """An `error_of` result from a script: `error_type`, with each of `phrases`."""
+    assert got is not None and got[0] == error_type, got
+    for phrase in phrases:
+        assert phrase in got[1], f"{phrase!r} is not in the message {got[1]!r}"
+
+
+# --------------------------------------------------------------------------------
+# Models shared by several files.
+
+
+def _two():
+    return {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
+
+
+class Holder(eqx.Module):
+    p: ep.Param
+
+
+class Encoder(eqx.Module):
+    layers: list[dict[str, ep.Param]]
+
+
+class Model(eqx.Module):
+    """Every kind of leaf: Params (nested in lists and dicts), a Fixed, integer
+    data, a mutable NumPy array, a typed key and a static field."""
+
+    alpha: ep.Param
+    encoder: Encoder
+    x_obs: ep.Fixed
+    counts: jax.Array  # integer data
+    grid: np.ndarray  # a mutable NumPy array: must survive every failed call
+    key: jax.Array  # a typed PRNG key
+    name: str = eqx.field(static=True)
+
+    @ep.unwrapped
+    def __call__(self) -> jax.Array:
+        h = self.x_obs[:3] @ self.encoder.layers[0]["weight"]
+        return self.alpha * jnp.sum(h + self.encoder.layers[1]["bias"])
+
+
+def template() -> Model:
+    """The model as declared: Params abstract, data given."""
+    return Model(
+        alpha=ep.Param(prior=ep.LogNormal(3.0, 0.1)),
+        encoder=Encoder(
+            [
+                {"weight": ep.Param(shape=(3, 2))},
+                {"bias": ep.Param(shape=(2,), prior=ep.Normal(0.0, 0.5))},
+            ]
+        ),
+        x_obs=ep.Fixed(jnp.linspace(0.0, 1.0, 4)),
+        counts=jnp.arange(3),
+        # Integer data: a floating NumPy array would be trainable (see
+        # `test_numpy_floating_leaves_train`).
+        grid=np.arange(5),
+        key=jax.random.key(0),
+        name="model",
+    )
+
+
+def fitted() -> Model:
+    return ep.normal(template(), key=jax.random.key(1))
+
+
+class Enc(eqx.Module):
+    weight: ep.Param
+    bias: ep.Param
+
+
+class Net(eqx.Module):
+    alpha: ep.Param
+    enc: Enc
+    x: ep.Fixed
+    table: dict
+
+
+def net() -> Net:
+    return Net(
+        ep.Param(2.5, prior=ep.LogNormal(3.0, 0.1)),
+        Enc(ep.Param(jnp.ones((2, 2))), ep.Param(jnp.zeros(2))),
+        ep.Fixed(jnp.arange(3.0)),
+        {"a": ep.Param(1.0), "b b": ep.Param(2.0)},
+    )

@@ -9,7 +9,7 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import tree_allclose
+from .conftest import raises_and_keeps, tree_allclose
 
 
 class Decay(eqx.Module):
@@ -411,3 +411,88 @@ def test_combine_refuses_params_that_do_not_fit_rest(getkey):
     s_params, s_rest = ep.partition(stacked)
     values = eqx.filter_vmap(lambda p, r: ep.values(ep.combine(p, r)))(s_params, s_rest)
     assert values["['a']"].shape == (3, 3)
+
+
+class _CountsPrior(ep.AbstractPrior):
+    """A custom prior with a non-wrapper field: an integer array, or a sub-prior."""
+
+    shift: ep.Fixed
+    extra: object
+
+    def __init__(self, extra):
+        self.shift, self.extra = ep.Fixed(1.0), extra
+
+    @ep.unwrapped
+    def forward(self, z):
+        return z + self.shift
+
+    @ep.unwrapped
+    def inverse(self, x):
+        return x - self.shift
+
+    @ep.unwrapped
+    def log_prob(self, x):
+        return -0.5 * (x - self.shift) ** 2
+
+
+def test_split_keeps_exactly_the_constant_pieces_whole():
+    # `split_model` moves constant Fixed data and constant priors as one piece;
+    # anything holding a trainable, abstract or frozen-from-a-Param part is walked.
+    from eqxpurify._filters import _constant_test
+
+    frozen = ep.freeze(
+        {"x": ep.Param(1.0, prior=ep.Normal(2.0, 3.0))}, lambda m: m["x"]
+    )
+    cases = [
+        (ep.Fixed(jnp.ones(2)), True),
+        (ep.Fixed(jnp.arange(3)), True),
+        (ep.Fixed(shape=(2,)), False),  # abstract: nothing stored yet
+        (frozen["x"], False),  # frozen from a Param: it has a prior
+        (ep.Param(1.0), False),
+        (ep.Normal(0.0, 2.0), True),
+        (ep.Normal(ep.Param(0.5), 1.0), False),  # hierarchical
+        (_CountsPrior(jnp.arange(3)), True),  # integer arrays do not train
+        (_CountsPrior(ep.Normal(0.0, 1.0)), True),  # a constant sub-prior
+        (_CountsPrior(ep.Normal(ep.Param(0.0), 1.0)), False),
+        (jnp.ones(2), False),
+        ({"a": ep.Fixed(1.0)}, False),  # containers are walked into
+        (None, False),
+    ]
+    for node, whole in cases:
+        # a fresh predicate, and one that has seen every case before (memo by id)
+        assert _constant_test()[0](node) is whole, node
+    constant = _constant_test()[0]
+    for _ in range(2):
+        assert [constant(node) for node, _ in cases] == [w for _, w in cases]
+
+
+@pytest.mark.parametrize(
+    "model, path, shape",
+    [
+        ({"b": [ep.Param(shape=(2, 3))]}, "['b'][0]", "(2, 3)"),
+        ({"a": {"b": {"c": ep.Param(shape=(4,))}}}, "['a']['b']['c']", "(4,)"),
+        ({"w": ep.Param(shape=(5,))}, "['w']", "(5,)"),
+    ],
+)
+def test_partition_of_an_abstract_param_names_its_path(model, path, shape):
+    raises_and_keeps(
+        lambda: ep.partition(model),
+        model,
+        ValueError,
+        f"`ep.partition`: the Param at `{path}` is abstract",
+        f"(shape {shape}, no value yet).",
+        "Initialise it first: `model = ep.normal(model, key=key)`",
+        "or `model = ep.zeros(model)`.",
+    )
+
+
+def test_numpy_floating_leaves_train():
+    model = {"a": ep.Param(1.0), "g": np.linspace(0.0, 1.0, 3, dtype=np.float32)}
+    params, rest = ep.partition(model)
+    assert list(params) == ["['a']", "['g']"]
+    np.testing.assert_array_equal(ep.combine(params, rest)["g"], model["g"])
+    latents, unflatten = ep.flatten(model)
+    assert len(latents) == 2
+    flat, unravel = ep.ravel(model)
+    assert flat.shape == (4,)
+    np.testing.assert_array_equal(unravel(flat)["g"], model["g"])

@@ -458,3 +458,18 @@ def test_positive_hyperparameter_takes_positive_priors_and_trusts_the_users():
     # Only a Uniform whose `low` is below zero reaches below it.
     with pytest.raises(ValueError, match=r"`Normal\(sigma=...\)` is an `ep.Param`"):
         ep.Normal(0.0, ep.Param(prior=ep.Uniform(-0.5, 2.0)))
+
+
+def test_has_params_finds_hierarchical_priors_and_freeze_uses_it():
+    from eqxpurify._priors import has_params
+
+    assert has_params(ep.Normal(ep.Param(0.0), 1.0))
+    assert has_params(ep.LogNormal(1.0, ep.Param(0.5, prior=ep.LogNormal(0.5, 0.1))))
+    assert not has_params(ep.Normal(0.0, 1.0))
+    assert not has_params(ep.Normal(ep.Fixed(0.0), 1.0))
+    model = {"x": ep.Param(1.0, prior=ep.Normal(ep.Param(0.5), 1.0))}
+    frozen = ep.freeze(model, lambda m: m["x"])
+    params, _ = ep.partition(frozen)
+    assert params == {}  # the hyperparameter is frozen with the Param it belongs to
+    back = ep.unfreeze(frozen, lambda m: m["x"])
+    assert sorted(ep.partition(back)[0]) == ["['x']", "['x'].prior.mean"]

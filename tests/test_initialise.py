@@ -8,7 +8,7 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import DEFAULT_FLOAT, tree_allclose
+from .conftest import DEFAULT_FLOAT, X64, tree_allclose
 
 
 class Net(eqx.Module):
@@ -302,3 +302,88 @@ def test_normal_takes_one_key_and_refuses_anything_else(unchecked_types):
     keys = jax.random.split(jax.random.key(2), 4)
     ensemble = eqx.filter_vmap(lambda k: ep.normal(model, key=k))(keys)
     assert ensemble["w"].shape == (4, 3)
+
+
+def _density_model(dtype=jnp.float32):
+    tau = ep.Param(jnp.asarray(0.8, dtype), prior=ep.HalfNormal(2.0))
+    return {
+        "x": ep.Param(jnp.asarray([0.5, -1.0], dtype), prior=ep.Normal(1.0, 2.0)),
+        "y": ep.Param(jnp.asarray(2.5, dtype), prior=ep.LogNormal(3.0, 1.0)),
+        "theta": ep.Param(jnp.asarray([0.1, 0.2], dtype), prior=ep.Normal(0.0, tau)),
+    }
+
+
+def _scipy_log_prob():
+    import scipy.stats as st
+
+    s2 = math.log1p((1.0 / 3.0) ** 2)
+    return float(
+        st.norm(1.0, 2.0).logpdf([0.5, -1.0]).sum()
+        + st.lognorm(s=math.sqrt(s2), scale=3.0 * math.exp(-s2 / 2)).logpdf(2.5)
+        + st.halfnorm(scale=2.0).logpdf(0.8)
+        + st.norm(0.0, 0.8).logpdf([0.1, 0.2]).sum()
+    )
+
+
+def _scipy_log_prior(model):
+    latents = np.concatenate(
+        [np.ravel(np.asarray(z, np.float64)) for z in ep.flatten(model)[0]]
+    )
+    return float(-0.5 * np.sum(latents**2) - 0.5 * latents.size * math.log(2 * math.pi))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_log_prob_and_log_prior_values_and_dtypes(dtype):
+    with jax.enable_x64(True):
+        model = _density_model(jnp.dtype(dtype))
+        want = {"float64": "float64"}.get(dtype, "float32")  # at least float32
+        lp = ep.log_prob(model)
+        assert lp.dtype == want and lp.shape == ()
+        prior = ep.log_prior(model)
+        assert prior.dtype == want and prior.shape == ()
+        if dtype != "bfloat16":
+            rtol = 1e-12 if dtype == "float64" else 1e-5
+            np.testing.assert_allclose(lp, _scipy_log_prob(), rtol=rtol)
+            np.testing.assert_allclose(prior, _scipy_log_prior(model), rtol=rtol)
+        # Jitted: the same.
+        np.testing.assert_allclose(jax.jit(ep.log_prob)(model), lp, rtol=1e-6)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_log_densities_of_an_empty_model_are_float32_zeros(x64):
+    with jax.enable_x64(x64 or X64):
+        for f in (ep.log_prior, ep.log_prob):
+            for model in ({}, {"t": ep.Fixed(jnp.ones(2))}):
+                value = f(model)
+                assert value.dtype == jnp.float32 and value.shape == ()
+                assert float(value) == 0.0
+
+
+def test_normal_draws_in_float32_at_least_under_x64():
+    with jax.enable_x64(True):
+        model = {"a": ep.Param(shape=(3,), dtype=jnp.float32), "b": ep.Param(shape=())}
+        key = jax.random.key(2)
+        drawn = ep.normal(model, key=key)
+        want_a = jax.random.normal(jax.random.fold_in(key, 0), (3,), jnp.float32)
+        want_b = jax.random.normal(jax.random.fold_in(key, 1), (), jnp.float64)
+        assert drawn["a"].latent.dtype == jnp.float32
+        np.testing.assert_array_equal(drawn["a"].latent, want_a)
+        assert drawn["b"].latent.dtype == jnp.float64
+        np.testing.assert_array_equal(drawn["b"].latent, want_b)
+
+
+def test_whole_model_operations_on_traced_latents():
+    model = ep.normal(
+        {"a": ep.Param(shape=(3,)), "t": ep.Fixed(jnp.ones(2))}, key=jax.random.key(0)
+    )
+
+    @jax.jit
+    def redraw(m):
+        again = ep.normal(m, key=jax.random.key(1))
+        return again, ep.zeros(m), ep.shapes(m)["a"].latent.shape
+
+    again, zeros, shape = redraw(model)
+    want = jax.random.normal(jax.random.fold_in(jax.random.key(1), 0), (3,))
+    np.testing.assert_array_equal(again["a"].latent, want.astype(DEFAULT_FLOAT))
+    np.testing.assert_array_equal(zeros["a"].latent, np.zeros(3))
+    assert shape == (3,)

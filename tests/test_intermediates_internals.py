@@ -25,6 +25,10 @@ from jax import lax
 import eqxpurify as ep
 from eqxpurify._intermediates import _kinds, _primitive
 
+from .conftest import (
+    raises_and_keeps,
+)
+
 PACKAGE = pathlib.Path(ep.__file__).parent
 INTERNAL_PREFIXES = ("jax.interpreters", "jax.extend", "jax._src")
 
@@ -330,3 +334,91 @@ def test_unharvested_tap_under_transformations_is_free():
     for g in (f, jax.grad(f), jax.vmap(f), eqx.filter_jit(jax.grad(f))):
         text = jax.jit(g).lower(x).as_text()
         assert "intermediate" not in text and "custom_call" not in text
+
+
+def _internals_message(user, internal, problem):
+    """The key phrases: who needs which internal, why it failed, and the fix."""
+    return (
+        f"{user} needs the JAX internal `{internal}`",
+        f"which this JAX ({jax.__version__}) does not provide ({problem}).",
+        f"eqxpurify's taps are tested with {_primitive.TESTED_JAX}",
+        "install a JAX in that range, or an eqxpurify release that supports this JAX.",
+    )
+
+
+def test_missing_internal_message(monkeypatch):
+
+    ad = importlib.import_module("jax.interpreters.ad")
+    monkeypatch.delattr(ad, "primitive_jvps")
+    package, primitive = _fresh(monkeypatch)
+    assert [m[1] for m in primitive._MISSING] == ["jax.interpreters.ad.primitive_jvps"]
+    msg = _internals_message(
+        "A tap",
+        "jax.interpreters.ad.primitive_jvps",
+        "AttributeError: module 'jax.interpreters.ad' has no attribute "
+        "'primitive_jvps'",
+    )
+    raises_and_keeps(
+        lambda: package.intermediate(jnp.ones(2), name="x"),
+        None,
+        primitive.JaxInternalsError,
+        *msg,
+    )
+
+
+def test_rule_table_refusing_a_rule_message(monkeypatch):
+
+    batching = importlib.import_module("jax.interpreters.batching")
+    monkeypatch.setattr(batching, "primitive_batchers", types.MappingProxyType({}))
+    package, primitive = _fresh(monkeypatch)
+    assert len(primitive._MISSING) == 1
+    msg = _internals_message(
+        "A tap",
+        "jax.interpreters.batching.primitive_batchers",
+        "TypeError: 'mappingproxy' object does not support item assignment",
+    )
+    raises_and_keeps(
+        lambda: package.intermediate(jnp.ones(2), name="x"),
+        None,
+        primitive.JaxInternalsError,
+        *msg,
+    )
+
+
+def test_changed_tracers_and_equations_are_our_error():
+    # What a JAX whose partial-evaluation tracers or jaxpr equations lost an
+    # attribute would hand the rules: the error names the internal.
+
+    def message(user, internal, problem):
+        return _internals_message(user, internal, f"AttributeError: {problem}")
+
+    no_pval = "'object' object has no attribute 'pval'"
+    raises_and_keeps(
+        lambda: _primitive._partial_eval(None, object(), name="x", kind="tap", axes=()),
+        None,
+        _primitive.JaxInternalsError,
+        *message("A tap", "partial evaluation tracers", no_pval),
+    )
+    eqn = types.SimpleNamespace(params={})
+    no_primitive = "'types.SimpleNamespace' object has no attribute 'primitive'"
+    raises_and_keeps(
+        lambda: _primitive.bind_eqn(eqn, []),
+        None,
+        _primitive.JaxInternalsError,
+        *message("`ep.intermediates`", "jaxpr equations", no_primitive),
+    )
+
+
+def test_missing_harvest_internal_message(monkeypatch):
+
+    pe = importlib.import_module("jax.interpreters.partial_eval")
+    monkeypatch.delattr(pe, "dce_rules")
+    package, primitive = _fresh(monkeypatch)
+    msg = _internals_message(
+        "`ep.intermediates`",
+        "jax.interpreters.partial_eval.dce_rules",
+        "AttributeError: module 'jax.interpreters.partial_eval' has no attribute "
+        "'dce_rules'",
+    )
+    f = package.intermediates(lambda x: package.intermediate(x * 2, name="y"))
+    raises_and_keeps(lambda: f(jnp.ones(2)), None, primitive.JaxInternalsError, *msg)

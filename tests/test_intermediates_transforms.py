@@ -5,6 +5,8 @@ Each case either harvests the value (checked against NumPy) or raises an error
 that names the tap: never a silently missing value.
 """
 
+import math
+
 import equinox as eqx
 import equinox.internal as eqxi
 import jax
@@ -303,3 +305,51 @@ def test_wrapped_model_is_returned_unchanged():
     (returned, _), _ = ep.intermediates(lambda f, x: (f, f(x)))(wrapped, XS)
     assert eqx.tree_equal(returned, wrapped)
     assert returned._fun.smoother.field.name is None
+
+
+def test_nested_harvest_is_seen_from_outside():
+    def inner(x):
+        return 2 * ep.intermediate(jnp.sin(x), name="h")
+
+    def outer(x):
+        y, values = ep.intermediates(inner)(x)
+        return y + values["h"]
+
+    x = jnp.array(0.5)
+    out, values = ep.intermediates(outer)(x)
+    assert list(values) == ["h"]
+    assert float(values["h"]) == pytest.approx(math.sin(0.5))
+    assert float(out) == pytest.approx(3 * math.sin(0.5))
+    out, values = jax.jit(ep.intermediates(outer))(x)
+    assert float(values["h"]) == pytest.approx(math.sin(0.5))
+
+
+@jax.custom_vjp
+def _sin(x):
+    return jnp.sin(x)
+
+
+def _sin_fwd(x):
+    ep.intermediate(jnp.cos(x), name="fwd_cos")
+    return jnp.sin(x), jnp.cos(x)
+
+
+def _sin_bwd(res, g):
+    return (g * res,)
+
+
+_sin.defvjp(_sin_fwd, _sin_bwd)
+
+
+def test_tap_in_custom_vjp_fwd_under_grad():
+    x = jnp.array(0.5)
+    # Harvesting the derivative records the tap in `fwd`...
+    grad, values = ep.intermediates(jax.grad(_sin))(x)
+    assert float(grad) == pytest.approx(math.cos(0.5))
+    assert float(values["fwd_cos"]) == pytest.approx(math.cos(0.5))
+    # ...differentiating the harvest cannot, and says so, naming the tap.
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot harvest `fwd_cos`.*ep\.intermediates\(jax\.grad\(f\)\)",
+    ):
+        jax.grad(ep.intermediates(_sin), has_aux=True)(x)

@@ -7,6 +7,7 @@ batching rule (shifting earlier axes when a new one is inserted) and the
 harvester (moving the recorded axes to the front) together produce.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -224,3 +225,24 @@ def test_taps_in_lax_map_with_batch_size_and_an_inner_vmap_are_refused():
         r"and inside another `jax.vmap`.*Harvest without `batch_size`",
     ):
         ep.intermediates(f)(jnp.ones((4, 3)))
+
+
+class Tapped(eqx.Module):
+    w: ep.Param
+    hidden: ep.Intermediate
+
+    def __init__(self):
+        self.w = ep.Param(jnp.arange(3.0))
+        self.hidden = ep.Intermediate()
+
+    @ep.unwrapped
+    def __call__(self, x):
+        return jnp.sum(self.hidden(x * self.w))
+
+
+def test_slot_names_through_filter_vmap():
+    model = Tapped()
+    out, values = ep.intermediates(eqx.filter_vmap(model))(jnp.ones((2, 3)))
+    assert list(values) == ["hidden"]
+    assert values["hidden"].tolist() == [[0.0, 1.0, 2.0]] * 2
+    assert out.tolist() == [3.0, 3.0]

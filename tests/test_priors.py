@@ -10,6 +10,8 @@ import scipy.stats
 
 import eqxpurify as ep
 
+from .conftest import raises_and_keeps
+
 
 def all_priors():
     """Every built-in prior, with scalar, array and hierarchical hyperparameters."""
@@ -510,3 +512,19 @@ def test_lognormal_from_log_is_numpyros_meaning(float_dtype):
         ep.LogNormal.from_log(ep.Param(0.0), 1.0)
     with pytest.raises(ValueError, match=r"scale=\.\.\.\)` must be finite and > 0"):
         ep.LogNormal.from_log(0.0, -1.0)
+
+
+def test_normal_defaults_to_the_standard_normal():
+    prior = ep.Normal()
+    assert float(prior.mean.value) == 0.0 and float(prior.sigma.value) == 1.0
+    assert float(ep.Normal(2.0).sigma.value) == 1.0
+
+
+def test_lognormal_without_its_sd_names_both_spellings(unchecked_types):
+    # `sigma` may also be given as `sd=`: with neither, the message names both.
+    raises_and_keeps(
+        lambda: ep.LogNormal(1.0, None),
+        None,
+        TypeError,
+        match=r"as `sigma` \(the second argument\) or as `sd=`",
+    )

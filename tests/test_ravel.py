@@ -7,7 +7,13 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import DEFAULT_FLOAT, tree_allclose
+from .conftest import (
+    _ERROR_OF,
+    DEFAULT_FLOAT,
+    error_has,
+    outside,
+    tree_allclose,
+)
 
 
 class Model(eqx.Module):
@@ -340,3 +346,67 @@ def test_unravel_refuses_a_python_sequence_with_the_fix(flat, unchecked_types):
     ):
         unravel(flat)
     assert ep.values(unravel(jnp.asarray(flat)))["['a']"].shape == (3,)
+
+
+def test_ravel_of_numpy_leaves():
+    # Plain numpy floating arrays train too (they have no `.sharding`).
+    model = {"p": ep.Param(jnp.array([1.0, 2.0])), "n": np.array([3.0, 4.0], "f4")}
+    flat, unravel = ep.ravel(model)
+    np.testing.assert_array_equal(flat, [3.0, 4.0, 1.0, 2.0])  # path order
+    assert unravel.shardings == (None, None)
+    back = unravel(flat + 1)
+    np.testing.assert_array_equal(back["n"], [4.0, 5.0])
+    assert back["n"].dtype == np.float32
+
+
+def _draws_model():
+    tau = ep.Param(1.5, prior=ep.HalfNormal(2.0))
+    return {
+        "mu": ep.Param(0.5, prior=ep.Normal(1.0, 2.0)),
+        "theta": ep.Param(jnp.array([0.1, -0.2]), prior=ep.Normal(0.0, tau)),
+        "x": ep.Fixed(jnp.arange(3.0)),
+    }
+
+
+@pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
+def test_draws_are_the_values_of_each_vector(batch):
+    model = _draws_model()
+    flat, unravel = ep.ravel(model)
+    n = flat.shape[0]
+    samples = jax.random.normal(jax.random.key(0), (*batch, n), flat.dtype)
+    got = ep.draws(samples, unravel)
+    assert sorted(got) == ["['mu']", "['theta']", "['theta'].prior.sigma"]
+    vectors = np.asarray(samples).reshape(-1, n)
+    for path, shape in [
+        ("['mu']", ()),
+        ("['theta']", (2,)),
+        ("['theta'].prior.sigma", ()),
+    ]:
+        assert got[path].shape == (*batch, *shape)
+        want = np.stack(
+            [np.asarray(ep.values(unravel(jnp.asarray(v)))[path]) for v in vectors]
+        ).reshape((*batch, *shape))
+        np.testing.assert_allclose(got[path], want, rtol=1e-6)
+    with_fixed = ep.draws(samples, unravel, filter_spec=ep.is_wrapper)
+    assert sorted(with_fixed) == sorted([*got, "['x']"])
+    assert with_fixed["['x']"].shape == (*batch, 3)
+    np.testing.assert_array_equal(
+        np.asarray(with_fixed["['x']"]).reshape(-1, 3)[-1], [0.0, 1.0, 2.0]
+    )
+
+
+def test_draws_needs_a_last_axis_of_latents():
+    _, unravel = ep.ravel(_draws_model())
+    msg = "`ep.draws`: `samples` must have a last axis of latents."
+    got = outside(
+        _ERROR_OF,
+        """
+        model = {"mu": ep.Param(0.5)}
+        flat, unravel = ep.ravel(model)
+        scalar = error_of(lambda: ep.draws(jnp.zeros(()), unravel))
+        print(json.dumps({"scalar": scalar}))
+        """,
+        devices=1,
+    )
+    ep.draws(jnp.zeros((1, 4)), unravel)  # (in this process too, for mutmut)
+    error_has(got["scalar"], "ValueError", msg)

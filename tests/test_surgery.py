@@ -10,7 +10,7 @@ import pytest
 import eqxpurify as ep
 from eqxpurify import freeze, set_value, unfreeze, values, wrap
 
-from .conftest import FLOAT_DTYPES, tree_allclose
+from .conftest import FLOAT_DTYPES, net, raises_and_keeps, tree_allclose
 
 
 class Decay(eqx.Module):
@@ -498,3 +498,48 @@ def test_set_value_at_a_saturated_value_gives_a_finite_latent(prior, value, dtyp
     np.testing.assert_array_equal(direct.latent, new["p"].latent)
     loaded = ep.load_values(model, {"['p']": jnp.asarray(value, dtype)})
     np.testing.assert_array_equal(loaded["p"].latent, new["p"].latent)
+
+
+def test_unfreeze_prior_overrides_the_remembered_one():
+    frozen = ep.freeze(net(), "alpha")
+    new = ep.Normal(0.0, 10.0)
+    thawed = ep.unfreeze(frozen, "alpha", prior=new)
+    assert bool(eqx.tree_equal(thawed.alpha.prior, new))
+    assert float(thawed.alpha.value) == 2.5
+    assert float(thawed.alpha.latent) == pytest.approx(0.25)
+    # Without `prior=`, the remembered one comes back.
+    assert bool(
+        eqx.tree_equal(ep.unfreeze(frozen, "alpha").alpha.prior, ep.LogNormal(3.0, 0.1))
+    )
+    raises_and_keeps(
+        lambda: ep.unfreeze(frozen, "alpha", prior=ep.Uniform(0.0, 1.0)),
+        frozen,
+        ValueError,
+        match=(
+            r"`ep\.unfreeze`: the value for the Param at `alpha` is outside the "
+            r"support of "
+            r"its prior `Uniform\(0, 1\)`.*Pass a value inside the prior's support"
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.unfreeze(frozen, "x"),
+        frozen,
+        ValueError,
+        match=(
+            r"`ep\.unfreeze`: the Fixed at `x` was not made by `ep\.freeze`, so it has "
+            r"no "
+            r"prior to restore\. Pass `prior=`"
+        ),
+    )
+
+
+def test_unfreeze_prior_overrides_a_hierarchical_prior():
+    model = {
+        "theta": ep.Param(jnp.array([0.5, -0.5]), prior=ep.Normal(ep.Param(0.0), 1.0))
+    }
+    frozen = ep.freeze(model, "['theta']")
+    plain = ep.unfreeze(frozen, "['theta']", prior=ep.Normal(0.0, 2.0))
+    assert list(ep.named_params(plain)) == ["['theta']"]
+    assert plain["theta"].value.tolist() == [0.5, -0.5]
+    restored = ep.unfreeze(frozen, "['theta']")
+    assert list(ep.named_params(restored)) == ["['theta']", "['theta'].prior.mean"]

@@ -6,6 +6,8 @@ import pytest
 
 import eqxpurify as ep
 
+from .conftest import fitted, raises_and_keeps, template
+
 
 class Inner(eqx.Module):
     w: ep.Param
@@ -140,3 +142,60 @@ def test_unwrap_integer_and_key_fields():
     plain = ep.unwrap({"k": key, "i": jnp.arange(3), "f": ep.Fixed(jnp.arange(3))})
     assert plain["k"] is key
     np.testing.assert_array_equal(plain["f"], [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            ep.unwrap,
+            r"Param at `alpha` is abstract.*`model = ep.normal\(model, key=key\)`",
+        ),
+        (
+            lambda m: m(),
+            r"Param at `alpha` is abstract.*`model = ep.normal\(model, key=key\)`",
+        ),
+        (
+            ep.ravel,
+            r"`ep.ravel`.*Param at `alpha` is abstract.*ep.normal\(model, key=key\)`",
+        ),
+        (
+            ep.log_prior,
+            r"`ep.log_prior`.*Param at `alpha` is abstract.*ep.zeros\(model\)`",
+        ),
+        (
+            ep.partition,
+            r"`ep.partition`.*Param at `alpha` is abstract.*ep.zeros\(model\)`",
+        ),
+        (
+            lambda m: m.alpha.value,
+            r"is abstract.*Initialise it .*ep\.normal\(model, key=key\)",
+        ),
+    ],
+    ids=["unwrap", "call", "ravel", "log_prior", "partition", "value"],
+)
+def test_abstract_param_used(call, match):
+    model = template()
+    raises_and_keeps(lambda: call(model), model, ValueError, match=match)
+
+
+def test_abstract_param_deep_in_the_model_is_named_by_path():
+    model = eqx.tree_at(
+        lambda m: m.encoder.layers[1]["bias"], fitted(), ep.Param(shape=(2,))
+    )
+    raises_and_keeps(
+        lambda: ep.ravel(model),
+        model,
+        ValueError,
+        match=r"""`encoder.layers\[1\]\[['"]bias['"]\]` is abstract.*ep.zeros""",
+    )
+
+
+def test_abstract_fixed_used():
+    model = eqx.tree_at(lambda m: m.x_obs, fitted(), ep.Fixed(shape=(4,)))
+    raises_and_keeps(
+        lambda: model(),
+        model,
+        ValueError,
+        match=r"Fixed at `x_obs` is abstract.*`ep.set_value\(model, where, array\)`",
+    )

@@ -8,6 +8,8 @@ import pytest
 
 import eqxpurify as ep
 
+from .conftest import fitted, raises_and_keeps
+
 
 def test_abstract_param_by_shape():
     p = ep.Param(shape=(3,))
@@ -349,3 +351,45 @@ def test_an_integer_latent_is_refused_where_the_model_is_next_used():
     with pytest.raises(TypeError, match=r"^The Param has a latent of dtype int"):
         bad["p"].value
     assert model["p"].latent.dtype == jnp.ones(3).dtype  # the model is unchanged
+
+
+_AS_ARRAY = (
+    r"is not defined on `ep\.{kind}`.*read its array with `\.value`.*@ep\.unwrapped"
+)
+
+
+@pytest.mark.parametrize(
+    "call, kind",
+    [
+        (lambda m: m.alpha + 1.0, "Param"),
+        (lambda m: 2.0 * m.alpha, "Param"),
+        (lambda m: m.alpha * m.x_obs, "Param"),
+        (lambda m: m.x_obs[0], "Fixed"),
+        (lambda m: jnp.sin(m.alpha), "Param"),
+        (lambda m: jnp.sum(m.x_obs), "Fixed"),
+        (lambda m: np.asarray(m.x_obs), "Fixed"),
+        (lambda m: float(m.alpha), "Param"),
+    ],
+    ids=["add", "rmul", "mul-wrappers", "index", "jnp", "jnp-fixed", "numpy", "float"],
+)
+def test_wrapper_used_as_an_array(call, kind):
+    model = fitted()
+    raises_and_keeps(
+        lambda: call(model), model, TypeError, match=_AS_ARRAY.format(kind=kind)
+    )
+
+
+def test_wrappers_are_closed_to_subclassing():
+    from eqxpurify._wrapper_base import AbstractWrapper
+
+    with pytest.raises(TypeError, match=r"`ep.AbstractWrapper` is closed"):
+
+        class Mine(AbstractWrapper):  # pyright: ignore[reportUnusedClass]
+            pass
+
+
+def test_wrapper_in_a_lax_call_fails_loudly():
+    # `lax.*` functions reject any object that is not an array before our code can
+    # run, with JAX's own error (docs/typing.md shows the fix); it never computes.
+    with pytest.raises((TypeError, ValueError), match=r"__jax_array__|valid JAX type"):
+        jax.lax.sin(fitted().alpha)

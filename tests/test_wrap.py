@@ -11,7 +11,7 @@ import pytest
 import eqxpurify as ep
 from eqxpurify import named_params, wrap
 
-from .conftest import tree_allclose
+from .conftest import raises_and_keeps, tree_allclose
 
 TOL = dict(rtol=1e-6, atol=1e-6)
 
@@ -220,3 +220,100 @@ def test_wrap_errors(getkey):
         TypeError, match=r"`prior` returned a float for the array at `l"
     ):
         wrap(mlp, prior=lambda x: 1.0)
+
+
+def _key():
+    return jax.random.key(0)
+
+
+WRAP_CASES = {
+    "linear": (lambda: eqx.nn.Linear(3, 5, key=_key()), 3),
+    "linear-scalar-in": (lambda: eqx.nn.Linear("scalar", 5, key=_key()), None),
+    "conv1d": (lambda: eqx.nn.Conv1d(3, 5, 4, key=_key()), 3 * 4),
+    "conv2d-groups": (
+        lambda: eqx.nn.Conv2d(6, 4, (2, 3), groups=2, key=_key()),
+        3 * 2 * 3,
+    ),
+    "conv3d": (lambda: eqx.nn.Conv3d(2, 4, (2, 3, 2), key=_key()), 2 * 2 * 3 * 2),
+    "convtranspose1d-groups": (
+        lambda: eqx.nn.ConvTranspose1d(4, 6, 3, groups=2, key=_key()),
+        2 * 3,
+    ),
+    "convtranspose2d": (
+        lambda: eqx.nn.ConvTranspose2d(3, 5, (2, 3), key=_key()),
+        3 * 2 * 3,
+    ),
+    "convtranspose3d": (
+        lambda: eqx.nn.ConvTranspose3d(2, 3, (1, 2, 3), key=_key()),
+        2 * 1 * 2 * 3,
+    ),
+}
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["concrete", "abstract"])
+@pytest.mark.parametrize("case", list(WRAP_CASES))
+def test_wrap_default_prior_is_lecun(case, abstract):
+    make, fan_in = WRAP_CASES[case]
+    module = eqx.filter_eval_shape(make) if abstract else make()
+    wrapped = ep.wrap(module)
+    weight = wrapped.weight.prior
+    assert type(weight) is ep.Normal
+    assert float(weight.mean.value) == 0.0
+    want = 1.0 if fan_in is None else 1.0 / math.sqrt(fan_in)
+    assert float(weight.sigma.value) == pytest.approx(want, rel=1e-7)
+    # Biases (1-d) get N(0, 1).
+    bias = wrapped.bias.prior
+    assert float(bias.mean.value) == 0.0 and float(bias.sigma.value) == 1.0
+
+
+def test_wrap_lecun_scale_sets_the_spread_of_a_redraw():
+    # The spread of `ep.normal(ep.wrap(conv))` is 1 / sqrt(in * kernel).
+    conv = eqx.nn.Conv2d(16, 64, (3, 3), key=_key())
+    model = ep.normal(ep.wrap(conv), key=jax.random.key(1))
+    w = np.asarray(ep.unwrap(model).weight)
+    assert w.std() == pytest.approx(1 / math.sqrt(16 * 9), rel=0.05)
+
+
+@pytest.mark.parametrize("cls", ["Normal", "Uniform", "HalfCauchy"])
+def test_wrap_with_a_prior_class(cls):
+    net = eqx.nn.Linear(2, 3, key=jax.random.key(0))
+    prior = getattr(ep, cls)
+    raises_and_keeps(
+        lambda: ep.wrap(net, prior=prior),
+        net,
+        TypeError,
+        match=(
+            rf"`ep\.wrap`: `prior` is the class `{cls}`; pass a prior instance "
+            rf"\(`prior=ep\.{cls}\(\.\.\.\)`\) or a function from the array to a prior"
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.wrap(net, prior=lambda x: prior),
+        net,
+        TypeError,
+        match=(
+            r"`ep\.wrap`: `prior` returned a .* for the array at `weight`; it must "
+            r"return "
+            r"an `ep\.AbstractPrior`"
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.Param(1.0, prior=prior),
+        None,
+        TypeError,
+        match=(
+            r"`prior` must be an `ep\.AbstractPrior` such as `ep\.Normal\(0, 1\)`|"
+            r"parameter 'prior'"
+        ),
+    )
+
+
+@pytest.mark.parametrize("prior", ["normal", 1.0], ids=["str", "float"])
+def test_wrap_with_a_prior_that_is_no_prior(prior, unchecked_types):
+    net = eqx.nn.Linear(2, 3, key=jax.random.key(0))
+    raises_and_keeps(
+        lambda: ep.wrap(net, prior=prior),
+        net,
+        TypeError,
+        match=r"`ep\.wrap`: `prior`.*ep\.Normal",
+    )
