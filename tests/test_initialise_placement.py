@@ -39,7 +39,7 @@ jitted = jax.jit(lambda k: ep.normal(model, key=k))(key)
 zeros = ep.zeros(model)
 structs = ep.shapes(drawn)
 # (how many compiled draws there are: no public function tells)
-from eqxpurify._init import _sharded_draw
+from eqxpurify._initialise import _sharded_draw
 print(json.dumps({
     "sharded_draws": _sharded_draw.cache_info().currsize,
     "u_committed": drawn["u"].latent.committed,
