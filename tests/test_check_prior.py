@@ -71,6 +71,7 @@ _SLOW = (
 )  # (each compiles its own quantile; three stay in the default run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "prior",
     [

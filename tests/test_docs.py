@@ -253,6 +253,7 @@ def _page_params():
     return params
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("EQXPURIFY_TEST_X64", "0") == "1",
     reason="pages run in their own interpreter at default precision: the x64 pass "

@@ -32,6 +32,7 @@ def _summary_rows(stdout: str) -> dict[str, list[float]]:
     return rows
 
 
+@pytest.mark.slow
 def test_quick_mode_prints_named_summary_and_saves_plot(tmp_path):
     result = subprocess.run(
         [sys.executable, str(EXAMPLE), "--quick", "--out", str(tmp_path)],

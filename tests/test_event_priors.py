@@ -69,6 +69,7 @@ def on_support(name, x, atol):
     return is_simplex(x, atol) if "dirichlet" in name else is_corr_cholesky(x, atol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_latents_have_the_transforms_size_and_values_their_shape(name, getkey):
     make, value_shape, latent_shape = CASES[name]
@@ -143,6 +144,7 @@ def jacobian_log_det(prior, u):
     return float(jnp.linalg.slogdet(jax.jacfwd(free)(u))[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dirichlet", "lkj", "lkj-4"])
 def test_log_prior_is_numpyro_log_prob_plus_log_jacobian(name, getkey, float_dtype):
     make, _, latent_shape = CASES[name]
@@ -230,6 +232,7 @@ def test_normal_draws_the_lkj_marginals(getkey, eta):
         assert abs((r**2).mean() - 1 / (2 * a + 1)) < 5 * (r**2).std() / np.sqrt(n)
 
 
+@pytest.mark.slow
 def test_normal_is_deterministic_and_works_under_jit_and_vmap(getkey):
     model = {"w": ep.Param(prior=ep.Dirichlet(jnp.ones(3))), "c": lkj_param()}
     key = getkey()
@@ -367,6 +370,7 @@ def test_printing_and_summary_show_the_value(getkey):
     ep.summary(ep.shapes(model))  # abstract: no statistics, no crash
 
 
+@pytest.mark.slow
 def test_jit_grad_vmap_through_the_log_density(getkey):
     model = model_of(getkey())
     flat, unravel = ep.ravel(model)
@@ -394,6 +398,7 @@ def test_jit_grad_vmap_through_the_log_density(getkey):
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads.values())
 
 
+@pytest.mark.slow
 def test_hierarchical_concentration_params(getkey):
     concentration = ep.Param(jnp.full((3,), 2.0), prior=ep.LogNormal(2.0, 1.0))
     eta = ep.Param(1.5, prior=ep.HalfNormal(2.0))

@@ -78,6 +78,7 @@ def _exact_posterior(x, y):
     return mean, sd
 
 
+@pytest.mark.slow
 def test_regression_maximum_likelihood_and_map(regression):
     mean, _ = _exact_posterior(regression["x"], regression["y"])
     np.testing.assert_allclose(regression["ml"], mean, atol=1e-3, rtol=0)
@@ -124,6 +125,7 @@ def test_regression_variational_inference(regression):
 # --- gaussian_process.py ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gaussian_process_quick(tmp_path, standard_promotion):
     example = load_example("gaussian_process")
     r = example.main(quick=True, out=tmp_path / "gp.png")
@@ -163,6 +165,7 @@ def _hand_written(v, x):
     return jnp.concatenate([residual, dense(v["head"], h)])
 
 
+@pytest.mark.slow
 def test_combinators_shared_gradient_is_sum_of_uses(getkey):
     example = load_example("combinators")
     model = ep.normal(example.make_model(), key=getkey())
@@ -259,6 +262,7 @@ def test_combinators_shapes_without_flops():
     assert _PROBE_CALLS == [1]
 
 
+@pytest.mark.slow
 def test_combinators_quick_ensemble():
     example = load_example("combinators")
     r = example.main(quick=True)
@@ -277,6 +281,7 @@ def test_combinators_quick_ensemble():
 # --- surgery.py ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_surgery_quick_frozen_part_unchanged(tmp_path, standard_promotion):
     example = load_example("surgery")
     r = example.main(quick=True, out=tmp_path / "surgery.png")

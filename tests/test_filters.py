@@ -172,6 +172,7 @@ def test_combine_mismatched_structures(getkey):
         ep.combine(params, other_rest)
 
 
+@pytest.mark.slow
 def test_partition_under_jit_grad_vmap(getkey):
     model = make_decay(getkey())
     params, rest = ep.partition(model)
@@ -329,6 +330,7 @@ def test_pickled_rest_works():
     assert step._cache_size() == 1
 
 
+@pytest.mark.slow
 def test_partition_from_threads_over_many_structures(monkeypatch):
     """`ep.partition` from several threads at once over more model structures than
     its caches hold (64) neither fails nor mixes up structures."""

@@ -21,6 +21,7 @@ def _key():
     return jax.random.key(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_fixed_and_wrap_keep_the_dtype_of_their_values(dtype):
     with jax.enable_x64(X64 or dtype == "float64"):

@@ -108,6 +108,7 @@ def test_quick_mode_prints_named_summaries_and_saves_plot(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_both_parameterisations_have_one_posterior_density(getkey):
     """At one point, the two models' physical log densities are the same, and
     each equals a hand-written `jax.scipy.stats` density of the physical

@@ -280,6 +280,7 @@ def test_two_level_hierarchy_trains_every_level():
 # --- (c) gradients reach the hyperparameter latents ------------------------------
 
 
+@pytest.mark.slow
 def test_gradient_flows_into_hyperparameter_latents_float64():
     with jax.enable_x64(True):
         model = ep.normal(make_model(dtype=jnp.float64), key=jax.random.key(8))
@@ -328,6 +329,7 @@ def _hierarchical_f64(tau_prior: str) -> tuple[Hierarchical, dict]:
     return model, {"theta": theta, "mu": 0.7, "tau": 2.3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tau_prior", ["halfnormal", "halfcauchy"])
 def test_log_prob_of_hierarchical_model_is_joint_density(tau_prior):
     with jax.enable_x64(True):

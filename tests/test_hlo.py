@@ -14,6 +14,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 import eqxpurify as ep
@@ -191,6 +192,7 @@ def _shared_steps(n_uses: int = 1000, n_names: int = 10):
     return ref, ours
 
 
+@pytest.mark.slow
 def test_readme_loop_with_shared_params_is_the_hand_written_step():
     """1000 uses of 10 shared Params: the README step compiles to the step over
     10 arrays written by hand, and gives the same numbers."""

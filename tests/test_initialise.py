@@ -332,6 +332,7 @@ def _scipy_log_prior(model):
     return float(-0.5 * np.sum(latents**2) - 0.5 * latents.size * math.log(2 * math.pi))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
 def test_log_prob_and_log_prior_values_and_dtypes(dtype):
     with jax.enable_x64(True):

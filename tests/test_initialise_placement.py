@@ -4,6 +4,7 @@ created in its shards, with the numbers of the one-device draw."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import eqxpurify as ep
 
@@ -66,6 +67,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_normal_zeros_shapes_place_each_latent_on_several_devices():
     model = {"u": ep.Param(shape=(8,)), "x": ep.Param(shape=(4,))}
     ep.shapes(ep.zeros(ep.normal(model, key=jax.random.key(3))))  # (for mutmut)

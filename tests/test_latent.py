@@ -101,6 +101,7 @@ def check_round_trips(prior: Any, dtype: Any, zs: np.ndarray) -> None:
     assert bool(eqx.tree_equal(unflatten(latents), model))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(PRIORS))
 def test_round_trips_in_the_tails(name, dtype):
@@ -129,6 +130,7 @@ def test_uniform_saturates_onto_its_bounds(dtype):
         ]
 
 
+@pytest.mark.slow
 @settings(  # 25 in the default run; EQXPURIFY_HYPOTHESIS_EXAMPLES for a longer search
     max_examples=int(os.environ.get("EQXPURIFY_HYPOTHESIS_EXAMPLES", "25")),
     deadline=None,

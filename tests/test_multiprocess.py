@@ -156,6 +156,7 @@ def test_two_processes_see_four_devices(worker_run):
     assert single["device_count"] == 1
 
 
+@pytest.mark.slow
 def test_data_parallel_across_processes_matches_one_device(worker_run):
     reports, arrays = worker_run
     for r in reports[:2]:
@@ -263,6 +264,7 @@ def test_sharded_training_example_quick(tmp_path):
     assert float(last) < 0.1 * float(first)
 
 
+@pytest.mark.slow
 def test_sharded_training_example_same_fit_on_one_device_and_two_processes(
     tmp_path,
 ):

@@ -24,6 +24,7 @@ def _priors():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", list(_priors()))
 @pytest.mark.parametrize("source", ["jax", "numpy", "jax-scalar"])
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -62,6 +62,7 @@ def _elementwise_grad(prior, z):
     return jax.vmap(jax.grad(lambda zi: jnp.sum(prior.forward(zi))))(z)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", all_priors(), ids=PRIOR_IDS)
 def test_round_trip_float64(prior):
     with jax.enable_x64(True):
@@ -80,6 +81,7 @@ def test_round_trip_float64(prior):
         assert jnp.all(jnp.abs(back - z) <= 1e-6 + 2 * resolution)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", all_priors(), ids=PRIOR_IDS)
 def test_round_trip_float32(prior):
     z = _grid(-3.0, 3.0, jnp.float32, prior)
@@ -88,6 +90,7 @@ def test_round_trip_float32(prior):
     np.testing.assert_allclose(back, z, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("prior", all_priors(), ids=PRIOR_IDS)
 def test_finite_value_and_gradient(prior, dtype):
@@ -269,6 +272,7 @@ def test_log_prob_outside_the_support_is_minus_infinity(prior, outside):
     np.testing.assert_array_equal(lp, [-np.inf, -np.inf])
 
 
+@pytest.mark.slow
 def test_log_prob_of_model_is_log_prior_minus_log_jacobian():
     """`ep.log_prob` (density of the physical values) equals `ep.log_prior`
     (density of the latents) minus the log-Jacobian of latents -> values."""

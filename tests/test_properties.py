@@ -22,6 +22,7 @@ import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 import eqxpurify as ep
@@ -359,6 +360,7 @@ def len_bits(dtype: Any) -> int:
     return jnp.dtype(dtype).itemsize
 
 
+@pytest.mark.slow
 @property_settings
 @given(models(), st.integers(0, 2**31 - 1))
 def test_normal_and_zeros_touch_only_param_latents(model, seed):
@@ -423,6 +425,7 @@ def value_tolerance(param: ep.Param) -> dict[str, float]:
     return {"rtol": rtol, "atol": atol}
 
 
+@pytest.mark.slow
 @property_settings
 @given(models(abstract=False))
 def test_unwrap_of_concrete_model_has_no_wrappers(model):

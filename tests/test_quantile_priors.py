@@ -87,6 +87,7 @@ def _f32_tolerance(prior):
     return 2e-4 if max(shapes) < 100 else 2e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,prior,dist", CASES, ids=IDS)
 def test_quantiles_match_scipy_float32(name, prior, dist):
     with jax.enable_x64(False):
@@ -128,6 +129,7 @@ def _elementwise_grad(prior, z):
     return jax.vmap(jax.grad(lambda zi: jnp.sum(prior.forward(zi))))(z)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", ROUND_TRIP, ids=RT_IDS)
 def test_round_trip(prior, float_dtype):
     wide = jnp.dtype(float_dtype).itemsize >= 8
@@ -212,6 +214,7 @@ def test_gradients_match_finite_differences(name):
         np.testing.assert_allclose(g, fd, rtol=2e-5, atol=1e-9, err_msg=f"argument {i}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", ROUND_TRIP, ids=RT_IDS)
 def test_jit_and_vmap_agree_with_eager(prior):
     z = _latents(-3.0, 3.0, 7, jnp.float32, prior)
@@ -221,6 +224,7 @@ def test_jit_and_vmap_agree_with_eager(prior):
     np.testing.assert_allclose(jax.vmap(prior.forward)(z), eager, rtol=rtol)
 
 
+@pytest.mark.slow
 def test_vmap_over_hyperparameters():
     conc = jnp.array([0.5, 2.0, 30.0])
 
@@ -235,6 +239,7 @@ def test_vmap_over_hyperparameters():
     assert jnp.all(jnp.isfinite(grads)) and jnp.all(grads > 0)
 
 
+@pytest.mark.slow
 def test_hierarchical_concentration_gradient(getkey):
     prior = ep.Gamma(ep.Param(prior=ep.LogNormal(2.0, 0.5)), 1.0)
     model = ep.normal({"x": ep.Param(shape=(4,), prior=prior)}, key=getkey())

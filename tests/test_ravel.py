@@ -68,6 +68,7 @@ def test_unravel_ravel_round_trip_restores_dtypes(getkey):
     assert back.act == "tanh"
 
 
+@pytest.mark.slow
 def test_unravel_under_jit_grad_vmap_hessian(getkey):
     model = make(getkey())
     flat, unravel = ep.ravel(model)

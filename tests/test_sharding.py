@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import eqxpurify as ep
@@ -135,6 +136,7 @@ def main() -> None:
     print(json.dumps(report))
 
 
+@pytest.mark.slow
 def test_data_parallel_training_matches_one_device():
     env = dict(os.environ)
     env["XLA_FLAGS"] = (

@@ -112,6 +112,7 @@ def _run_checks() -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_every_operation_keeps_the_sharding():
     env = dict(os.environ)
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"

@@ -59,6 +59,7 @@ def test_split_finds_a_latent_set_to_none_the_first_time(call):
         )
 
 
+@pytest.mark.slow
 def test_split_checks_many_structures():
     # More structures than the check's cache holds: older ones are evicted.
     for n in range(80):

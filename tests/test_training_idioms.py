@@ -111,6 +111,7 @@ def test_jax_grad_of_whole_model():
     assert grads.lifetime.latent.dtype == model.lifetime.latent.dtype
 
 
+@pytest.mark.slow
 def test_partition_flatten_ravel_loops_with_weight_decay(standard_promotion):
     model, data = make_model()
     optim = optax.adamw(0.1, weight_decay=0.5)

@@ -250,6 +250,7 @@ WRAP_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("abstract", [False, True], ids=["concrete", "abstract"])
 @pytest.mark.parametrize("case", list(WRAP_CASES))
 def test_wrap_default_prior_is_lecun(case, abstract):

@@ -86,6 +86,7 @@ def test_float64_value_round_trip_is_precise():
             np.testing.assert_allclose(param.value, 2.5, rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_gradients_and_updates_keep_latent_dtypes():
     with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):
         model = ep.normal(make_mixed(), key=jax.random.key(1))

@@ -107,7 +107,7 @@ PRELOAD = [
 PRELOAD_FILE = "mutmut_preload.txt"
 SOURCE_FILE = "mutate_source.txt"  # what the copy was made from
 
-PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", "-n", "0"]
 
 # mutmut's exit-code -> status table (mutmut/stats.py), as the groups we report.
 COLLECTION_ERROR = "killed at collection"

@@ -1,0 +1,159 @@
+"""What one wrapper node costs the stock Equinox loop, by how the node is built.
+
+    python benchmarks/node_cost.py              # L = 100 parameters of shape (3,)
+    python benchmarks/node_cost.py --leaves 1000 --reps 7
+
+The stock Equinox loop (`eqx.filter_jit` over the whole model, `filter_value_and_grad`,
+optax on `eqx.filter(model, eqx.is_inexact_array)`) flattens the model in Python
+on every call. This times one step of that loop on models of L parameters that
+differ only in what holds each array:
+
+- plain: the array itself, in a list (the equivalent plain Equinox model);
+- module, static prior: an `eqx.Module` with the array and a hashable constant
+  prior in a static field (one Python-flattened node per parameter);
+- dataclass, static prior: a frozen dataclass registered with
+  `jax.tree_util.register_dataclass` (flattened by JAX's C++ pytree code), the
+  prior in its metadata;
+- dataclass, no metadata: the same with nothing static;
+- `ep.Param`: today's Param under an `ep.Normal(0, 1)` prior (a Param node, its
+  prior and two `ep.Fixed` hyperparameters: four nodes, three arrays).
+
+Every model computes the same loss; the rows are timed interleaved, each the
+minimum over `--reps` samples of a batch of calls.
+"""
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import eqxpurify as ep  # noqa: E402
+
+OPT = optax.adam(1e-2)
+
+
+class Many(eqx.Module):
+    params: list
+
+
+class ConstantPrior:
+    """A hashable stand-in for a constant prior: loc and scale as Python floats."""
+
+    def __init__(self, loc: float, scale: float):
+        self.loc, self.scale = loc, scale
+        self._hash = hash((loc, scale))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConstantPrior) and (self.loc, self.scale) == (
+            other.loc,
+            other.scale,
+        )
+
+
+class ModuleNode(eqx.Module):
+    latent: jax.Array
+    prior: ConstantPrior = eqx.field(static=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataclassNode:
+    latent: jax.Array
+    prior: ConstantPrior
+
+
+@dataclasses.dataclass(frozen=True)
+class BareNode:
+    latent: jax.Array
+
+
+jax.tree_util.register_dataclass(
+    DataclassNode, data_fields=["latent"], meta_fields=["prior"]
+)
+jax.tree_util.register_dataclass(BareNode, data_fields=["latent"], meta_fields=[])
+
+
+def stock_step(value: Any) -> Any:
+    def loss(model: Many) -> jax.Array:
+        return sum(jnp.sum(jnp.square(value(p) - 1.0)) for p in model.params)
+
+    @eqx.filter_jit
+    def step(model: Many, opt_state: Any) -> tuple:
+        loss_value, grads = eqx.filter_value_and_grad(loss)(model)
+        trainable = eqx.filter(model, eqx.is_inexact_array)
+        updates, opt_state = OPT.update(grads, opt_state, trainable)
+        return eqx.apply_updates(model, updates), opt_state, loss_value
+
+    return step
+
+
+def constant(p: Any) -> jax.Array:
+    return p.prior.loc + p.prior.scale * p.latent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--leaves", type=int, default=100)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=50)
+    args = parser.parse_args()
+    keys = jax.random.split(jax.random.key(0), args.leaves)
+    arrays = [jax.random.normal(k, (3,)) for k in keys]
+    prior = ConstantPrior(0.0, 1.0)
+    cases = {
+        "plain arrays": (Many(arrays), stock_step(lambda a: a)),
+        "eqx.Module node, static prior": (
+            Many([ModuleNode(a, prior) for a in arrays]),
+            stock_step(constant),
+        ),
+        "registered dataclass, static prior": (
+            Many([DataclassNode(a, prior) for a in arrays]),
+            stock_step(constant),
+        ),
+        "registered dataclass, nothing static": (
+            Many([BareNode(a) for a in arrays]),
+            stock_step(lambda p: p.latent),
+        ),
+        "ep.Param, ep.Normal(0, 1) prior": (
+            Many([ep.Param.from_latent(a, prior=ep.Normal(0.0, 1.0)) for a in arrays]),
+            stock_step(lambda p: p.value),
+        ),
+    }
+    states = {}
+    for name, (model, step) in cases.items():
+        state = (model, OPT.init(eqx.filter(model, eqx.is_inexact_array)))
+        for _ in range(3):
+            state = step(*state)[:2]
+        states[name] = jax.block_until_ready(state)
+    best = {name: float("inf") for name in cases}
+    for _ in range(args.reps):
+        for name, (_, step) in cases.items():
+            state = states[name]
+            start = time.perf_counter()
+            for _ in range(args.calls):
+                state = step(*state)[:2]
+            jax.block_until_ready(state)
+            best[name] = min(best[name], (time.perf_counter() - start) / args.calls)
+            states[name] = state
+    base = best["plain arrays"]
+    print(f"stock Equinox loop, L={args.leaves} parameters of shape (3,), adam;")
+    print(f"min of {args.reps} samples of {args.calls} calls\n")
+    print("| node | per step | ratio to plain arrays |")
+    print("|---|---|---|")
+    for name, t in best.items():
+        print(f"| {name} | {1e6 * t:.0f} µs | {t / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
