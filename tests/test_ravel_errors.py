@@ -147,7 +147,8 @@ def test_unravel_length_message():
 def test_unflatten_and_unravel_messages_without_the_hook():
     latents, unflatten = ep.flatten(_two())
     flat, unravel = ep.ravel(_two())
-    unflatten(latents), unravel(flat)  # (in this process too, for mutmut)
+    # the same calls in this process too, so that mutmut sees these functions run
+    jax.block_until_ready((unflatten(latents), unravel(flat)))
     got = outside(
         _ERROR_OF,
         """
