@@ -10,10 +10,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import (
-    Holder,
-    raises_and_keeps,
-)
+from .conftest import raises_and_keeps
+from .models import Holder
 
 NAN = math.nan
 

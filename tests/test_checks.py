@@ -13,12 +13,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import (
-    Model,
-    _two,
-    fitted,
-    raises_and_keeps,
-)
+from .conftest import raises_and_keeps
+from .models import Model, _two, fitted
 
 
 class _Declared(eqx.Module):

@@ -14,11 +14,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import (
-    Holder,
-    close,
-    raises_and_keeps,
-)
+from .conftest import close, raises_and_keeps
+from .models import Holder
 
 
 class FnPrior(ep.AbstractPrior):

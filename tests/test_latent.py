@@ -16,12 +16,8 @@ from hypothesis import given, settings, strategies as st
 
 import eqxpurify as ep
 
-from .conftest import (
-    X64,
-    Holder,
-    close,
-    raises_and_keeps,
-)
+from .conftest import X64, close, raises_and_keeps
+from .models import Holder
 
 
 def test_latent_checked_after_the_cast():

@@ -8,10 +8,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import (
-    net,
-    raises_and_keeps,
-)
+from .conftest import raises_and_keeps
+from .models import net
 
 EMPTY = (
     r"`ep\.{}`: `where` is an empty path\. Name a node .*or select the whole model "

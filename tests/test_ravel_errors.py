@@ -12,15 +12,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import (
-    _ERROR_OF,
-    DEFAULT_FLOAT,
-    _two,
-    error_has,
-    fitted,
-    outside,
-    raises_and_keeps,
-)
+from .conftest import _ERROR_OF, DEFAULT_FLOAT, error_has, outside, raises_and_keeps
+from .models import _two, fitted
 
 _F = jnp.dtype(DEFAULT_FLOAT).name  # Params made from Python floats
 

@@ -6,10 +6,8 @@ import jax.numpy as jnp
 
 import eqxpurify as ep
 
-from .conftest import (
-    _two,
-    outside,
-)
+from .conftest import outside
+from .models import _two
 
 _PLACEMENT = """
 from jax.sharding import NamedSharding, PartitionSpec as P

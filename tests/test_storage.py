@@ -9,10 +9,8 @@ import jax.numpy as jnp
 
 import eqxpurify as ep
 
-from .conftest import (
-    fitted,
-    raises_and_keeps,
-)
+from .conftest import raises_and_keeps
+from .models import fitted
 
 
 def test_fixed_storage_converted_to_float():

@@ -10,7 +10,8 @@ import pytest
 import eqxpurify as ep
 from eqxpurify import freeze, set_value, unfreeze, values, wrap
 
-from .conftest import FLOAT_DTYPES, net, raises_and_keeps, tree_allclose
+from .conftest import FLOAT_DTYPES, raises_and_keeps, tree_allclose
+from .models import net
 
 
 class Decay(eqx.Module):

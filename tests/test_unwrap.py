@@ -6,7 +6,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import fitted, raises_and_keeps, template
+from .conftest import raises_and_keeps
+from .models import fitted, template
 
 
 class Inner(eqx.Module):

@@ -13,13 +13,8 @@ import pytest
 import eqxpurify as ep
 from eqxpurify import freeze, load_values, set_value, unfreeze
 
-from .conftest import (
-    Holder,
-    fingerprint,
-    fitted,
-    net,
-    raises_and_keeps,
-)
+from .conftest import fingerprint, raises_and_keeps
+from .models import Holder, fitted, net
 
 LOW = [jnp.float16, jnp.bfloat16, jnp.float8_e4m3fn]
 

@@ -8,7 +8,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import fitted, raises_and_keeps
+from .conftest import raises_and_keeps
+from .models import fitted
 
 
 def test_abstract_param_by_shape():
