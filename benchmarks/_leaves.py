@@ -77,7 +77,7 @@ def _optax_step(loss_fn: Callable, params: Any, opt_state: Any) -> tuple:
     return optax.apply_updates(params, updates), opt_state, loss
 
 
-def _stock_equinox_step(loss_fn: Callable) -> Callable:
+def stock_equinox_step(loss_fn: Callable) -> Callable:
     """The stock Equinox loop: `eqx.filter_jit`, `eqx.filter_value_and_grad` of the
     whole model, optax on `eqx.filter(model, eqx.is_inexact_array)`."""
 
@@ -241,7 +241,7 @@ def ep_steps(leaves: int, *, key: jax.Array, pattern: str) -> dict[str, Callable
     model = ep.normal(ep_model(leaves), key=key)
     if pattern == "stock":
         opt_state = OPT.init(eqx.filter(model, eqx.is_inexact_array))
-        return _steps(_stock_equinox_step(ep_loss), model, opt_state)
+        return _steps(stock_equinox_step(ep_loss), model, opt_state)
     if pattern == "flatten":
         latents, unflatten = ep.flatten(model)
         loss = lambda zs: ep_loss(unflatten(zs))  # noqa: E731
@@ -281,7 +281,7 @@ def equinox_(
         loss = lambda p: eqx_loss(eqx.combine(p, static))  # noqa: E731
         return ops | _steps(jax.jit(lambda p, o: _optax_step(loss, p, o)), params)
     opt_state = OPT.init(eqx.filter(model, eqx.is_inexact_array))
-    return ops | _steps(_stock_equinox_step(eqx_loss), model, opt_state)
+    return ops | _steps(stock_equinox_step(eqx_loss), model, opt_state)
 
 
 # --- jaxpurify ----------------------------------------------------------------

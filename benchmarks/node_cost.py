@@ -3,10 +3,10 @@
     python benchmarks/node_cost.py              # L = 100 parameters of shape (3,)
     python benchmarks/node_cost.py --leaves 1000 --reps 7
 
-The stock Equinox loop (`eqx.filter_jit` over the whole model, `filter_value_and_grad`,
-optax on `eqx.filter(model, eqx.is_inexact_array)`) flattens the model in Python
-on every call. This times one step of that loop on models of L parameters that
-differ only in what holds each array:
+The stock Equinox loop (`eqx.filter_jit` over the whole model,
+`filter_value_and_grad`, optax on `eqx.filter(model, eqx.is_inexact_array)`: S3's
+step) flattens the model in Python on every call. This times one step of that
+loop on models of L parameters that differ only in what holds each array:
 
 - plain: the array itself, in a list (the equivalent plain Equinox model);
 - module, static prior: an `eqx.Module` with the array and a hashable constant
@@ -32,13 +32,11 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import eqxpurify as ep  # noqa: E402
-
-OPT = optax.adam(1e-2)
+from benchmarks._leaves import OPT, stock_equinox_step  # noqa: E402
 
 
 class Many(eqx.Module):
@@ -85,17 +83,10 @@ jax.tree_util.register_dataclass(BareNode, data_fields=["latent"], meta_fields=[
 
 
 def stock_step(value: Any) -> Any:
-    def loss(model: Many) -> jax.Array:
-        return sum(jnp.sum(jnp.square(value(p) - 1.0)) for p in model.params)
-
-    @eqx.filter_jit
-    def step(model: Many, opt_state: Any) -> tuple:
-        loss_value, grads = eqx.filter_value_and_grad(loss)(model)
-        trainable = eqx.filter(model, eqx.is_inexact_array)
-        updates, opt_state = OPT.update(grads, opt_state, trainable)
-        return eqx.apply_updates(model, updates), opt_state, loss_value
-
-    return step
+    """The stock Equinox loop's step on a loss of each parameter's value."""
+    return stock_equinox_step(
+        lambda model: sum(jnp.sum(jnp.square(value(p) - 1.0)) for p in model.params)
+    )
 
 
 def constant(p: Any) -> jax.Array:
@@ -147,7 +138,7 @@ def main() -> None:
             best[name] = min(best[name], (time.perf_counter() - start) / args.calls)
             states[name] = state
     base = best["plain arrays"]
-    print(f"stock Equinox loop, L={args.leaves} parameters of shape (3,), adam;")
+    print(f"stock Equinox loop, L={args.leaves} parameters of shape (3,), S3's optax")
     print(f"min of {args.reps} samples of {args.calls} calls\n")
     print("| node | per step | ratio to plain arrays |")
     print("|---|---|---|")

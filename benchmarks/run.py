@@ -50,6 +50,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 import jax
 
 from benchmarks import _timing
+from benchmarks.perf_page import fmt_time
 
 REF = "hand-written jax.jit"
 AA = "hand-written jax.jit (A/A copy)"
@@ -73,16 +74,6 @@ def _needs(name: str) -> str | None:
         if module in low or (module == "flax" and "nnx" in low):
             return module
     return None
-
-
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
 
 
 def fmt_ratio(x: float | None) -> str:
