@@ -336,10 +336,6 @@ class Uniform(AbstractPrior):
         return jnp.where(inside, -jnp.log(high - low), -jnp.inf)
 
 
-def is_prior(x: Any) -> bool:
-    return isinstance(x, AbstractPrior)
-
-
 def has_params(prior: Any) -> bool:
     """Whether a prior holds a Param anywhere (a hierarchical prior)."""
     return any(

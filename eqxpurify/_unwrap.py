@@ -88,16 +88,19 @@ def unwrap(model: _M) -> _M:
             continue
         if is_wrapper_type(type(node)):
             try:
-                node = _value(node, None, priors)
+                node = _plain_array(node, None, priors)
             except (TypeError, ValueError):
                 # Again with the path, found only now, in the message.
                 flat = jtu.tree_flatten_with_path(model, is_leaf=is_wrapper)[0]
-                node = _value(node, path_str(flat[k][0]), priors)
+                node = _plain_array(node, path_str(flat[k][0]), priors)
         out.append(node)
     return jax.tree.unflatten(treedef, out)
 
 
-def _value(node: AbstractWrapper, path: str | None, priors: dict[int, Any]) -> Any:
+def _plain_array(
+    node: AbstractWrapper, path: str | None, priors: dict[int, Any]
+) -> Any:
+    """What `ep.unwrap` puts in place of a wrapper: its value, checked."""
     if node.is_abstract:
         raise abstract_error(node, path)
     if isinstance(node, Fixed):
