@@ -36,6 +36,16 @@ TITLES = {
 }
 
 
+S4_HEADER = [
+    "model",
+    "eqxpurify step  vs  hand-written step",
+    "same optimized HLO",
+    "ops (ref)",
+    "ops (eqxpurify)",
+    "only in eqxpurify's program",
+]
+
+
 def fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -156,15 +166,7 @@ def s4(data: dict) -> str:
                 extra,
             ]
         )
-    header = [
-        "model",
-        "eqxpurify step  vs  hand-written step",
-        "same optimized HLO",
-        "ops (ref)",
-        "ops (eqxpurify)",
-        "only in eqxpurify's program",
-    ]
-    return table(header, rows)
+    return table(S4_HEADER, rows)
 
 
 RENDER = {"S1": s1, "S2": s2, "S3": s3, "S4": s4}

@@ -50,7 +50,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 import jax
 
 from benchmarks import _timing
-from benchmarks.perf_page import fmt_time
+from benchmarks.perf_page import S4_HEADER, fmt_time
 
 REF = "hand-written jax.jit"
 AA = "hand-written jax.jit (A/A copy)"
@@ -416,14 +416,7 @@ def s4(cfg: dict, avail: dict[str, bool]) -> tuple[str, dict]:
             same = "same graph, instructions declared in another order"
         rows.append([model, what, same, str(c["ops_a"]), str(c["ops_b"]), extra])
         out.append({"model": model, "comparison": what, **c})
-    header = [
-        "model",
-        "eqxpurify step  vs  hand-written step",
-        "same optimized HLO",
-        "ops (ref)",
-        "ops (eqxpurify)",
-        "only in eqxpurify's program",
-    ]
+    header = S4_HEADER
     note = (
         '\n"same optimized HLO": the compiled modules\' text is equal once names, '
         'metadata and source tables are stripped; "same graph": every instruction '

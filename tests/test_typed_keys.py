@@ -105,11 +105,9 @@ def test_typed_keys_never_train():
         lambda: ep.unfreeze(model, "k", prior=ep.Normal()),
         model,
         TypeError,
-        match=(
-            r"`ep\.unfreeze`: the Fixed at `k` has dtype key<fry>; only floating "
-            r"arrays "
-            r"can become Params\. Leave it out of `where`"
-        ),
+        "`ep.unfreeze`: the Fixed at `k` has dtype key<fry>",
+        "only floating arrays can become Params",
+        "Leave it out of `where`",
     )
     plain = eqx.filter_jit(ep.unwrap)(model)
     assert jax.dtypes.issubdtype(plain.k.dtype, jax.dtypes.prng_key)
