@@ -59,7 +59,7 @@ def _words(name: str) -> list[str]:
     return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words]
 
 
-def tests_for(key: str, tests_dir: Path | None = None) -> list[str]:
+def tests_for(key: str) -> list[str]:
     """A module's test files, found by their names (no table to keep).
 
     For `_save_header` (`key` as `module_key` gives it):
@@ -70,8 +70,8 @@ def tests_for(key: str, tests_dir: Path | None = None) -> list[str]:
        plurals aside (`_save_header` -> `test_save.py`, `_wrapper_base` ->
        `test_wrappers.py`).
     """
-    folder = REPO / "tests" if tests_dir is None else tests_dir
-    stems = {f.stem.removeprefix("test_"): f for f in sorted(folder.glob("test_*.py"))}
+    files = sorted((REPO / "tests").glob("test_*.py"))
+    stems = {f.stem.removeprefix("test_"): f for f in files}
     parts = [p.strip("_") for p in key.split("/")]
     prefixes = [parts[-1]] + parts[:-1]
     found = [
@@ -323,7 +323,7 @@ def report(dest: Path, path: str, show: bool, elapsed: float) -> dict[str, Any]:
         "mutants": len(results),
         "checked": checked,
         "killed": detected,
-        "score": round(100 * score, 1),
+        "score": 100 * score,
         "minutes": round(elapsed / 60, 1),
         "not killed": {
             k: v for k, v in by_status.items() if k not in KILLED | {"not checked"}
@@ -340,6 +340,7 @@ def record(path: str, tests: list[str], made_from: str, counts: dict) -> None:
     left, in docs/mutation.md).
     """
     data = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+    counts = dict(counts, score=round(counts["score"], 1))
     data[module_key(path)] = {"made from": made_from, "tests": tests, **counts}
     RECORD.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
     print(f"recorded in {RECORD.relative_to(REPO)}")
