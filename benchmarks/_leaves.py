@@ -91,7 +91,7 @@ def stock_equinox_step(loss_fn: Callable) -> Callable:
     return step
 
 
-def _stepper(step: Callable, params: Any, opt_state: Any = None) -> Callable:
+def stepper(step: Callable, params: Any, opt_state: Any = None) -> Callable:
     """`fn()` making one step on the current state and keeping the new one."""
     box = [(params, OPT.init(params) if opt_state is None else opt_state)]
 
@@ -104,7 +104,7 @@ def _stepper(step: Callable, params: Any, opt_state: Any = None) -> Callable:
 
 
 def _steps(step: Callable, params: Any, opt_state: Any = None) -> dict[str, Callable]:
-    call = _stepper(step, params, opt_state)
+    call = stepper(step, params, opt_state)
     return {STEP_FIRST: call, STEP: call}
 
 

@@ -18,14 +18,13 @@ loop on models of L parameters that differ only in what holds each array:
 - `ep.Param`: today's Param under an `ep.Normal(0, 1)` prior (a Param node, its
   prior and two `ep.Fixed` hyperparameters: four nodes, three arrays).
 
-Every model computes the same loss; the rows are timed interleaved, each the
-minimum over `--reps` samples of a batch of calls.
+Every model computes the same loss; the rows are timed interleaved by S3's timer
+(`benchmarks/_timing.py`), each the minimum per call over `--reps` samples.
 """
 
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,8 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import eqxpurify as ep  # noqa: E402
-from benchmarks._leaves import OPT, stock_equinox_step  # noqa: E402
+from benchmarks import _timing  # noqa: E402
+from benchmarks._leaves import OPT, stepper, stock_equinox_step  # noqa: E402
 
 
 class Many(eqx.Module):
@@ -97,7 +97,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--leaves", type=int, default=100)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
     keys = jax.random.split(jax.random.key(0), args.leaves)
     arrays = [jax.random.normal(k, (3,)) for k in keys]
@@ -121,25 +120,19 @@ def main() -> None:
             stock_step(lambda p: p.value),
         ),
     }
-    states = {}
-    for name, (model, step) in cases.items():
-        state = (model, OPT.init(eqx.filter(model, eqx.is_inexact_array)))
-        for _ in range(3):
-            state = step(*state)[:2]
-        states[name] = jax.block_until_ready(state)
-    best = {name: float("inf") for name in cases}
-    for _ in range(args.reps):
-        for name, (_, step) in cases.items():
-            state = states[name]
-            start = time.perf_counter()
-            for _ in range(args.calls):
-                state = step(*state)[:2]
-            jax.block_until_ready(state)
-            best[name] = min(best[name], (time.perf_counter() - start) / args.calls)
-            states[name] = state
+    timed = _timing.interleaved(
+        {
+            name: _timing.repeat_each(
+                stepper(step, model, OPT.init(eqx.filter(model, eqx.is_inexact_array)))
+            )
+            for name, (model, step) in cases.items()
+        },
+        rounds=args.reps,
+    )
+    best = {name: r["min"] for name, r in timed.items()}
     base = best["plain arrays"]
     print(f"stock Equinox loop, L={args.leaves} parameters of shape (3,), S3's optax")
-    print(f"min of {args.reps} samples of {args.calls} calls\n")
+    print(f"min per call over {args.reps} interleaved samples (S3's timer)\n")
     print("| node | per step | ratio to plain arrays |")
     print("|---|---|---|")
     for name, t in best.items():
