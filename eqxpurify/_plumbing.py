@@ -23,8 +23,10 @@ __all__ = [
     "concat",
     "default_device",
     "is_traced",
+    "place",
     "spans_devices",
     "to_device",
+    "unstack",
 ]
 
 

@@ -131,7 +131,8 @@ def unchecked_types():
         jaxtyping.config.update("jaxtyping_disable", False)
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 
 
 def load_example(name: str):
@@ -154,7 +155,6 @@ def load_example(name: str):
 # eqxpurify from this checkout (so mutmut's mutants and its active-mutant
 # variable reach it too) and prints one JSON object.
 
-ROOT = Path(__file__).resolve().parents[1]
 _OUTSIDE: dict[str, dict] = {}
 
 
@@ -186,7 +186,7 @@ def outside(*parts: str, devices: int = 4) -> dict:
 
 
 # A script's `error_of(f)`: `[type name, message]` of what `f()` raises, or None.
-_ERROR_OF = """
+ERROR_OF = """
 def error_of(f):
     try:
         f()

@@ -12,7 +12,7 @@ import numpy as np
 import eqxpurify as ep
 
 
-def _two():
+def two_params():
     return {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
 
 

@@ -14,7 +14,7 @@ import pytest
 import eqxpurify as ep
 
 from .conftest import raises_and_keeps
-from .models import Model, _two, fitted
+from .models import Model, fitted, two_params
 
 
 class _Declared(eqx.Module):
@@ -158,7 +158,7 @@ _REST_PHRASES = (
 
 @pytest.mark.parametrize("call", [ep.partition, ep.ravel, ep.flatten])
 def test_split_refuses_a_rest_or_a_class(call):
-    _, rest = ep.partition(_two())
+    _, rest = ep.partition(two_params())
     raises_and_keeps(lambda: call(rest), rest, TypeError, *_REST_PHRASES)
     raises_and_keeps(
         lambda: call(_Declared),

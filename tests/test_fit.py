@@ -9,8 +9,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import _ERROR_OF, DEFAULT_FLOAT, error_has, outside, raises_and_keeps
-from .models import _two, fitted
+from .conftest import DEFAULT_FLOAT, ERROR_OF, error_has, outside, raises_and_keeps
+from .models import fitted, two_params
 
 _F = jnp.dtype(DEFAULT_FLOAT).name  # Params made from Python floats
 
@@ -70,10 +70,10 @@ def test_combine_mismatch_messages():
 
 
 def test_combine_type_messages_without_the_hook():
-    params, rest = ep.partition(_two())
+    params, rest = ep.partition(two_params())
     ep.combine(params, rest)  # (in this process too, for mutmut)
     got = outside(
-        _ERROR_OF,
+        ERROR_OF,
         """
         params, rest = ep.partition({"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)})
         print(json.dumps({

@@ -8,8 +8,8 @@ import pytest
 import eqxpurify as ep
 
 from .conftest import (
-    _ERROR_OF,
     DEFAULT_FLOAT,
+    ERROR_OF,
     error_has,
     outside,
     tree_allclose,
@@ -400,7 +400,7 @@ def test_draws_needs_a_last_axis_of_latents():
     _, unravel = ep.ravel(_draws_model())
     msg = "`ep.draws`: `samples` must have a last axis of latents."
     got = outside(
-        _ERROR_OF,
+        ERROR_OF,
         """
         model = {"mu": ep.Param(0.5)}
         flat, unravel = ep.ravel(model)

@@ -12,8 +12,8 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import _ERROR_OF, DEFAULT_FLOAT, error_has, outside, raises_and_keeps
-from .models import _two, fitted
+from .conftest import DEFAULT_FLOAT, ERROR_OF, error_has, outside, raises_and_keeps
+from .models import fitted, two_params
 
 _F = jnp.dtype(DEFAULT_FLOAT).name  # Params made from Python floats
 
@@ -87,7 +87,7 @@ def test_unflatten_dtype_error_names_the_right_array():
 
 
 def test_unflatten_count_message():
-    latents, unflatten = ep.flatten(_two())
+    latents, unflatten = ep.flatten(two_params())
     raises_and_keeps(
         lambda: unflatten(latents[:1]),
         latents,
@@ -99,7 +99,7 @@ def test_unflatten_count_message():
 
 
 def test_unflatten_shape_message():
-    latents, unflatten = ep.flatten(_two())
+    latents, unflatten = ep.flatten(two_params())
     bad = [jnp.zeros(3, jnp.int32), latents[1]]
     raises_and_keeps(
         lambda: unflatten(bad),
@@ -130,7 +130,7 @@ def _unravel_shape_phrases(shape):
 
 
 def test_unravel_length_message():
-    flat, unravel = ep.ravel(_two())
+    flat, unravel = ep.ravel(two_params())
     vector = jnp.zeros(4)
     raises_and_keeps(
         lambda: unravel(vector), vector, ValueError, *_unravel_shape_phrases((4,))
@@ -138,12 +138,12 @@ def test_unravel_length_message():
 
 
 def test_unflatten_and_unravel_messages_without_the_hook():
-    latents, unflatten = ep.flatten(_two())
-    flat, unravel = ep.ravel(_two())
+    latents, unflatten = ep.flatten(two_params())
+    flat, unravel = ep.ravel(two_params())
     # the same calls in this process too, so that mutmut sees these functions run
     jax.block_until_ready((unflatten(latents), unravel(flat)))
     got = outside(
-        _ERROR_OF,
+        ERROR_OF,
         """
         model = {"a": ep.Param(jnp.zeros(2)), "b": ep.Param(1.0)}
         latents, unflatten = ep.flatten(model)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import eqxpurify as ep
 
 from .conftest import outside
-from .models import _two
+from .models import two_params
 
 _PLACEMENT = """
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -38,7 +38,7 @@ print(json.dumps({
 
 
 def test_unravel_restores_shardings_on_several_devices():
-    flat, unravel = ep.ravel(_two())
+    flat, unravel = ep.ravel(two_params())
     unravel(flat)  # (in this process too, for mutmut)
     # On one device nothing is recorded; called here so that mutmut runs this
     # test (and the subprocess below, which inherits the mutant) for its mutants.
@@ -61,7 +61,7 @@ def test_unravel_restores_shardings_on_several_devices():
 
 
 def test_unravel_keeps_a_single_device_placement():
-    flat, unravel = ep.ravel(_two())
+    flat, unravel = ep.ravel(two_params())
     unravel(flat)
     got = outside(_PLACEMENT)
     assert got["placed"]["b"] == [[1], None]
