@@ -73,7 +73,7 @@ def hide(arr: Any) -> Array:
     if jnp.issubdtype(dtype, jnp.complexfloating):
         arr = jnp.stack([jnp.real(arr), jnp.imag(arr)], axis=-1)
     if isinstance(arr, np.ndarray | np.generic) and not is_traced(arr):
-        return jnp.asarray(np.ascontiguousarray(arr).view(target))
+        return jnp.asarray(np.asarray(arr, order="C").view(target))
     return lax.bitcast_convert_type(cast(Any, arr), target)
 
 
@@ -102,7 +102,7 @@ def reveal(stored: Any, dtype: Any) -> Array:
         return stored
     dtype = np.dtype(dtype)
     if stored.size <= _SMALL and _on_default_device(stored):
-        host = np.ascontiguousarray(stored).view(dtype)
+        host = np.asarray(stored).view(dtype)
         if _is_complex(dtype):  # (real, imag) pairs: one complex each, bit for bit
             host = host[..., 0]
         return jnp.asarray(host)
