@@ -3,9 +3,11 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import eqxpurify as ep
+from eqxpurify._format import dtype_note, short_dtype, spec, value_str
 
 from .conftest import X64
 
@@ -171,3 +173,80 @@ def test_gradient_prints_under_jit_and_in_treescope(capfd):
 
     show(grads).block_until_ready()
     assert "Fixed(None)" in capfd.readouterr().out
+
+
+# --- the text of one array or dtype (`_format`'s pieces) ----------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype, text",
+    [
+        (jnp.float32, "f32"),
+        (jnp.float16, "f16"),
+        (jnp.bfloat16, "bf16"),
+        (jnp.int8, "i8"),
+        (jnp.uint16, "u16"),
+        (jnp.complex64, "c64"),
+        (jnp.bool_, "bool"),
+        (np.dtype("V4"), "void32"),  # no short prefix: the dtype's own name
+    ],
+)
+def test_short_dtype(dtype, text):
+    assert short_dtype(dtype) == text
+
+
+def test_short_dtype_and_text_of_keys():
+    keys = jax.random.split(jax.random.key(0), 3)
+    assert short_dtype(keys.dtype) == "key<fry>"
+    assert value_str(keys) == "key<fry>[3]" and value_str(keys[0]) == "key<fry>[]"
+
+
+def test_spec_and_dtype_note():
+    assert spec((100, 3), jnp.float32) == "f32[100,3]" and spec((), jnp.int32) == "i32[]"
+    assert dtype_note(jnp.float32) == "" and dtype_note(jnp.float16) == ", dtype=f16"
+
+
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (jnp.asarray(1.8114), "1.811"),
+        (jnp.asarray([True, False]), "[True, False]"),
+        (jnp.asarray(1 + 2j, jnp.complex64), "1+2j"),
+        (jnp.asarray([12345, 7]), "[12345, 7]"),  # integers as they are
+        (jnp.asarray(1 / 3, jnp.bfloat16), "0.334"),  # bf16 and f16 via float32
+        (jnp.asarray([1 / 3], jnp.float16), "[0.3333]"),
+        (jnp.arange(6.0), "[0, 1, 2, 3, 4, 5]"),  # six elements one by one
+        (jnp.arange(7.0), "f32[7](mean=3, std=2)"),  # seven: statistics
+        (jnp.ones((2, 3)), "f32[2,3][1, 1, 1, 1, 1, 1]"),
+        (jnp.arange(10), "i32[10](mean=4.5, std=2.872)"),
+        (jnp.ones(10, bool), "bool[10]"),  # no statistics for booleans
+        (jnp.ones(10, jnp.complex64), "c64[10]"),  # nor for complex numbers
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_value_str(x, text):
+    assert value_str(x) == text
+
+
+def test_value_str_of_a_traced_array_is_its_spec():
+    seen = []
+
+    @jax.jit
+    def f(x):
+        seen.append(value_str(x))
+        return x
+
+    f(jnp.ones((2, 3)))
+    assert seen == ["f32[2,3]"]
+
+
+def test_treescope_marks_wrappers_as_not_roundtrippable_and_keeps_paths():
+    # `Param(value=..., prior=...)` is not a call that rebuilds the Param: in
+    # treescope's round-trip mode it is shown in angle brackets; and the paths
+    # its "copy path" buttons give reach into the wrapper.
+    treescope = pytest.importorskip("treescope")
+    model = {"lifetime": ep.Param(3.224, prior=ep.LogNormal(3.0, 1.0))}
+    text = treescope.render_to_text(model, roundtrip_mode=True)
+    assert "<eqxpurify._param.Param(" in text
+    html = treescope.render_to_html(model, compressed=False)
+    assert "data-copy=\"['lifetime'].prior\"" in html
