@@ -331,6 +331,43 @@ def report(dest: Path, path: str, show: bool, elapsed: float) -> dict[str, Any]:
     }
 
 
+RUNS_FILE = "mutate-runs.json"
+
+
+def kept_runs(dest: Path) -> dict[str, float]:
+    """The runs made in a kept copy: what each ran on, and its minutes."""
+    runs = dest / RUNS_FILE
+    return json.loads(runs.read_text()) if runs.is_file() else {}
+
+
+def note_run(dest: Path, made_from: str, only: list[str], elapsed: float) -> None:
+    """Add a run to the kept copy's list (a full run, or a re-run of some mutants).
+
+    A re-run with `--worktree` ran the working tree's test files on the copy's
+    library code; it is listed by the commit its tests came from.
+    """
+    runs = kept_runs(dest)
+    if only:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        what = f"survivors re-run with the tests of commit {head}"
+    else:
+        what = f"full run on {made_from}"
+    runs[what] = round(runs.get(what, 0.0) + elapsed / 60, 1)
+    (dest / RUNS_FILE).write_text(json.dumps(runs, indent=1) + "\n")
+
+
+def made_from_runs(runs: dict[str, float]) -> str:
+    """What a kept copy's results were made from: its runs, oldest first."""
+    if not runs:
+        raise SystemExit("no run is noted in this copy: run it again to record it")
+    return "; ".join(runs)
+
+
 def record(path: str, tests: list[str], made_from: str, counts: dict) -> None:
     """Keep a run's counts in `RECORD`, keyed by module and test files.
 
@@ -449,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         dest = Path(args.dir).resolve()
         if not (dest / "mutants" / (path + ".meta")).is_file():
             parser.error(f"no results for {path} in {dest}")
-        counts = report(dest, path, not args.no_show, 0.0)
+        runs = kept_runs(dest)
+        counts = report(dest, path, not args.no_show, 60 * sum(runs.values()))
+        if args.record:
+            record(path, tests, made_from_runs(runs), counts)
         return 0 if counts["score"] >= args.fail_under else 1
 
     if args.dir:
@@ -485,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.monotonic() - start
         if args.only and meta.is_file():
             keep_verdicts(meta, before)
+        note_run(dest, made_from, args.only, elapsed)
         if proc.returncode != 0:
             print(f"mutmut run exited with {proc.returncode}", file=sys.stderr)
             if not meta.is_file():
