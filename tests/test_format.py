@@ -250,3 +250,11 @@ def test_treescope_marks_wrappers_as_not_roundtrippable_and_keeps_paths():
     assert "<eqxpurify._param.Param(" in text
     html = treescope.render_to_html(model, compressed=False)
     assert "data-copy=\"['lifetime'].prior\"" in html
+
+
+def test_value_str_of_a_large_float64_array():
+    # Statistics are computed in float32 whatever the dtype (a float64 mean beside
+    # a float32 std would be a promotion error under the suite's strict rules).
+    with jax.enable_x64(True):
+        x = jnp.arange(7.0, dtype=jnp.float64)
+        assert value_str(x) == "f64[7](mean=3, std=2)"

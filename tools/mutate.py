@@ -383,6 +383,39 @@ def record(path: str, tests: list[str], made_from: str, counts: dict) -> None:
     print(f"recorded in {RECORD.relative_to(REPO)}")
 
 
+DOC = REPO / "docs" / "mutation.md"
+# A line of docs/mutation.md that explains an equivalent mutant: "- `NAME`: why".
+_EQUIVALENT = re.compile(r"^- `(eqxpurify\.[^`]+)`: ", re.MULTILINE)
+
+
+def scores_table() -> str:
+    """The scores table of docs/mutation.md, from the record and the doc's lines.
+
+    A survivor is equivalent when docs/mutation.md has a line for it; the score
+    is killed / (checked - equivalent), as the project counts it.
+    """
+    data = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+    explained = set(_EQUIVALENT.findall(DOC.read_text()))
+    rows = [
+        "| module | test files | mutants | killed | equivalent | left | score "
+        "| minutes | measured on |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for module, entry in data.items():
+        names = [n for group in entry["not killed"].values() for n in group]
+        equivalent = sum(n in explained for n in names)
+        left = len(names) - equivalent
+        counted = entry["checked"] - equivalent
+        score = 100 * entry["killed"] / counted if counted else 100.0
+        tests = ", ".join(f"`{Path(t).name}`" for t in entry["tests"])
+        rows.append(
+            f"| `{module}` | {tests} | {entry['mutants']} | {entry['killed']} "
+            f"| {equivalent} | {left} | {score:.1f}% | {entry['minutes']} "
+            f"| {entry['made from']} |"
+        )
+    return "\n".join(rows)
+
+
 _DIFFS = """
 import json, sys
 from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -408,6 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("module", help="e.g. _priors or _intermediates/_harvest")
     parser.add_argument("tests", nargs="*", help="test files (default: the module's)")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print the scores table of docs/mutation.md from the record and stop",
+    )
     parser.add_argument(
         "--list",
         action="store_true",
@@ -471,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="mutmut debug output")
     args = parser.parse_args(argv)
 
+    if args.table:
+        print(scores_table())
+        return 0
     if args.list:
         return list_tests(args.module)
     path = module_path(args.module)
