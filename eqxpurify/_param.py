@@ -354,7 +354,7 @@ def param_str(node: Param) -> str:
         return f"{kind}({spec(node.shape, node.dtype)}{tail})"
     try:
         shown = value_str(node.value)
-    except ValueError:  # a prior of the wrong shape: show, don't fail
+    except (ValueError, TypeError):  # a prior of another shape: show, don't fail
         shown = f"<latent {spec(node.shape, node.dtype)}, prior of another shape>"
     return f"{kind}({shown}{dtype_note(node.dtype)}{tail})"
 
