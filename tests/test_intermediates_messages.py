@@ -34,11 +34,27 @@ def test_cond_branches_recording_a_tap_differently_messages():
     msg = (
         "Cannot harvest `t`: the branches of a `lax.cond`/`lax.switch` record it "
         "with different shapes, dtypes or kinds",
-        f"(((), dtype('{f32}')) in branch 0, ((), dtype('{i32}')) in branch 1).",
-        "Record values of one shape and dtype in every branch.",
+        f"(tap of ((), dtype('{f32}')) in branch 0, tap of ((), dtype('{i32}')) in "
+        "branch 1).",
+        "Record values of one shape and dtype, the same way, in every branch.",
     )
     raises_and_keeps(
         lambda: ep.intermediates(dtypes)(jnp.ones(2), 0), None, ValueError, *msg
+    )
+
+    # One shape and dtype, but a slot in one branch and a tap in the other.
+    slot = ep.Intermediate(name="t")
+
+    def kinds(x, p):
+        return lax.cond(p, lambda y: ep.intermediate(y, name="t"), slot, x)
+
+    msg = (
+        "record it with different shapes, dtypes or kinds",
+        f"(slot of ((2,), dtype('{f32}')) in branch 0, tap of ((2,), dtype('{f32}')) "
+        "in branch 1)",
+    )
+    raises_and_keeps(
+        lambda: ep.intermediates(kinds)(jnp.ones(2), True), None, ValueError, *msg
     )
 
     def one_branch(x, p):

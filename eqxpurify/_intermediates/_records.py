@@ -94,6 +94,7 @@ def check_branches(metas, shapes, branches) -> None:
                 raise ValueError(
                     f"Cannot harvest `{name}`: the branches of a `lax.cond`/"
                     "`lax.switch` record it with different shapes, dtypes or kinds "
-                    f"({shapes[0][name]} in branch 0, {shapes[i][name]} in branch "
-                    f"{i}). Record values of one shape and dtype in every branch."
+                    f"({metas[0][name]} of {shapes[0][name]} in branch 0, "
+                    f"{meta[name]} of {shapes[i][name]} in branch {i}). Record "
+                    "values of one shape and dtype, the same way, in every branch."
                 )
