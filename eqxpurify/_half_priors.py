@@ -26,9 +26,11 @@ def _from_tails(z: Array, low: Any, high: Any) -> Array:
     """`low(z)` for z < 0, `high(z)` otherwise.
 
     Each branch only ever sees its own half of the line, so the branch not taken
-    cannot produce NaN gradients.
+    cannot produce NaN gradients; the branch taken sees `z` itself, so its whole
+    gradient reaches `z` (at `z = 0` too, where `ep.zeros` puts every latent).
     """
-    return jnp.where(z < 0, low(jnp.minimum(z, 0)), high(jnp.maximum(z, 0)))
+    lower = z < 0
+    return jnp.where(lower, low(jnp.where(lower, z, 0)), high(jnp.where(lower, 0, z)))
 
 
 def _to_tails(y: Array, lower: Array, z_low: Any, z_high: Any, safe: Any) -> Array:
@@ -165,11 +167,16 @@ class HalfCauchy(AbstractPrior):
 
 
 def _median_overflows(rate: Any) -> Any:
-    """Where `log(2) / rate`, the median of an Exponential, is not finite."""
+    """Where `log(2) / rate`, the median of an Exponential, is not finite.
+
+    On the device, that is: XLA flushes a subnormal rate to zero, so on the host
+    a positive rate below the smallest normal number of its compute dtype counts.
+    """
     if is_traced(rate):
         return ~jnp.isfinite(math.log(2.0) / rate)
+    tiny = np.finfo(compute_dtype(rate.dtype)).tiny
     with np.errstate(over="ignore", divide="ignore"):
-        return ~np.isfinite(math.log(2.0) / rate)
+        return ~np.isfinite(math.log(2.0) / rate) | ((0 < rate) & (rate < tiny))
 
 
 class Exponential(AbstractPrior):
@@ -199,7 +206,8 @@ class Exponential(AbstractPrior):
             rate_,
             _median_overflows,
             "`Exponential(rate=...)` is so small that the median `log(2) / rate` "
-            f"overflows {compute_dtype(rate_.dtype)} (every value would be inf); got "
+            f"overflows {compute_dtype(rate_.dtype)} (every value would be inf; a "
+            "rate below its smallest normal number counts as 0); got "
             "{value}. Pass a larger `rate`, or use float64.",
         )
 

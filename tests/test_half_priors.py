@@ -208,33 +208,33 @@ def test_exponential_rate_whose_median_overflows():
         None,
         ValueError,
         "`Exponential(rate=...)` is so small that the median `log(2) / rate` "
-        f"overflows float32 (every value would be inf); got {rate.item()}. Pass a "
-        "larger `rate`, or use float64.",
+        "overflows float32 (every value would be inf; a rate below its smallest "
+        f"normal number counts as 0); got {rate.item()}. Pass a larger `rate`, or "
+        "use float64.",
     )
-    fine = ep.Exponential(F32(2.1e-39))  # accepted (see the xfail below)
-    assert float(fine.rate.value) == F32(2.1e-39)
+    fine = ep.Exponential(F32(1.2e-38))  # normal: float32's tiny is 1.18e-38
+    assert float(fine.rate.value) == F32(1.2e-38)
+    assert np.isfinite(np.asarray(fine.forward(jnp.zeros(3, jnp.float32)))).all()
     rates = np.array([1.0, 1e-40], F32)
     raises_and_keeps(
         lambda: ep.Exponential(rates),
         rates,
         ValueError,
-        f"overflows float32 (every value would be inf); got [1.0, {rates[1].item()}]",
+        f"counts as 0); got [1.0, {rates[1].item()}]",
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A subnormal float32 rate passes the host check of its median, but "
-    "XLA flushes subnormals to zero, so every value is inf on the device.",
-)
-def test_exponential_subnormal_rate_is_refused_or_finite():
+def test_exponential_subnormal_rate_is_refused():
+    # Its median log(2) / 2.1e-39 = 3.3e38 is finite on the host, but XLA flushes
+    # a subnormal to zero, so on the device every value would be inf.
     rate = F32(2.1e-39)  # subnormal: below float32's tiny 1.18e-38
-    try:
-        prior = ep.Exponential(rate)
-    except ValueError:
-        return
-    x = prior.forward(jnp.asarray([-1.0, 0.0, 1.0], jnp.float32))
-    assert np.isfinite(np.asarray(x)).all(), x
+    raises_and_keeps(
+        lambda: ep.Exponential(rate),
+        None,
+        ValueError,
+        "a rate below its smallest normal number counts as 0",
+        f"got {rate.item()}",
+    )
 
 
 @pytest.mark.skipif(not X64, reason="a float64 rate needs jax_enable_x64")
@@ -244,9 +244,11 @@ def test_exponential_float64_rate_whose_median_overflows():
         lambda: ep.Exponential(np.float64(1e-309)),
         None,
         ValueError,
-        "overflows float64 (every value would be inf); got 1e-309.",
+        "overflows float64 (every value would be inf;",
+        "got 1e-309.",
     )
-    ep.Exponential(np.float64(1e-308))  # log(2) / 1e-308 = 6.9e307: fine
+    # log(2) / 3e-308 = 2.3e307, and 3e-308 is above float64's tiny 2.2e-308.
+    ep.Exponential(np.float64(3e-308))
 
 
 def test_exponential_traced_rate_is_checked_at_run_time():
@@ -453,7 +455,7 @@ def test_gradients_match_the_densities(name, float_dtype):
     _, _, h = PRIORS[name]
     prior = _prior(name)
     dist = _scipy(name, h)
-    # On both sides of the median (z = 0 itself: the xfail below) and in both tails.
+    # On both sides of the median (z = 0 itself: the test below) and in both tails.
     z = np.array([-6.0, -1.0, -0.1, 0.1, 1.0, 6.0])
     xs = np.array([0.01, 0.2, 0.9, 1.1, 3.0])
     dx, dz, dlp = _gradients(
@@ -475,12 +477,6 @@ def test_gradients_match_the_densities(name, float_dtype):
     assert dx.dtype == dz.dtype == dlp.dtype == float_dtype
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`_from_tails` feeds the branch taken at z = 0 `jnp.maximum(z, 0)`, "
-    "whose gradient at the tie is 1/2: `forward`'s derivative at the median "
-    "(where `ep.zeros` puts every latent) is half its true value.",
-)
 @pytest.mark.parametrize("name", NAMES)
 def test_gradient_of_forward_at_the_median(name):
     _, _, h = PRIORS[name]
