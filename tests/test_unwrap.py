@@ -6,7 +6,7 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import raises_and_keeps
+from .conftest import ERROR_OF, error_has, outside, raises_and_keeps
 from .models import fitted, template
 
 
@@ -200,3 +200,171 @@ def test_abstract_fixed_used():
         ValueError,
         match=r"Fixed at `x_obs` is abstract.*`ep.set_value\(model, where, array\)`",
     )
+
+
+# --- errors name the path in the model -------------------------------------------
+
+
+def _lifetime_and_grid():
+    return {
+        "a": ep.Param(2.0, prior=ep.LogNormal(3.0, 0.1)),
+        "t": ep.Fixed(jnp.arange(3.0)),
+    }
+
+
+def _bad_prior_shape(model):
+    return eqx.tree_at(lambda m: m["a"].prior, model, ep.Normal(jnp.zeros(3), 1.0))
+
+
+def _converted_storage(model):
+    return eqx.tree_at(lambda m: m["t"].stored, model, jnp.zeros(3))
+
+
+def test_prior_of_another_shape_is_named_by_path():
+    model = _bad_prior_shape(_lifetime_and_grid())
+    raises_and_keeps(
+        lambda: ep.unwrap(model),
+        model,
+        ValueError,
+        "`ep.unwrap`: the Param at `['a']`: The prior `Normal` makes the value of "
+        "shape (3,) from a latent of shape ()",
+    )
+
+
+def test_converted_fixed_storage_is_named_by_path():
+    model = _converted_storage(_lifetime_and_grid())
+    raises_and_keeps(
+        lambda: ep.unwrap(model),
+        model,
+        ValueError,
+        "The Fixed at `['t']` stores float32 data as uint32",
+    )
+
+
+class _Declared(eqx.Module):
+    w: ep.Param
+    t: ep.Fixed
+
+
+@pytest.mark.parametrize("where", ["w", "t"])
+def test_declared_field_holding_a_number_is_named(where):
+    fields = {"w": ep.Param(1.0), "t": ep.Fixed(1.0)}
+    fields[where] = 1.0
+    model = _Declared(**fields)
+    kind = {"w": "Param", "t": "Fixed"}[where]
+    raises_and_keeps(
+        lambda: ep.unwrap(model),
+        model,
+        TypeError,
+        f"`ep.unwrap`: the field `{where}` is declared `{kind}` but holds a float",
+    )
+
+
+def test_pending_shape_outside_infer_shapes_is_an_error():
+    model = {"w": ep.Param(shape=(ep.INPUT,)), "b": ep.Param(0.0)}
+    raises_and_keeps(
+        lambda: ep.unwrap(model),
+        model,
+        ValueError,
+        "The Param at `['w']` has a shape that waits for an input",
+        "`model = ep.infer_shapes(model, x)`",
+    )
+
+
+def test_unwrap_refuses_rest_and_classes():
+    _, rest = ep.partition(_lifetime_and_grid())
+    raises_and_keeps(lambda: ep.unwrap(rest), None, TypeError, "the `rest` half")
+    raises_and_keeps(lambda: ep.unwrap(_Declared), None, TypeError, "`_Declared(...)`")
+
+
+def test_unwrap_without_type_checks_names_the_paths():
+    # Users run without the suite's jaxtyping hook, which turns some internal
+    # mistakes into TypeErrors: the same results and messages in a Python without
+    # it (and here, so that the check runs on this process's code too).
+    model = _lifetime_and_grid()
+    plain = ep.unwrap(model)
+    got = outside(
+        ERROR_OF,
+        """
+        import equinox as eqx
+        model = {
+            "a": ep.Param(2.0, prior=ep.LogNormal(3.0, 0.1)),
+            "t": ep.Fixed(jnp.arange(3.0)),
+        }
+        plain = ep.unwrap(model)
+        shared = ep.Param(1.0, name="s")
+        bad = eqx.tree_at(lambda m: m["a"].prior, model, ep.Normal(jnp.zeros(3), 1.0))
+        lost = eqx.tree_at(lambda m: m["t"].stored, model, jnp.zeros(3))
+        print(json.dumps({
+            "a": float(plain["a"]),
+            "t": plain["t"].tolist(),
+            "shared": [float(v) for v in ep.unwrap([shared, shared])],
+            "shape": error_of(lambda: ep.unwrap(bad)),
+            "storage": error_of(lambda: ep.unwrap(lost)),
+        }))
+        """,
+        devices=1,
+    )
+    assert got["a"] == pytest.approx(float(plain["a"]), rel=1e-6)
+    assert got["a"] == pytest.approx(2.0, rel=1e-5)
+    assert got["t"] == [0.0, 1.0, 2.0] and got["shared"] == [1.0, 1.0]
+    error_has(got["shape"], "ValueShapeError", "`ep.unwrap`: the Param at `['a']`")
+    error_has(got["storage"], "ValueError", "The Fixed at `['t']`")
+
+
+# --- shared Params: every use reads the one that holds the parameter ---------------
+
+
+def test_shared_param_used_twice_is_one_value():
+    shared = ep.Param(1.0, name="s")
+    model = {"a": shared, "b": [shared], "c": ep.Param(3.0)}
+    plain = ep.unwrap(model)
+    assert float(plain["a"]) == 1.0 and float(plain["b"][0]) == 1.0
+    assert float(plain["c"]) == 3.0
+
+
+def test_shared_uses_trained_apart_are_refused():
+    model = {"a": ep.Param(1.0, name="s"), "b": ep.Param(5.0, name="s")}
+    raises_and_keeps(
+        lambda: ep.unwrap(model),
+        model,
+        ValueError,
+        "`ep.unwrap`: the uses of the shared Param `s` at `['a']` and `['b']` hold "
+        "different latents",
+    )
+
+
+# --- while `ep.infer_shapes` runs ---------------------------------------------------
+
+
+class _Dense(eqx.Module):
+    w: ep.Param
+
+    def __init__(self, out: int):
+        self.w = ep.Param(shape=(out, ep.INPUT))
+
+    @ep.unwrapped
+    def __call__(self, x):
+        return self.w @ x
+
+
+class _Head(eqx.Module):
+    # The Dense's Param waits for its input while the head is unwrapped; the
+    # fields after it must still be unwrapped.
+    dense: _Dense
+    scale: ep.Param
+    offset: ep.Fixed
+
+    @ep.unwrapped
+    def __call__(self, x):
+        assert isinstance(self.offset, jax.Array) and isinstance(self.scale, jax.Array)
+        return self.scale * self.dense(x) + self.offset
+
+
+def test_unwrap_inside_infer_shapes_leaves_waiting_params_to_their_module():
+    model = _Head(_Dense(2), ep.Param(2.0), ep.Fixed(jnp.array([1.0, -1.0])))
+    x = jnp.array([1.0, 2.0, 3.0])
+    model = ep.infer_shapes(model, x)
+    assert model.dense.w.shape == (2, 3)
+    model = eqx.tree_at(lambda m: m.dense.w, model, ep.Param(jnp.ones((2, 3))))
+    np.testing.assert_allclose(model(x), [13.0, 11.0])
