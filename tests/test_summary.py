@@ -10,7 +10,7 @@ import pytest
 import eqxpurify as ep
 from eqxpurify import freeze, summary, wrap
 
-from .conftest import DEFAULT_FLOAT
+from .conftest import DEFAULT_FLOAT, raises_and_keeps
 
 DEFAULT = jnp.dtype(DEFAULT_FLOAT).name  # float32, or float64 in the x64 run
 SHORT = {"float32": "f32", "float64": "f64"}[DEFAULT]
@@ -214,3 +214,262 @@ def test_gradients_and_filtered_models_summarise(float_dtype):
         "0",
         "1",
     ]
+
+
+# ---------------------------------------------------------------------------
+# The whole table, pinned: every number below was checked by hand (see the
+# comment beside each model).
+
+
+def mixed_model():
+    """One of each kind of entry, floats in the default float of the run."""
+    f32 = DEFAULT_FLOAT
+    mu = ep.Param(jnp.asarray(0.5, f32), prior=ep.Normal(0.0, 5.0), name="mu")
+    return {
+        "a": ep.Param(jnp.array([1.0, 3.0], f32), prior=ep.Normal(mu, 2.0)),
+        "b": ep.Param(jnp.array([2.0], f32), prior=ep.Normal(mu, 1.0)),
+        "bools": jnp.array([True, False, True]),
+        "c": jnp.array([1 + 2j, 3j], jnp.complex64),
+        "empty": jnp.zeros((0, 3), f32),
+        "f": ep.Fixed(jnp.arange(1000.0, dtype=f32)),
+        "fn": jnp.tanh,
+        "g": ep.Fixed(jnp.array([1, 2], jnp.int32)),
+        "i": ep.Intermediate(),
+        "i2": ep.Intermediate(),
+        "k": ep.Fixed(jax.random.key(0)),
+        "n": 3.0,
+    }
+
+
+# a = [1, 3]: mean 2, std 1; mu = 0.5 (shared: one row, counted once); b = [2];
+# bools = [1, 0, 1]: mean 2/3, std sqrt(2/9) = 0.4714; complex and empty arrays
+# have no statistics but train (inexact); arange(1000): mean 499.5, std
+# sqrt((1000**2 - 1) / 12) = 288.68; [1, 2]: 1.5, 0.5; keys: no statistics;
+# functions and Python numbers are not listed. Params: 2 + 1 + 1 = 4 elements;
+# Fixed: 1000 + 2 + 1 (a key) = 1,003; arrays: 3 + 2 + 0 = 5.
+MIXED = """\
+path              kind          trains  shape    dtype      prior                                                   mean     std  min  max
+----------------  ------------  ------  -------  ---------  ----------------------------------------------------  ------  ------  ---  ---
+['a']             Param         yes     (2,)     float32    Normal(Param(0.5, prior=Normal(0, 5), name='mu'), 2)       2       1    1    3
+['a'].prior.mean  Param         yes     ()       float32    Normal(0, 5)                                             0.5       0  0.5  0.5
+['b']             Param         yes     (1,)     float32    Normal(Param(0.5, prior=Normal(0, 5), name='mu'), 1)       2       0    2    2
+['bools']         array         no      (3,)     bool       -                                                     0.6667  0.4714    0    1
+['c']             array         yes     (2,)     complex64  -                                                          -       -    -    -
+['empty']         array         yes     (0, 3)   float32    -                                                          -       -    -    -
+['f']             Fixed         no      (1000,)  float32    -                                                      499.5   288.7    0  999
+['g']             Fixed         no      (2,)     int32      -                                                        1.5     0.5    1    2
+['i']             Intermediate  -       -        -          -                                                          -       -    -    -
+['i2']            Intermediate  -       -        -          -                                                          -       -    -    -
+['k']             Fixed         no      ()       key<fry>   -                                                          -       -    -    -
+Total: 3 Params (4 elements), 3 Fixed (1,003 elements), 2 Intermediates, 3 arrays (5 elements)"""  # noqa: E501
+
+
+def test_whole_table_of_every_kind():
+    assert summary(mixed_model()) == MIXED.replace("float32", DEFAULT)
+
+
+def test_whole_table_of_a_frozen_hierarchical_model():
+    # Freezing `a` freezes its prior's Params too: the shared `mu` is one
+    # parameter, so `b`'s use of it is frozen as well, and listed (a frozen Param
+    # in a Param's prior) under `b`. Fixed: 1,003 + a's 2 + mu's 1 = 1,006.
+    text = summary(freeze(mixed_model(), "['a']"))
+    lines = text.replace(DEFAULT, "float32").splitlines()
+    assert lines[:5] == [
+        "path              kind          trains  shape    dtype      prior                      mean     std  min  max",  # noqa: E501
+        "----------------  ------------  ------  -------  ---------  -----------------------  ------  ------  ---  ---",  # noqa: E501
+        "['a']             Fixed         no      (2,)     float32    Normal(0.5, 2) (frozen)       2       1    1    3",  # noqa: E501
+        "['b']             Param         yes     (1,)     float32    Normal(0.5, 1)                2       0    2    2",  # noqa: E501
+        "['b'].prior.mean  Fixed         no      ()       float32    Normal(0, 5) (frozen)       0.5       0  0.5  0.5",  # noqa: E501
+    ]
+    assert lines[-1] == (
+        "Total: 1 Param (1 element), 5 Fixed (1,006 elements), 2 Intermediates, "
+        "3 arrays (5 elements)"
+    )
+
+
+def test_whole_table_of_abstract_entries():
+    # No values: dashes, but shapes, dtypes, priors and element counts are known.
+    text = summary(ep.shapes(mixed_model()))
+    lines = text.replace(DEFAULT, "float32").splitlines()
+    assert lines[2] == (
+        "['a']             Param         yes     (2,)     float32    "
+        "Normal(Param(abstract, shape=(), prior=Normal(0, 5), name='mu'), 2)"
+        "       -       -    -    -"
+    )
+    assert lines[3] == (
+        "['a'].prior.mean  Param         yes     ()       float32    Normal(0, 5)"
+        + " " * 62
+        + "-       -    -    -"
+    )
+    assert lines[-1] == (
+        "Total: 3 Params (4 elements), 3 Fixed (1,003 elements), 2 Intermediates, "
+        "3 arrays (5 elements)"
+    )
+    # An abstract Fixed, and an abstract frozen Param (its remembered prior holds
+    # the frozen, abstract `mu`).
+    model = {
+        "t": ep.Fixed(shape=(2, 3), dtype=jnp.int32),
+        "w": ep.Param(shape=(4,), dtype=jnp.float32, prior=ep.Normal(0.0, 2.0)),
+    }
+    assert summary(freeze(model, "['w']")) == "\n".join(
+        [
+            "path   kind   trains  shape   dtype    prior                  mean  std  min  max",  # noqa: E501
+            "-----  -----  ------  ------  -------  ---------------------  ----  ---  ---  ---",  # noqa: E501
+            "['t']  Fixed  no      (2, 3)  int32    -                         -    -    -    -",  # noqa: E501
+            "['w']  Fixed  no      (4,)    float32  Normal(0, 2) (frozen)     -    -    -    -",  # noqa: E501
+            "Total: 0 Params (0 elements), 2 Fixed (10 elements)",
+        ]
+    )
+
+
+def test_one_of_each_is_singular():
+    f32 = jnp.float32
+    model = {
+        "f": ep.Fixed(jnp.asarray(4.0, f32)),
+        "i": ep.Intermediate(),
+        "p": ep.Param(jnp.asarray(-2.0, f32)),
+        "x": jnp.asarray(7, jnp.int32),
+    }
+    assert summary(model) == "\n".join(
+        [
+            "path   kind          trains  shape  dtype    prior         mean  std  min  max",  # noqa: E501
+            "-----  ------------  ------  -----  -------  ------------  ----  ---  ---  ---",  # noqa: E501
+            "['f']  Fixed         no      ()     float32  -                4    0    4    4",  # noqa: E501
+            "['i']  Intermediate  -       -      -        -                -    -    -    -",  # noqa: E501
+            "['p']  Param         yes     ()     float32  Normal(0, 1)    -2    0   -2   -2",  # noqa: E501
+            "['x']  array         no      ()     int32    -                7    0    7    7",  # noqa: E501
+            "Total: 1 Param (1 element), 1 Fixed (1 element), 1 Intermediate, "
+            "1 array (1 element)",
+        ]
+    )
+
+
+def test_a_lone_param_and_big_numbers():
+    # A model that is one Param: its path is `<model>`.
+    assert summary(ep.Param(jnp.asarray(2.0, jnp.float32))).splitlines()[2] == (
+        "<model>  Param  yes     ()     float32  Normal(0, 1)     2    0    2    2"
+    )
+    # Four significant digits, in exponent form when large: [1e6, 3e6] has mean
+    # 2e6 and std 1e6.
+    big = {"big": ep.Fixed(jnp.array([1_000_000, 3_000_000], jnp.int32))}
+    assert _rows(summary(big))[2] == [
+        "['big']", "Fixed", "no", "(2,)", "int32", "-", "2e+06", "1e+06", "1e+06",
+        "3e+06",
+    ]  # fmt: skip
+    # [0.123456, 1.0]: mean 0.561728, std 0.438272.
+    small = {"s": ep.Fixed(jnp.array([0.123456, 1.0], jnp.float32))}
+    assert _rows(summary(small))[2][-4:] == ["0.5617", "0.4383", "0.1235", "1"]
+    # uint8 and negative integers are statistics too.
+    data = {"u": jnp.array([0, 255], jnp.uint8), "n": jnp.array([-3, -1], jnp.int8)}
+    body = {r[0]: r[1:] for r in _rows(summary(data))[2:-1]}
+    assert body["['u']"][-4:] == ["127.5", "127.5", "0", "255"]
+    assert body["['n']"][-4:] == ["-2", "1", "-3", "-1"]
+
+
+def test_shared_param_is_one_row():
+    layer = ep.share({"w": ep.Param(jnp.array([1.0, 2.0], jnp.float32))}, "layer")
+    text = summary({"first": layer, "second": layer})
+    assert [row[0] for row in _rows(text)[2:-1]] == ["['first']['w']"]
+    assert text.splitlines()[-1] == (
+        "Total: 1 Param (2 elements), 0 Fixed (0 elements)"
+    )
+    # Unnamed Params are separate rows, and a shared one in a prior is listed
+    # at its first use only, with its own hyperparameter Params.
+    nu = ep.Param(jnp.asarray(1.0, jnp.float32), name="nu")
+    mu = ep.Param(jnp.asarray(0.0, jnp.float32), prior=ep.Normal(nu, 1.0), name="mu")
+    model = {
+        "x": ep.Param(jnp.zeros(2, jnp.float32), prior=ep.Normal(mu, 1.0)),
+        "y": mu,
+        "z": ep.Param(jnp.zeros(3, jnp.float32), prior=ep.Normal(nu, 1.0)),
+    }
+    assert [row[0] for row in _rows(summary(model))[2:-1]] == [
+        "['x']", "['x'].prior.mean", "['x'].prior.mean.prior.mean", "['z']"
+    ]  # fmt: skip
+    assert summary(model).splitlines()[-1] == (
+        "Total: 4 Params (7 elements), 0 Fixed (0 elements)"
+    )
+
+
+def test_gradient_of_a_hierarchical_model():
+    f32 = jnp.float32
+    mu = ep.Param(jnp.asarray(0.5, f32), prior=ep.Normal(0.0, 5.0))
+    model = {
+        "t": ep.Param(jnp.array([1.0, 3.0], f32), prior=ep.Normal(mu, 2.0)),
+        "x": ep.Fixed(jnp.array([1.0, 2.0], f32)),
+    }
+
+    def loss(m):
+        plain = ep.unwrap(m)
+        return jnp.sum(plain["t"] * plain["x"])
+
+    grads = eqx.filter_grad(loss)(model)
+    # t = mu + 2 z_t, mu = 5 z_mu: d/dz_t = 2 x = [2, 4]; d/dz_mu = 5 sum(x) = 15.
+    rows = {row[0]: row[1:] for row in _rows(summary(grads))[2:-1]}
+    assert rows["['t']"][:4] == ["Param", "yes", "(2,)", "float32"]
+    assert rows["['t']"][4].endswith(" (latent shown)")
+    assert rows["['t']"][-4:] == ["3", "1", "2", "4"]
+    assert rows["['t'].prior.mean"][-5:] == [
+        "Normal(None, None) (latent shown)", "15", "0", "15", "15"
+    ]  # fmt: skip
+    assert rows["['x']"] == ["Fixed"] + ["-"] * 8
+    # A filtered model keeping the latents: the latents, z_t = (t - 0.5) / 2 =
+    # [0.25, 1.25] and z_mu = 0.5 / 5 = 0.1, are shown.
+    kept = eqx.filter(model, eqx.is_inexact_array)
+    rows = {row[0]: row[1:] for row in _rows(summary(kept))[2:-1]}
+    assert rows["['t']"][-4:] == ["0.75", "0.5", "0.25", "1.25"]
+    assert rows["['t'].prior.mean"][-4:] == ["0.1", "0", "0.1", "0.1"]
+    # A frozen Param left out by a filter still shows the prior it remembers.
+    out = eqx.filter(freeze(model, "['t']"), lambda x: False)
+    assert summary(out) == "\n".join(
+        [
+            "path   kind   trains  shape  dtype  prior                        mean  std  min  max",  # noqa: E501
+            "-----  -----  ------  -----  -----  ---------------------------  ----  ---  ---  ---",  # noqa: E501
+            "['t']  Fixed  -       -      -      Normal(None, None) (frozen)     -    -    -    -",  # noqa: E501
+            "['x']  Fixed  -       -      -      -                               -    -    -    -",  # noqa: E501
+            "Total: 0 Params (0 elements), 2 Fixed (0 elements)",
+        ]
+    )
+
+
+def test_under_vmap_values_are_dashes():
+    f32 = jnp.float32
+    texts = []
+
+    def f(z):
+        model = {
+            "p": ep.Param.from_latent(z, prior=ep.Normal(1.0, 2.0)),
+            "t": ep.Fixed(z),
+        }
+        texts.append(summary(model))
+        return z
+
+    jax.vmap(f)(jnp.ones((3, 2), f32))
+    rows = {row[0]: row[1:] for row in _rows(texts[0])[2:-1]}
+    assert rows["['p']"][:3] == ["Param", "yes", "(2,)"]
+    assert rows["['p']"][-4:] == ["-"] * 4
+    assert rows["['t']"] == ["Fixed", "no", "(2,)", "float32", "-"] + ["-"] * 4
+    assert texts[0].splitlines()[-1] == (
+        "Total: 1 Param (2 elements), 1 Fixed (2 elements)"
+    )
+
+
+def test_summary_errors(unchecked_types):
+    class Holder(eqx.Module):
+        p: ep.Param
+
+    info = raises_and_keeps(
+        lambda: summary(Holder), None, TypeError, "got the class `Holder` itself"
+    )
+    assert "Construct it first" in str(info.value)
+    model = Holder(1.0)  # pyright: ignore[reportArgumentType]
+    raises_and_keeps(
+        lambda: summary(model),
+        model,
+        TypeError,
+        "`ep.summary`: the field `p` is declared `Param` but holds a float",
+        "`ep.set_value(model, where, value)`",
+    )
+    # None in a wrapper's place is how a filter leaves it out: shown, not refused.
+    assert summary(Holder(None)).splitlines()[-1] == (  # pyright: ignore[reportArgumentType]
+        "Total: 0 Params (0 elements), 0 Fixed (0 elements)"
+    )

@@ -13,7 +13,7 @@ import pytest
 import eqxpurify as ep
 from eqxpurify import freeze, load_values, set_value, unfreeze
 
-from .conftest import fingerprint, raises_and_keeps
+from .conftest import DEFAULT_FLOAT, fingerprint, raises_and_keeps
 from .models import Holder, fitted, net
 
 LOW = [jnp.float16, jnp.bfloat16, jnp.float8_e4m3fn]
@@ -292,3 +292,297 @@ def test_set_value_traced_weak_scalar_outside_support_fails_at_run_time():
     step = eqx.filter_jit(lambda m, v: set_value(m, "alpha", v))
     with pytest.raises(eqx.EquinoxRuntimeError, match=r"`alpha` is outside"):
         step(model, jnp.array(-1.0))
+
+
+# ---------------------------------------------------------------------------
+# named_params and values: which entries, in which order, under transformations
+
+
+def every_kind(dtype: Any = DEFAULT_FLOAT) -> dict:
+    """A Param, a hierarchical Param with a shared hyperparameter, a Fixed, an
+    abstract Param, integer data and a plain array, in a dict (path order is
+    key order)."""
+    mu = ep.Param(jnp.asarray(0.5, dtype), prior=ep.Normal(0.0, 5.0), name="mu")
+    return {
+        "a": ep.Param(jnp.array([1.0, 3.0], dtype), prior=ep.Normal(mu, 2.0)),
+        "b": ep.Param(jnp.array([2.0], dtype), prior=ep.Normal(mu, 1.0)),
+        "c": jnp.ones(2, dtype),
+        "d": ep.Param(shape=(3,), dtype=dtype),
+        "f": ep.Fixed(jnp.array([4.0, 5.0], dtype)),
+        "g": ep.Fixed(jnp.array([1, 2], jnp.int32)),
+        "h": ep.Param(jnp.asarray(2.0, dtype), prior=ep.LogNormal(1.0, 0.5)),
+    }
+
+
+def filled(dtype: Any = DEFAULT_FLOAT) -> dict:
+    """`every_kind` with `d` given the value [0, 0, 0]."""
+    return ep.set_value(every_kind(dtype), "['d']", jnp.zeros(3, dtype))
+
+
+def test_named_params_lists_every_param_once_in_path_order(float_dtype):
+    model = every_kind(float_dtype)
+    named = ep.named_params(model)
+    # Params only (abstract included), the shared `mu` once, at its first use.
+    assert list(named) == ["['a']", "['a'].prior.mean", "['b']", "['d']", "['h']"]
+    assert named["['a']"] is model["a"] and named["['d']"] is model["d"]
+    assert named["['a'].prior.mean"] is model["a"].prior.mean
+    assert named["['h']"] is model["h"]
+    # A frozen Param is a Fixed: no longer listed, nor its prior's Params.
+    frozen = ep.freeze(model, "['a']")
+    assert list(ep.named_params(frozen)) == ["['b']", "['d']", "['h']"]
+    assert ep.named_params({"t": ep.Fixed(jnp.zeros(2))}) == {}
+
+
+def test_named_params_under_jit_and_vmap():
+    model = every_kind()
+    paths = []
+
+    @eqx.filter_jit
+    def f(m):
+        named = ep.named_params(m)
+        paths.append(list(named))
+        return named["['h']"].latent
+
+    assert float(f(ep.zeros(model))) == 0.0
+    assert paths == [["['a']", "['a'].prior.mean", "['b']", "['d']", "['h']"]]
+    zs = jnp.arange(3.0, dtype=DEFAULT_FLOAT)
+    shapes = jax.vmap(
+        lambda z: ep.named_params({"p": ep.Param.from_latent(z)})["['p']"].latent
+    )(zs)
+    assert shapes.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_values_selects_wrappers_by_filter(float_dtype):
+    model = filled(float_dtype)
+    got = ep.values(model)
+    assert list(got) == ["['a']", "['a'].prior.mean", "['b']", "['d']", "['h']"]
+    # The physical values, as given.
+    assert got["['a']"].tolist() == [1.0, 3.0]
+    assert got["['a'].prior.mean"].tolist() == 0.5
+    assert got["['b']"].tolist() == [2.0]
+    assert got["['d']"].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(got["['h']"], 2.0, rtol=1e-6)
+    assert all(v.dtype == jnp.dtype(float_dtype) for v in got.values())
+    fixed = ep.values(model, ep.is_fixed)
+    assert list(fixed) == ["['f']", "['g']"]
+    assert fixed["['f']"].tolist() == [4.0, 5.0]
+    assert fixed["['g']"].tolist() == [1, 2] and fixed["['g']"].dtype == jnp.int32
+    both = ep.values(model, ep.is_wrapper)
+    assert list(both) == [
+        "['a']", "['a'].prior.mean", "['b']", "['d']", "['f']", "['g']", "['h']"
+    ]  # fmt: skip
+    # The predicate sees wrappers only: plain arrays are never values.
+    assert list(ep.values(model, lambda n: True)) == list(both)
+    assert ep.values(model, lambda n: False) == {}
+    scalars = ep.values(model, lambda n: n.shape == ())
+    assert list(scalars) == ["['a'].prior.mean", "['h']"]
+
+
+def test_values_of_an_abstract_wrapper_names_the_path():
+    model = every_kind()  # `d` is abstract
+    raises_and_keeps(
+        lambda: ep.values(model),
+        model,
+        ValueError,
+        "The Param at `['d']` is abstract (shape (3,), no value yet)",
+        "Initialise it first: `model = ep.normal(model, key=key)`",
+    )
+    # Not selected: no error.
+    assert list(ep.values(model, ep.is_fixed)) == ["['f']", "['g']"]
+    empty = {"w": ep.Param(jnp.zeros(2)), "t": ep.Fixed(shape=(2,))}
+    raises_and_keeps(
+        lambda: ep.values(empty, ep.is_wrapper),
+        empty,
+        ValueError,
+        "The Fixed at `['t']` is abstract (shape (2,), no value yet)",
+        "`ep.set_value(model, where, array)`",
+    )
+
+
+def test_values_under_jit_grad_and_vmap(float_dtype):
+    prior = ep.Normal(1.0, 2.0)  # value = 1 + 2 z
+
+    def value(z):
+        return ep.values({"p": ep.Param.from_latent(z, prior=prior)})["['p']"]
+
+    z = jnp.asarray(0.25, float_dtype)
+    assert float(jax.jit(value)(z)) == 1.5
+    assert float(jax.grad(value)(z)) == pytest.approx(2.0)
+    zs = jnp.array([0.0, 1.0, -1.0], float_dtype)
+    assert jax.vmap(value)(zs).tolist() == [1.0, 3.0, -1.0]
+    # The whole dict comes out of jit.
+    model = filled(float_dtype)
+    out = eqx.filter_jit(lambda m: ep.values(m, ep.is_wrapper))(model)
+    assert out["['a']"].tolist() == [1.0, 3.0] and out["['g']"].tolist() == [1, 2]
+
+
+# ---------------------------------------------------------------------------
+# load_values
+
+
+def test_load_values_fills_and_replaces(float_dtype):
+    model = every_kind(float_dtype)
+    saved = ep.values(filled(float_dtype))
+    loaded = ep.load_values(ep.shapes(model), saved)
+    assert ep.values(loaded)["['a']"].tolist() == [1.0, 3.0]
+    assert loaded["d"].latent.tolist() == [0.0, 0.0, 0.0]
+    # Fixed arrays are optional under strict=True, and set when given; an
+    # abstract Fixed is filled.
+    new = {"['f']": jnp.array([6.0, 7.0], float_dtype), **saved}
+    out = ep.load_values(filled(float_dtype), new)
+    assert out["f"].value.tolist() == [6.0, 7.0]
+    assert out["g"].value.tolist() == [1, 2]
+    abstract = {"t": ep.Fixed(shape=(2,), dtype=float_dtype), "p": ep.Param(1.0)}
+    got = ep.load_values(abstract, {"['t']": jnp.ones(2, float_dtype), "['p']": 3.0})
+    assert got["t"].value.tolist() == [1.0, 1.0]
+    assert float(got["p"].value) == 3.0
+    # strict=False loads a subset: the rest is kept, bit for bit.
+    part = ep.load_values(filled(float_dtype), {"['h']": 4.0}, strict=False)
+    np.testing.assert_allclose(part["h"].value, 4.0, rtol=1e-6)
+    # LogNormal(mean=1, sd=0.5): log-space s^2 = log(1 + 0.5^2 / 1^2) and
+    # m = log(1) - s^2 / 2, so the latent is (log 4 - m) / s = 3.1709.
+    s2 = np.log(1.25)
+    want = (np.log(4.0) + s2 / 2) / np.sqrt(s2)
+    np.testing.assert_allclose(part["h"].latent, want, rtol=1e-5)
+    assert part["d"].latent.tolist() == [0.0, 0.0, 0.0]
+    assert part["a"].latent.tolist() == model["a"].latent.tolist()
+
+
+def test_load_values_errors(unchecked_types):
+    model = filled()
+    raises_and_keeps(
+        lambda: ep.load_values(model, [1.0]),  # pyright: ignore[reportArgumentType]
+        model,
+        TypeError,
+        "`ep.load_values(model, values)`: `values` must be a mapping from path",
+        "got list",
+        "`flat, unravel = ep.ravel(model)` and `unravel(vector)`",
+    )
+    raises_and_keeps(
+        lambda: ep.load_values(model, {3: 1.0}, strict=False),  # pyright: ignore[reportArgumentType]
+        model,
+        TypeError,
+        "`ep.load_values`: the keys of `values` must be path strings",
+        "got the key 3 of type int",
+    )
+    raises_and_keeps(
+        lambda: ep.load_values(model, {"['h']": 1.0, '["h"]': 2.0}, strict=False),
+        model,
+        ValueError,
+        "`ep.load_values`: the path `['h']` is given twice (as `[\"h\"]` and "
+        "another spelling of it). Give each path once.",
+    )
+    # Every unknown path is named, one line each, before missing Params.
+    info = raises_and_keeps(
+        lambda: ep.load_values(model, {"x": 1.0, "['c']": jnp.ones(2)}),
+        model,
+        ValueError,
+        "`ep.load_values`: the model has no `ep.Param` or `ep.Fixed` at `x`.",
+        "`ep.load_values`: `['c']` is a plain leaf of the model",
+    )
+    assert len(str(info.value).splitlines()) == 2
+    raises_and_keeps(
+        lambda: ep.load_values(model, {"['d']": 1.0}, strict=False),
+        model,
+        ValueError,
+        "`ep.load_values`: the Param at `['d']` has shape (3,), but the value has "
+        "shape (). Pass a value of shape (3,).",
+    )
+
+
+def test_load_values_lists_at_most_ten_missing_params():
+    model = {f"p{i:02d}": ep.Param(1.0) for i in range(12)}
+    shown = ", ".join(f"`['p{i:02d}']`" for i in range(10))
+    raises_and_keeps(
+        lambda: ep.load_values(model, {"['p03']": 2.0}),
+        model,
+        ValueError,
+        "`ep.load_values`: no value given for 11 Param(s) of the model: ",
+        "`['p02']`, `['p04']`",
+        "and 1 more. Give every Param a value, or pass `strict=False`",
+    )
+    raises_and_keeps(
+        lambda: ep.load_values(model, {}),
+        model,
+        ValueError,
+        f"for 12 Param(s) of the model: {shown} and 2 more.",
+    )
+    assert float(ep.load_values(model, {}, strict=False)["p00"].value) == 1.0
+
+
+def test_load_values_under_jit_grad_and_vmap(float_dtype):
+    prior = ep.Normal(1.0, 2.0)  # latent = (value - 1) / 2
+    model = {"p": ep.Param(jnp.asarray(0.0, float_dtype), prior=prior)}
+
+    def latent(v):
+        return ep.load_values(model, {"['p']": v})["p"].latent
+
+    v = jnp.asarray(4.0, float_dtype)
+    assert float(jax.jit(latent)(v)) == 1.5
+    assert float(jax.grad(latent)(v)) == pytest.approx(0.5)
+    vs = jnp.array([1.0, 3.0, -1.0], float_dtype)
+    assert jax.vmap(latent)(vs).tolist() == [0.0, 1.0, -1.0]
+
+
+# ---------------------------------------------------------------------------
+# Setting a hyperparameter keeps the value of the Params whose prior holds it
+
+
+def hierarchy(dtype: Any = DEFAULT_FLOAT) -> dict:
+    """theta ~ Normal(mu, 2), mu ~ Normal(nu, 2), nu ~ Normal(0, 1)."""
+    nu = ep.Param(jnp.asarray(1.0, dtype))
+    mu = ep.Param(jnp.asarray(0.5, dtype), prior=ep.Normal(nu, 2.0))
+    return {"theta": ep.Param(jnp.array([1.0, 3.0], dtype), prior=ep.Normal(mu, 2.0))}
+
+
+MU, NU = "['theta'].prior.mean", "['theta'].prior.mean.prior.mean"
+
+
+def test_setting_a_hyperparameter_keeps_the_holders_value(float_dtype):
+    model = hierarchy(float_dtype)
+    out = ep.load_values(model, {MU: 1.5}, strict=False)
+    # theta keeps [1, 3]: its latent is (theta - 1.5) / 2 under the new mu.
+    assert out["theta"].latent.tolist() == [-0.25, 0.75]
+    assert out["theta"].value.tolist() == [1.0, 3.0]
+    assert float(out["theta"].prior.mean.value) == 1.5
+    # Two levels down: nu = 3 keeps mu = 0.5 (latent (0.5 - 3) / 2) and theta.
+    out = ep.load_values(model, {NU: 3.0}, strict=False)
+    assert float(out["theta"].prior.mean.latent) == -1.25
+    assert float(out["theta"].prior.mean.value) == 0.5
+    assert out["theta"].latent.tolist() == model["theta"].latent.tolist()
+    assert out["theta"].value.tolist() == [1.0, 3.0]
+    # A holder given a value itself takes it, under the new prior: (2 - 1.5) / 2.
+    out = ep.load_values(
+        model, {MU: 1.5, "['theta']": jnp.array([2.0, 2.0], float_dtype)}, strict=False
+    )
+    assert out["theta"].latent.tolist() == [0.25, 0.25]
+    # Both levels at once: mu = 1.5 under nu = 3 has latent -0.75; theta kept.
+    out = ep.load_values(model, {MU: 1.5, NU: 3.0}, strict=False)
+    assert float(out["theta"].prior.mean.latent) == -0.75
+    assert out["theta"].latent.tolist() == [-0.25, 0.75]
+
+
+def test_setting_a_shared_hyperparameter_keeps_every_holder():
+    mu = ep.Param(jnp.asarray(0.5, DEFAULT_FLOAT), name="mu")
+    model = {
+        "x": ep.Param(jnp.array([1.0, 3.0]), prior=ep.Normal(mu, 2.0)),
+        "y": ep.Param(jnp.array([2.5]), prior=ep.Normal(mu, 0.5)),
+    }
+    out = ep.load_values(model, {"['x'].prior.mean": 1.5}, strict=False)
+    assert out["x"].value.tolist() == [1.0, 3.0]
+    assert out["y"].value.tolist() == [2.5]
+    assert out["y"].latent.tolist() == [2.0]  # (2.5 - 1.5) / 0.5
+    assert float(out["y"].prior.mean.value) == 1.5  # one parameter
+    assert out["y"].prior.mean.name == "mu"
+
+
+def test_setting_a_hyperparameter_of_an_abstract_param():
+    # No value to keep: the holder stays abstract.
+    model = {
+        "theta": ep.Param(shape=(2,), prior=ep.Normal(ep.Param(0.5), 2.0)),
+        "other": ep.Param(1.0),
+    }
+    out = ep.load_values(model, {"['theta'].prior.mean": 1.5}, strict=False)
+    assert out["theta"].is_abstract and out["theta"].shape == (2,)
+    assert float(out["theta"].prior.mean.value) == 1.5
+    assert out["other"] is model["other"]
