@@ -189,14 +189,22 @@ def _freeze_all(prior: AbstractPrior) -> AbstractPrior:
     return freeze(prior, lambda p: p)
 
 
-def _unfreeze_all(prior: AbstractPrior, path: str) -> AbstractPrior:
-    """Undo `_freeze_all`: the Fixed hyperparameters frozen from Params."""
+def _unfreeze_all(
+    prior: AbstractPrior, path: str, named: dict[str, Param]
+) -> AbstractPrior:
+    """Undo `_freeze_all`: the Fixed hyperparameters frozen from Params.
+
+    The restored shared (named) Params are put in `named`, by name.
+    """
 
     def restore(x: Any) -> Any:
         if isinstance(x, Fixed) and x.prior is not None:
-            p = _unfreeze_all(x.prior, path)
+            p = _unfreeze_all(x.prior, path, named)
             value = None if x.is_abstract else x.array
-            return new_param(value, x.shape, x.dtype, p, path, "ep.unfreeze", x.name)
+            param = new_param(value, x.shape, x.dtype, p, path, "ep.unfreeze", x.name)
+            if x.name is not None:
+                named.setdefault(x.name, param)
+            return param
         return x
 
     return jax.tree.map(restore, prior, is_leaf=is_wrapper)
@@ -241,6 +249,7 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
     """
     nodes, indices = _selection(model, where, "ep.unfreeze")
     out = list(nodes.nodes)
+    named: dict[str, Param] = {}  # shared hyperparameters restored in a prior
     for i, node in _of_kind(nodes, indices, Fixed):
         path = nodes.paths[i]
         p = prior if prior is not None else node.prior
@@ -257,9 +266,14 @@ def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> 
                 "floating arrays can become Params. Leave it out of `where`."
             )
         if prior is None:
-            p = _unfreeze_all(p, path)
+            p = _unfreeze_all(p, path, named)
         value = None if node.is_abstract else node.array
         out[i] = new_param(
             value, node.shape, node.dtype, p, path, "ep.unfreeze", node.name
         )
+    # A shared hyperparameter was frozen in every prior that uses it (it is one
+    # parameter): give it back in each, not only in the selected Params' priors.
+    for j, node in enumerate(nodes.nodes):
+        if isinstance(node, Fixed) and node.prior is not None and node.name in named:
+            out[j] = named[node.name]
     return nodes.unflatten(out)

@@ -729,24 +729,21 @@ def test_freeze_unfreeze_two_levels_of_hyperparameters():
     assert list(ep.named_params(abstract)) == list(ep.named_params(back))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: freezing a Param whose prior holds a shared hyperparameter (used by "
-        "another Param too) freezes every use of it, but unfreezing the Param "
-        "restores only the use in its own prior: the model then holds a Param and "
-        "a Fixed of one name, and every later call refuses it ('named `mu` ... but "
-        "they differ'); `unfreeze(freeze(model, w), w)` does not give `model` back"
-    ),
-)
 def test_unfreeze_restores_a_shared_hyperparameter_everywhere():
     mu = ep.Param(0.5, prior=ep.Normal(0.0, 5.0), name="mu")
     model = {
         "a": ep.Param(jnp.array([1.0, 3.0]), prior=ep.Normal(mu, 2.0)),
         "b": ep.Param(jnp.array([2.0]), prior=ep.Normal(mu, 1.0)),
     }
-    back = unfreeze(freeze(model, "['a']"), "['a']")
+    # Freezing `a` freezes `mu` in `b`'s prior too (one parameter); unfreezing `a`
+    # gives it back in both.
+    frozen = freeze(model, "['a']")
+    assert isinstance(frozen["b"].prior.mean, ep.Fixed)
+    back = unfreeze(frozen, "['a']")
     assert list(ep.named_params(back)) == list(ep.named_params(model))
+    assert isinstance(back["b"].prior.mean, ep.Param)
+    for path, p in ep.named_params(model).items():
+        np.testing.assert_allclose(ep.named_params(back)[path].value, p.value, 1e-6)
 
 
 def test_unfreeze_errors_name_the_path():
