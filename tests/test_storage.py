@@ -186,3 +186,20 @@ def test_placement_kept_off_the_default_device():
         assert got[f"stored{size}"] == [1] and got[f"back{size}"] == [1]
         assert got[f"same{size}"]
     assert got["sharded"] == [True, True]
+
+
+@pytest.mark.parametrize("size", [3, 65])  # the host reveal and the bit-cast
+def test_complex128_round_trip_with_x64(size):
+    # complex128 is stored as pairs of float64 bits, whatever the run's default.
+    with jax.enable_x64(True):
+        dtype = jnp.dtype(jnp.complex128)
+        assert _storage.storage_dtype(dtype) == np.uint64
+        x = special_values(dtype, size)
+        stored = _storage.hide(jnp.asarray(x))
+        assert stored.dtype == np.uint64 and stored.shape == (size, 2)
+        for back in (
+            _storage.reveal(stored, dtype),
+            jax.jit(lambda s: _storage.reveal(s, dtype))(stored),
+        ):
+            assert back.dtype == dtype and back.shape == (size,)
+            np.testing.assert_array_equal(bits(back), bits(x))
