@@ -537,10 +537,21 @@ def main(argv: list[str] | None = None) -> int:
         dest = Path(args.dir).resolve()
         if not (dest / "mutants").is_dir():
             parser.error(f"{dest} is not a copy kept by --keep")
-        if args.worktree:  # refresh the runner's test files from the working tree
-            for name in tests:
-                shutil.copy2(REPO / name, dest / name)
-                shutil.copy2(REPO / name, dest / "mutants" / name)
+        if args.worktree:  # refresh the tests (and the rest of the package)
+            if (REPO / path).read_text() != (dest / path).read_text():
+                parser.error(
+                    f"{path} changed since the copy in {dest} was made: its mutants "
+                    "are of the old code; run the module afresh (without --dir)"
+                )
+            changed = tests + [
+                str(f.relative_to(REPO))
+                for f in sorted(PACKAGE.rglob("*.py"))
+                if str(f.relative_to(REPO)) != path
+            ]
+            for name in changed:
+                for root in (dest, dest / "mutants"):
+                    (root / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(REPO / name, root / name)
         cleanup = False
     else:
         if args.keep:
@@ -566,11 +577,11 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.monotonic() - start
         if args.only and meta.is_file():
             keep_verdicts(meta, before)
-        note_run(dest, made_from, args.only, elapsed)
         if proc.returncode != 0:
             print(f"mutmut run exited with {proc.returncode}", file=sys.stderr)
-            if not meta.is_file():
+            if not meta.is_file() or args.only:  # nothing new: record nothing
                 return proc.returncode or 1
+        note_run(dest, made_from, args.only, elapsed)
         counts = report(dest, path, not args.no_show, elapsed)
         if args.record:
             if args.only:
