@@ -258,6 +258,13 @@ def test_declared_field_holding_a_number_is_named(where):
         TypeError,
         f"`ep.unwrap`: the field `{where}` is declared `{kind}` but holds a float",
     )
+    nested = {"layers": [ep.Param(1.0), model]}  # the path runs through the model
+    raises_and_keeps(
+        lambda: ep.unwrap(nested),
+        nested,
+        TypeError,
+        f"`ep.unwrap`: the field `['layers'][1].{where}` is declared `{kind}`",
+    )
 
 
 def test_pending_shape_outside_infer_shapes_is_an_error():
