@@ -14,6 +14,9 @@ loop on models of L parameters that differ only in what holds each array:
 - dataclass, static prior: a frozen dataclass registered with
   `jax.tree_util.register_dataclass` (flattened by JAX's C++ pytree code), the
   prior in its metadata;
+- dataclass, prior as a tuple: the same with the constant prior as a plain
+  tuple `("normal", loc, scale)` in its metadata, which JAX hashes and compares
+  without calling Python code (no `__hash__`/`__eq__` of a class of ours);
 - dataclass, no metadata: the same with nothing static;
 - `ep.Param`: today's Param under an `ep.Normal(0, 1)` prior (a Param node, its
   prior and two `ep.Fixed` hyperparameters: four nodes, three arrays).
@@ -72,12 +75,21 @@ class DataclassNode:
 
 
 @dataclasses.dataclass(frozen=True)
+class TupleNode:
+    latent: jax.Array
+    prior: tuple  # ("normal", loc, scale)
+
+
+@dataclasses.dataclass(frozen=True)
 class BareNode:
     latent: jax.Array
 
 
 jax.tree_util.register_dataclass(
     DataclassNode, data_fields=["latent"], meta_fields=["prior"]
+)
+jax.tree_util.register_dataclass(
+    TupleNode, data_fields=["latent"], meta_fields=["prior"]
 )
 jax.tree_util.register_dataclass(BareNode, data_fields=["latent"], meta_fields=[])
 
@@ -110,6 +122,10 @@ def main() -> None:
         "registered dataclass, static prior": (
             Many([DataclassNode(a, prior) for a in arrays]),
             stock_step(constant),
+        ),
+        "registered dataclass, prior as a tuple of floats": (
+            Many([TupleNode(a, ("normal", 0.0, 1.0)) for a in arrays]),
+            stock_step(lambda p: p.prior[1] + p.prior[2] * p.latent),
         ),
         "registered dataclass, nothing static": (
             Many([BareNode(a) for a in arrays]),
