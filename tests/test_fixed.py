@@ -114,7 +114,7 @@ def test_fixed_without_value_or_shape_is_refused():
         lambda: ep.Fixed(),
         None,
         ValueError,
-        "`ep.Fixed` needs a `value`, or a `shape=` for an abstract Fixed.",
+        match=r"^`ep\.Fixed` needs a `value`, or a `shape=` for an abstract Fixed\.$",
     )
 
 
@@ -399,9 +399,10 @@ def test_check_storage_converted_to_float(path, where):
         "converted every leaf of the model to a floating array",
         "optimistix with `y0=model` and a blanket `jax.tree.map(lambda x: "
         "x.astype(...), model)` both do), and its data is lost. Give such tools "
-        "only the trainable part:",
-        "`params, rest = ep.partition(model)`",
-        "`ep.combine(params, rest)`",
+        "only the trainable part: `params, rest = ep.partition(model)`, pass "
+        "`params` (e.g. `y0=params`) and rebuild with `ep.combine(params, rest)` "
+        "inside the function.",
+        match=r"function\.$",  # the fix ends the message
     )
     raises_and_keeps(
         lambda: broken.array, broken, ValueError, "The Fixed stores float32 data"
