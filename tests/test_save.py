@@ -5,9 +5,11 @@ corrupted or foreign file and a template that differs from the saved model are
 each a `ValueError` naming the path and the fix.
 """
 
+import io
 import json
 import os
 import pathlib
+import re
 
 import equinox as eqx
 import jax
@@ -17,9 +19,10 @@ import pytest
 
 import eqxpurify as ep
 from eqxpurify._save import load, save
-from eqxpurify._save_file import END, MAGIC
+from eqxpurify._save_file import END, MAGIC, write
+from eqxpurify._wrapper_base import deleted_error
 
-from .conftest import X64
+from .conftest import DEFAULT_FLOAT, X64, raises_and_keeps
 
 LOW_PRECISION = [jnp.float32, jnp.float16, jnp.bfloat16]
 
@@ -714,3 +717,763 @@ def test_save_through_symlink(tmp_path):
     np.testing.assert_array_equal(load(target, {"a": jnp.zeros(3)})["a"], jnp.ones(3))
     assert sorted(os.listdir(tmp_path)) == ["latest.ckpt", "real"]
     assert os.listdir(target.parent) == ["model.ckpt"]
+
+
+# --- the header, record by record -------------------------------------------------
+
+
+def _header(path):
+    """The JSON header of the checkpoint at `path`, as bytes and parsed."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[18:26], "little")
+    text = raw[26 : 26 + size]
+    return text, json.loads(text)
+
+
+def _records(path):
+    return {r["path"]: r for r in _header(path)[1]["leaves"]}
+
+
+class _Pair:
+    """A custom pytree node registered without keys (`FlattenedIndexKey` paths)."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+
+jax.tree_util.register_pytree_node(
+    _Pair, lambda p: ((p.a, p.b), None), lambda _, c: _Pair(*c)
+)
+
+
+class _Keyed:
+    """A custom pytree node whose key is a plain string (not a JAX key type)."""
+
+    def __init__(self, a):
+        self.a = a
+
+
+jax.tree_util.register_pytree_with_keys(
+    _Keyed, lambda k: ((("slot", k.a),), None), lambda _, c: _Keyed(*c)
+)
+
+
+class _Holder(eqx.Module):
+    """A user module with a field that happens to be called `stored`."""
+
+    stored: jax.Array
+    inner: dict
+
+
+def test_header_is_compact_json_with_writer(path):
+    """The header is compact JSON (no spaces) with the writer's version and one
+    record per array leaf, and nothing else."""
+    import importlib.metadata
+
+    save(path, {"a b": jnp.zeros(2, jnp.float32), "c": 1.5})
+    text, header = _header(path)
+    assert set(header) == {"writer", "leaves"}
+    assert header["writer"] == "eqxpurify " + importlib.metadata.version("eqxpurify")
+    assert text == json.dumps(header, separators=(",", ":")).encode("utf-8")
+    assert b", " not in text and b'": ' not in text
+    assert [r["path"] for r in header["leaves"]] == ["['a b']", "['c']"]
+
+
+def test_header_records_of_every_leaf_kind(path):
+    """Each kind of leaf has the documented record: path and steps as written,
+    the Module class per step, the leaf's type, shape and dtype, the holding
+    wrapper's, and what is stored (ml_dtypes as unsigned integers of their width,
+    keys as their uint32 key data, Python numbers as NumPy's 64-bit types)."""
+    model = {
+        "p": _Pair(jnp.zeros(1, jnp.float32), np.ones(2, np.float32)),
+        "kk": _Keyed(jnp.zeros(1, jnp.float32)),
+        "m": _Holder(jnp.zeros(2, jnp.int32), {"q": ep.Param(1.5, dtype=jnp.float32)}),
+        "s": (True, 3, 2.5, 1 - 2j),
+        "k": jax.random.key(0),
+        "bf": jnp.ones(2, jnp.bfloat16),
+        "ns": np.float32(2.0),
+        "fb": ep.Fixed(jnp.array([True, False])),
+        "fc": ep.Fixed(jnp.array([1 + 1j], jnp.complex64)),
+        "fk": ep.Fixed(jax.random.split(jax.random.key(0), 2)),
+        "f": jnp.tanh,  # not data: no record
+    }
+    save(path, model)
+    records = _records(path)
+    # (the Param's default prior's records are checked elsewhere)
+    records = {k: v for k, v in records.items() if ".prior" not in k}
+    plain = {"type": "array", "shape": [1], "dtype": "float32"}
+    stored_f4 = {"stored_shape": [1], "stored_dtype": "<f4"}
+    assert records == {
+        "['bf']": {
+            "path": "['bf']",
+            "steps": ["['bf']"],
+            "nodes": [""],
+            "type": "array",
+            "shape": [2],
+            "dtype": "bfloat16",
+            "stored_shape": [2],
+            "stored_dtype": "<u2",
+        },
+        "['fb'].stored": {
+            "path": "['fb'].stored",
+            "steps": ["['fb']", ".stored"],
+            "nodes": ["", "Fixed"],
+            "type": "array",
+            "wrapper": {"class": "Fixed", "shape": [2], "dtype": "bool"},
+            "shape": [2],
+            "dtype": "bool",
+            "stored_shape": [2],
+            "stored_dtype": "|b1",
+        },
+        # complex64 data is stored as pairs of 32-bit words
+        "['fc'].stored": {
+            "path": "['fc'].stored",
+            "steps": ["['fc']", ".stored"],
+            "nodes": ["", "Fixed"],
+            "type": "array",
+            "wrapper": {"class": "Fixed", "shape": [1], "dtype": "complex64"},
+            "shape": [1, 2],
+            "dtype": "uint32",
+            "stored_shape": [1, 2],
+            "stored_dtype": "<u4",
+        },
+        "['fk'].stored": {
+            "path": "['fk'].stored",
+            "steps": ["['fk']", ".stored"],
+            "nodes": ["", "Fixed"],
+            "type": "key",
+            "wrapper": {"class": "Fixed", "shape": [2], "dtype": "key<fry>"},
+            "shape": [2],
+            "dtype": "key<fry>",
+            "impl": "threefry2x32",
+            "stored_shape": [2, 2],
+            "stored_dtype": "<u4",
+        },
+        "['k']": {
+            "path": "['k']",
+            "steps": ["['k']"],
+            "nodes": [""],
+            "type": "key",
+            "shape": [],
+            "dtype": "key<fry>",
+            "impl": "threefry2x32",
+            "stored_shape": [2],
+            "stored_dtype": "<u4",
+        },
+        "['kk']['slot']": {
+            "path": "['kk']['slot']",
+            "steps": ["['kk']", "['slot']"],
+            "nodes": ["", ""],
+            **plain,
+            **stored_f4,
+        },
+        "['m'].stored": {
+            "path": "['m'].stored",
+            "steps": ["['m']", ".stored"],
+            "nodes": ["", "_Holder"],
+            "type": "array",
+            "shape": [2],
+            "dtype": "int32",
+            "stored_shape": [2],
+            "stored_dtype": "<i4",
+        },
+        "['m'].inner['q'].latent": {
+            "path": "['m'].inner['q'].latent",
+            "steps": ["['m']", ".inner", "['q']", ".latent"],
+            "nodes": ["", "_Holder", "", "Param"],
+            "type": "array",
+            "wrapper": {"class": "Param", "shape": [], "dtype": "float32"},
+            "shape": [],
+            "dtype": "float32",
+            "stored_shape": [],
+            "stored_dtype": "<f4",
+        },
+        "['ns']": {
+            "path": "['ns']",
+            "steps": ["['ns']"],
+            "nodes": [""],
+            "type": "numpy",
+            "shape": [],
+            "dtype": "float32",
+            "stored_shape": [],
+            "stored_dtype": "<f4",
+        },
+        "['p'][0]": {
+            "path": "['p'][0]",
+            "steps": ["['p']", "[0]"],
+            "nodes": ["", ""],
+            **plain,
+            **stored_f4,
+        },
+        "['p'][1]": {
+            "path": "['p'][1]",
+            "steps": ["['p']", "[1]"],
+            "nodes": ["", ""],
+            "type": "numpy",
+            "shape": [2],
+            "dtype": "float32",
+            "stored_shape": [2],
+            "stored_dtype": "<f4",
+        },
+        **{
+            f"['s'][{i}]": {
+                "path": f"['s'][{i}]",
+                "steps": ["['s']", f"[{i}]"],
+                "nodes": ["", ""],
+                "type": kind,
+                "shape": [],
+                "dtype": kind,
+                "stored_shape": [],
+                "stored_dtype": stored,
+            }
+            for i, (kind, stored) in enumerate(
+                [("bool", "|b1"), ("int", "<i8"), ("float", "<f8"), ("complex", "<c16")]
+            )
+        },
+    }
+    loaded = load(path, model)
+    assert_bit_equal(loaded, model)
+    assert loaded["f"] is jnp.tanh
+
+
+def test_header_of_root_leaf_and_root_param(path):
+    """A model that is one array has the path `<model>` (no steps); a model that
+    is one Param records the Param as the holder of its latent."""
+    save(path, jnp.arange(3, dtype=jnp.int32))
+    assert _header(path)[1]["leaves"] == [
+        {
+            "path": "<model>",
+            "steps": [],
+            "nodes": [],
+            "type": "array",
+            "shape": [3],
+            "dtype": "int32",
+            "stored_shape": [3],
+            "stored_dtype": "<i4",
+        }
+    ]
+    loaded = load(path, jnp.zeros(3, jnp.int32))
+    np.testing.assert_array_equal(loaded, [0, 1, 2])
+    save(path, ep.Param(1.5, prior=ep.Normal(0.0, 1.0), dtype=jnp.float32))
+    records = _header(path)[1]["leaves"]
+    assert [r["path"] for r in records] == [
+        "latent",
+        "prior.mean.stored",
+        "prior.sigma.stored",
+    ]
+    assert records[0]["steps"] == [".latent"]
+    assert records[0]["nodes"] == ["Param"]
+    assert records[0]["wrapper"] == {"class": "Param", "shape": [], "dtype": "float32"}
+    assert records[1]["steps"] == [".prior", ".mean", ".stored"]
+    assert records[1]["nodes"] == ["Param", "Normal", "Fixed"]
+    default = jnp.dtype(DEFAULT_FLOAT).name  # the prior's Python floats
+    assert records[2]["wrapper"] == {"class": "Fixed", "shape": [], "dtype": default}
+    loaded = load(path, ep.Param(prior=ep.Normal(3.0, 4.0), dtype=jnp.float32))
+    assert float(loaded.value) == 1.5
+    assert float(loaded.prior.mean.value) == 0.0
+    assert float(loaded.prior.sigma.value) == 1.0
+
+
+def test_header_paths_of_siblings(path):
+    """Leaves that share part of their path with the previous leaf get their own
+    path, steps and classes (the walk down the tree is shared, not the result)."""
+    model = {
+        "a": {"x": jnp.zeros(1), "y": [jnp.zeros(1), jnp.zeros(2)]},
+        "b": {"x": jnp.zeros(3), "y": [_Holder(jnp.zeros(1), {})]},
+        "c": ep.Param(jnp.zeros(2, jnp.float32)),
+    }
+    save(path, model)
+    records = _header(path)[1]["leaves"]
+    assert [(r["path"], r["steps"], r["nodes"], r["shape"]) for r in records] == [
+        ("['a']['x']", ["['a']", "['x']"], ["", ""], [1]),
+        ("['a']['y'][0]", ["['a']", "['y']", "[0]"], ["", "", ""], [1]),
+        ("['a']['y'][1]", ["['a']", "['y']", "[1]"], ["", "", ""], [2]),
+        ("['b']['x']", ["['b']", "['x']"], ["", ""], [3]),
+        (
+            "['b']['y'][0].stored",
+            ["['b']", "['y']", "[0]", ".stored"],
+            ["", "", "", "_Holder"],
+            [1],
+        ),
+        ("['c'].latent", ["['c']", ".latent"], ["", "Param"], [2]),
+        (  # the default prior, Normal(0, 1)
+            "['c'].prior.mean.stored",
+            ["['c']", ".prior", ".mean", ".stored"],
+            ["", "Param", "Normal", "Fixed"],
+            [],
+        ),
+        (
+            "['c'].prior.sigma.stored",
+            ["['c']", ".prior", ".sigma", ".stored"],
+            ["", "Param", "Normal", "Fixed"],
+            [],
+        ),
+    ]
+    assert ["wrapper" in r for r in records] == [False] * 5 + [True] * 3
+    assert_bit_equal(load(path, jax.tree.map(lambda x: x + 1, model)), model)
+
+
+def test_template_records():
+    """A template's records (what `load` compares) mark abstract leaves and hold
+    nothing about storage; a concrete leaf's record is not marked abstract."""
+    from eqxpurify._save_header import array_leaves, describe
+
+    like = {"a": jax.ShapeDtypeStruct((2,), jnp.float32), "k": jax.random.key(0)}
+    leaves, all_leaves, _ = array_leaves(like)
+    assert len(all_leaves) == 2
+    records = [describe(leaf, saving=False) for leaf in leaves]
+    assert records == [
+        {
+            "path": "['a']",
+            "steps": ["['a']"],
+            "nodes": [""],
+            "type": "array",
+            "abstract": True,
+            "shape": [2],
+            "dtype": "float32",
+        },
+        {
+            "path": "['k']",
+            "steps": ["['k']"],
+            "nodes": [""],
+            "type": "key",
+            "shape": [],
+            "dtype": "key<fry>",
+        },
+    ]
+
+
+# --- round trips of every kind of entry --------------------------------------------
+
+
+PRIORS = [
+    lambda: ep.Normal(0.5, 2.0),
+    lambda: ep.LogNormal(1.0, 0.5),
+    lambda: ep.Uniform(-1.0, 3.0),
+    lambda: ep.HalfNormal(2.0),
+    lambda: ep.Beta(2.0, 3.0),
+]
+
+
+@pytest.mark.parametrize("make_prior", PRIORS, ids=lambda f: type(f()).__name__)
+def test_round_trip_params_of_priors(path, make_prior, float_dtype):
+    """Params of several priors and dtypes load their values, latents and prior
+    hyperparameters exactly, into a template with other values."""
+    prior = make_prior()
+    value = jnp.asarray([0.25, 0.75], float_dtype)
+    model = {"p": ep.Param(value, prior=prior), "n": jnp.arange(2, dtype=jnp.int32)}
+    like = {
+        "p": ep.Param(shape=(2,), dtype=float_dtype, prior=prior),
+        "n": jnp.ones(2, jnp.int32),
+    }
+    save(path, model)
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    assert loaded["p"].dtype == float_dtype
+    np.testing.assert_allclose(
+        np.asarray(loaded["p"].value, np.float64), [0.25, 0.75], rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype", [jnp.float16, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name
+)
+def test_round_trip_half_precision_entries(path, dtype):
+    """Half-precision Params and Fixed are stored as 16-bit words and load back
+    bit for bit (values exactly representable, checked against literals)."""
+    model = {
+        "p": ep.Param(jnp.asarray([0.5, 2.0], dtype), prior=ep.LogNormal(1.0, 1.0)),
+        "f": ep.Fixed(jnp.asarray([1.5, -3.0], dtype)),
+        "a": jnp.asarray([0.25, -0.125], dtype),
+        "n": np.asarray([4.0, 8.0], dtype),
+    }
+    save(path, model)
+    records = _records(path)
+    assert records["['a']"]["dtype"] == jnp.dtype(dtype).name
+    # float16 is a NumPy type; bfloat16 (ml_dtypes) is stored as 16-bit words
+    stored = "<f2" if dtype == jnp.float16 else "<u2"
+    assert records["['a']"]["stored_dtype"] == stored
+    assert records["['n']"]["stored_dtype"] == stored
+    like = {
+        "p": ep.Param(shape=(2,), dtype=dtype, prior=ep.LogNormal(1.0, 1.0)),
+        "f": ep.Fixed(shape=(2,), dtype=dtype),
+        "a": jnp.zeros(2, dtype),
+        "n": np.zeros(2, dtype),
+    }
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    np.testing.assert_array_equal(
+        np.asarray(loaded["f"].value, np.float32), [1.5, -3.0]
+    )
+    np.testing.assert_array_equal(np.asarray(loaded["a"], np.float32), [0.25, -0.125])
+    assert type(loaded["n"]) is np.ndarray and loaded["n"].dtype == dtype
+    np.testing.assert_allclose(np.asarray(loaded["p"].value, np.float32), [0.5, 2.0])
+
+
+def test_round_trip_fixed_of_every_kind(path):
+    """Fixed of floats, ints, bools, complex numbers and keys load their values."""
+    model = {
+        "f": ep.Fixed(jnp.asarray([1.5, -2.0], jnp.float32)),
+        "i": ep.Fixed(jnp.asarray([3, -4], jnp.int32)),
+        "b": ep.Fixed(jnp.asarray([True, False])),
+        "c": ep.Fixed(jnp.asarray([1 - 2j], jnp.complex64)),
+        "k": ep.Fixed(jax.random.split(jax.random.key(5), 2)),
+    }
+    like = {
+        "f": ep.Fixed(jnp.zeros(2, jnp.float32)),
+        "i": ep.Fixed(jnp.zeros(2, jnp.int32)),
+        "b": ep.Fixed(jnp.asarray([False, True])),
+        "c": ep.Fixed(jnp.zeros(1, jnp.complex64)),
+        "k": ep.Fixed(jax.random.split(jax.random.key(0), 2)),
+    }
+    save(path, model)
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    np.testing.assert_array_equal(loaded["f"].value, [1.5, -2.0])
+    np.testing.assert_array_equal(loaded["i"].value, [3, -4])
+    np.testing.assert_array_equal(loaded["b"].value, [True, False])
+    np.testing.assert_array_equal(loaded["c"].value, [1 - 2j])
+    np.testing.assert_array_equal(
+        jax.random.key_data(loaded["k"].value),
+        jax.random.key_data(jax.random.split(jax.random.key(5), 2)),
+    )
+
+
+def test_round_trip_python_numbers(path):
+    """Python numbers load as the template's type with the saved value."""
+    model = {"b": True, "i": -7, "f": 2.5, "c": 1.5 - 2j, "big": 2**40}
+    save(path, model)
+    loaded = load(path, {"b": False, "i": 0, "f": 0.0, "c": 0j, "big": 1})
+    assert loaded == model
+    assert [type(loaded[k]) for k in ("b", "i", "f", "c", "big")] == [
+        bool,
+        int,
+        float,
+        complex,
+        int,
+    ]
+
+
+def test_round_trip_numpy_into_abstract_and_jax(path):
+    """NumPy data loads as NumPy into an abstract template, and into a NumPy
+    scalar as that scalar's type; JAX data into an abstract template is JAX."""
+    model = {"n": np.asarray([1, 2, 3], np.int32), "g": np.float32(1.5)}
+    save(path, model)
+    out = load(path, {"n": jax.ShapeDtypeStruct((3,), np.int32), "g": np.float32(0)})
+    assert type(out["n"]) is np.ndarray and type(out["g"]) is np.float32
+    np.testing.assert_array_equal(out["n"], [1, 2, 3])
+    assert out["g"] == 1.5
+    out = load(path, {"n": jnp.zeros(3, jnp.int32), "g": np.float32(0)})
+    assert isinstance(out["n"], jax.Array)
+    np.testing.assert_array_equal(out["n"], [1, 2, 3])
+    save(path, {"n": jnp.asarray([4, 5], jnp.int32)})
+    out = load(path, {"n": jax.ShapeDtypeStruct((2,), jnp.int32)})
+    assert isinstance(out["n"], jax.Array)
+    np.testing.assert_array_equal(out["n"], [4, 5])
+
+
+def test_round_trip_raw_bytes(path):
+    """Unstructured NumPy void data of 4 and 8 bytes is saved as raw words."""
+    four = np.frombuffer(bytes(range(8)), "V4")
+    eight = np.frombuffer(bytes(range(8, 16)), "V8")
+    save(path, {"a": four, "b": eight})
+    records = _records(path)
+    assert records["['a']"]["stored_dtype"] == "<u4"
+    assert records["['b']"]["stored_dtype"] == "<u8"
+    out = load(path, {"a": np.zeros(2, "V4"), "b": np.zeros(1, "V8")})
+    assert out["a"].tobytes() == bytes(range(8))
+    assert out["b"].tobytes() == bytes(range(8, 16))
+
+
+def test_round_trip_hierarchical_shared_frozen(path, float_dtype):
+    """Hierarchical Params, shared (named) Params, frozen Params and a module with
+    an `ep.Intermediate` slot (no arrays) load exactly."""
+
+    class Block(eqx.Module):
+        w: ep.Param
+        hidden: ep.Intermediate = ep.Intermediate()
+
+    def build(mu, x, s):
+        shared = ep.share(ep.Param(jnp.asarray(s, float_dtype)), "s")
+        mean = ep.Param(jnp.asarray(mu, float_dtype), prior=ep.Normal(0.0, 1.0))
+        return {
+            "x": ep.Param(jnp.asarray(x, float_dtype), prior=ep.Normal(mean, 2.0)),
+            "s1": shared,
+            "s2": shared,
+            "frozen": ep.Param(jnp.asarray(mu, float_dtype)),
+            "block": Block(ep.Param(jnp.asarray([x, mu], float_dtype))),
+        }
+
+    model = ep.freeze(build(0.5, 1.5, 2.0), "['frozen']")
+    like = ep.freeze(build(0.0, 0.0, 0.0), "['frozen']")
+    assert ep.is_fixed(model["frozen"])
+    save(path, model)
+    paths = [r["path"] for r in _header(path)[1]["leaves"]]
+    assert "['x'].prior.mean.latent" in paths
+    assert "['block'].w.latent" in paths
+    loaded = load(path, like)
+    assert_bit_equal(loaded, model)
+    assert float(loaded["x"].prior.mean.value) == 0.5
+    assert float(loaded["x"].value) == 1.5
+    assert float(loaded["s2"].value) == 2.0
+    assert float(loaded["frozen"].value) == 0.5
+    assert isinstance(loaded["block"].hidden, ep.Intermediate)
+
+
+def test_abstract_fixed_with_abstract_prior(path):
+    """An abstract Fixed whose prior holds an abstract Fixed, and a concrete Fixed
+    whose prior holds one, are templates for the frozen hierarchical model."""
+    mean = ep.Fixed(jnp.asarray(0.25, jnp.float32))
+    model = ep.freeze(
+        {"a": ep.Param(1.5, prior=ep.Normal(mean, 1.0), dtype=jnp.float32)}, "['a']"
+    )
+    assert ep.is_fixed(model["a"])
+    save(path, model)
+    abstract_mean = ep.Fixed(shape=(), dtype=jnp.float32)
+    for like in (
+        {
+            "a": ep.Fixed(
+                shape=(), dtype=jnp.float32, prior=ep.Normal(abstract_mean, 1.0)
+            )
+        },
+        {
+            "a": ep.Fixed(
+                jnp.asarray(0.0, jnp.float32), prior=ep.Normal(abstract_mean, 1.0)
+            )
+        },
+    ):
+        loaded = load(path, like)
+        assert_bit_equal(loaded, model)
+        assert float(loaded["a"].value) == 1.5
+        assert float(loaded["a"].prior.mean.value) == 0.25
+        assert not loaded["a"].prior.mean.is_abstract
+
+
+def test_user_field_named_stored(path):
+    """A field called `stored` outside an `ep.Fixed` is plain data, not a Fixed's
+    storage: it saves and loads at any dtype."""
+    model = _Holder(jnp.asarray([1.0, 2.0], jnp.float32), {"n": jnp.arange(2)})
+    save(path, model)
+    loaded = load(path, _Holder(jnp.zeros(2, jnp.float32), {"n": jnp.zeros(2, int)}))
+    np.testing.assert_array_equal(loaded.stored, [1.0, 2.0])
+    assert_bit_equal(loaded, model)
+
+
+# --- refusals, whole messages ----------------------------------------------------
+
+
+def _whole(message):
+    """An anchored regular expression for exactly `message`."""
+    return "^" + re.escape(message) + "$"
+
+
+def test_save_refuses_abstract_whole_message(path):
+    model = {"a": jax.ShapeDtypeStruct((2,), jnp.float32)}
+    raises_and_keeps(
+        lambda: save(path, model),
+        model,
+        ValueError,
+        match=_whole(
+            "Cannot save the model: the array at `['a']` is abstract (a "
+            "`jax.ShapeDtypeStruct`: a Param or Fixed with a shape but no value "
+            "yet). Initialise it first, e.g. `ep.normal(model, key=key)`."
+        ),
+    )
+    root = jax.ShapeDtypeStruct((2,), jnp.float32)
+    raises_and_keeps(
+        lambda: save(path, root), root, ValueError, "the array at `<model>` is abstract"
+    )
+    assert os.listdir(path.parent) == []
+
+
+def test_tracer_refused_whole_messages(path):
+    tail = (
+        "the array at `['a']` is a JAX tracer (this was called inside `jax.jit`, "
+        "`grad` or `vmap`). Call `ep.save`/`ep.load` outside transformed functions."
+    )
+
+    @jax.jit
+    def saving(x):
+        save(path, {"a": x})
+        return x
+
+    with pytest.raises(ValueError) as info:
+        saving(jnp.zeros(2))
+    # (JAX may append a note on its traceback filtering after a newline)
+    assert str(info.value).split("\n")[0] == "Cannot save the model: " + tail
+    assert os.listdir(path.parent) == []
+    save(path, {"a": jnp.zeros(2)})
+
+    @jax.jit
+    def loading(x):
+        return load(path, {"a": x})["a"]
+
+    with pytest.raises(ValueError) as info:
+        loading(jnp.zeros(2))
+    assert str(info.value).split("\n")[0] == "Cannot load into `like`: " + tail
+
+
+@pytest.mark.parametrize(
+    "bad, shown",
+    [
+        (np.zeros(2, "V3"), "|V3"),
+        (np.zeros(1, "V16"), "|V16"),
+        (np.zeros(2, [("a", "<f4")]), "[('a', '<f4')]"),
+        (np.array(["a"]), "<U1"),
+    ],
+    ids=["void3", "void16", "structured", "text"],
+)
+def test_save_refuses_non_numeric_whole_message(path, bad, shown):
+    model = {"x": bad}
+    raises_and_keeps(
+        lambda: save(path, model),
+        model,
+        ValueError,
+        match=_whole(
+            f"Cannot save the model: the leaf at `['x']` ({bad!r:.60}) is not "
+            f"numeric data (dtype {shown}). Store it as a static field "
+            "(`eqx.field(static=True)`) or as an array."
+        ),
+    )
+    assert os.listdir(path.parent) == []
+
+
+def test_save_refuses_deleted_array(path):
+    x = jnp.zeros(3)
+    x.delete()
+    with pytest.raises(ValueError) as info:
+        save(path, {"a": jnp.ones(2), "b": x})
+    assert str(info.value) == "Cannot save the model: " + str(
+        deleted_error("['b']", "array")
+    )
+    assert str(info.value).startswith(
+        "Cannot save the model: The array at `['b']` has been deleted: its buffer "
+        "was donated"
+    )
+    assert os.listdir(path.parent) == []
+
+
+def test_save_refuses_converted_fixed_whole_message(path):
+    model = {"x": ep.Fixed(jnp.arange(3.0, dtype=jnp.float32))}
+    wrong = eqx.tree_at(lambda m: m["x"].stored, model, jnp.zeros(3, jnp.uint16))
+    info = raises_and_keeps(
+        lambda: save(path, wrong),
+        wrong,
+        ValueError,
+        "Cannot save the model: The Fixed at `['x']` stores",
+    )
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert os.listdir(path.parent) == []
+
+
+def test_load_dtype_that_cannot_be_made(path):
+    """A float64 file loaded with 64-bit mode off into an abstract float64
+    template (which cannot be made): the whole message, with the x64 hint."""
+    with jax.enable_x64(True):
+        save(path, {"w": jnp.asarray([1.0, 2.0], jnp.float64)})
+    like = {"w": jax.ShapeDtypeStruct((2,), np.float64)}
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError) as info:
+            load(path, like)
+    assert str(info.value) == (
+        f"Cannot load `{path}`: the array at `['w']` was saved as float64 but loads "
+        "as float32. The file holds 64-bit data: turn on `jax_enable_x64` "
+        '(`jax.config.update("jax_enable_x64", True)`, or `with '
+        "jax.enable_x64(True):`) before building `like` and loading."
+    )
+    with jax.enable_x64(True):
+        out = load(path, like)
+        assert out["w"].dtype == jnp.float64
+        np.testing.assert_array_equal(out["w"], [1.0, 2.0])
+
+
+# --- files whose data does not match their header ----------------------------------
+
+
+def _rewrite(path, edit=None, extra=b""):
+    """Rewrite a checkpoint (valid framing and checksum) with its records edited
+    by `edit` and `extra` bytes appended to its payload."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[18:26], "little")
+    header = json.loads(raw[26 : 26 + size])
+    payload = raw[26 + size : -48]
+    if edit is not None:
+        edit(header["leaves"])
+    write(
+        path, json.dumps(header).encode("utf-8"), lambda out: out.write(payload + extra)
+    )
+
+
+def _corrupt_message(path):
+    return _whole(
+        f"Cannot load `{path}`: the file is corrupted (its data does not match its "
+        "header). Save the model again or restore the file from a backup."
+    )
+
+
+def test_stored_dtype_not_numeric(path):
+    model = {"a": jnp.zeros(2, jnp.float32)}
+    save(path, model)
+
+    def edit(records):
+        records[0]["stored_dtype"] = "|O"
+
+    _rewrite(path, edit)
+    info = raises_and_keeps(
+        lambda: load(path, model), model, ValueError, match=_corrupt_message(path)
+    )
+    assert type(info.value.__cause__) is ValueError
+    assert str(info.value.__cause__) == "stored dtype object"
+
+
+def test_stored_shape_differs_from_data(path):
+    model = {"a": jnp.zeros(2, jnp.float32)}
+    save(path, model)
+
+    def edit(records):
+        records[0]["stored_shape"] = [3]
+
+    _rewrite(path, edit)
+    info = raises_and_keeps(
+        lambda: load(path, model), model, ValueError, match=_corrupt_message(path)
+    )
+    assert info.value.__cause__ is not None
+
+
+def test_data_after_the_last_array(path):
+    """More data than the header describes: corrupted, not silently ignored."""
+    model = {"a": jnp.zeros(2, jnp.float32)}
+    save(path, model)
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones(2, np.float32))
+    _rewrite(path, extra=buffer.getvalue())
+    info = raises_and_keeps(
+        lambda: load(path, model), model, ValueError, match=_corrupt_message(path)
+    )
+    assert info.value.__cause__ is None
+
+
+def test_load_disk_error_is_raised_as_is(path, monkeypatch):
+    """An `OSError` while reading the data (a failing disk) is raised itself, not
+    Equinox's wrapper nor a 'corrupted' error; another failure is 'corrupted'."""
+    model = {"a": jnp.zeros(2, jnp.float32)}
+    save(path, model)
+
+    def failing(*args, **kwargs):
+        raise OSError(5, "Input/output error") from KeyError("sector 7")
+
+    monkeypatch.setattr(np, "load", failing)
+    info = raises_and_keeps(
+        lambda: load(path, model), model, OSError, match="Input/output error"
+    )
+    assert type(info.value) is OSError
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+    def broken(*args, **kwargs):
+        raise ValueError("not a .npy array")
+
+    monkeypatch.setattr(np, "load", broken)
+    info = raises_and_keeps(
+        lambda: load(path, model), model, ValueError, match=_corrupt_message(path)
+    )
+    assert info.value.__cause__ is not None
