@@ -621,3 +621,99 @@ def test_bad_arguments():
         ep.intermediate((jnp.ones(2), jnp.ones(2)), name="pair")
     with pytest.raises(TypeError):
         ep.intermediates(3)
+
+
+# ----------------------------------------------------------------------------
+# What taps accept and return; slots and the harvest as pytrees
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, dtype",
+    [
+        (np.float32(1.5), jnp.float32),
+        (np.arange(3, dtype=np.int32), jnp.int32),
+        (True, jnp.bool_),
+        (2, jnp.int32),
+        (1.5, jnp.float32),
+        (1 + 2j, jnp.complex64),
+    ],
+    ids=["numpy-scalar", "numpy-array", "bool", "int", "float", "complex"],
+)
+def test_taps_accept_numpy_and_python_scalars(value, dtype):
+    def f():
+        tapped = ep.intermediate(value, name="tap")
+        slotted = ep.Intermediate(name="slot")(value)
+        assert isinstance(tapped, jax.Array) and isinstance(slotted, jax.Array)
+        return tapped
+
+    out, values = ep.intermediates(f)()
+    assert list(values) == ["tap", "slot"]
+    for got in (out, values["tap"], values["slot"]):
+        assert isinstance(got, jax.Array)
+        # (Python scalars take the default precision of this run.)
+        assert jnp.dtype(got.dtype).kind == jnp.dtype(dtype).kind
+        np.testing.assert_array_equal(got, np.asarray(value))
+
+
+def test_slot_defaults_and_pytree():
+    slot = ep.Intermediate()
+    assert slot.name is None
+    named = ep.Intermediate(name="mine")
+    assert named.name == "mine"
+    # The name is static: no leaf, and part of the tree structure.
+    assert jax.tree_util.tree_leaves(named) == []
+    assert jax.tree_util.tree_structure(named) != jax.tree_util.tree_structure(slot)
+    assert ep.is_intermediate(named) and not ep.is_intermediate("mine")
+
+
+def test_harvest_is_a_pytree_of_the_models_arrays():
+    model = Block(_f32(1, 2))
+    harvest = ep.intermediates(model, names=["hidden"])
+    # The names are static: the only leaf is the model's weight.
+    (leaf,) = jax.tree_util.tree_leaves(harvest)
+    assert leaf is model.weight
+    # So the harvest can be passed to `jax.jit` as an argument.
+    out, values = jax.jit(lambda h, x: h(x))(harvest, _f32(1, 1))
+    np.testing.assert_allclose(values["hidden"], [1.0, 2.0])
+    np.testing.assert_allclose(out, np.tanh([1.0, 2.0]), rtol=1e-6)
+
+
+def test_names_given_as_a_tuple():
+    def f(x):
+        return ep.intermediate(x, name="a") + ep.intermediate(2 * x, name="b")
+
+    for names in (("b",), ["b"]):
+        _, values = ep.intermediates(f, names=names)(_f32(1))
+        assert list(values) == ["b"] and values["b"] == 2.0
+    # Default: every tap, in the order they were recorded.
+    _, values = ep.intermediates(f)(_f32(1))
+    assert list(values) == ["a", "b"]
+    np.testing.assert_array_equal(values["a"], 1.0)
+
+
+def test_returned_model_keeps_explicit_names():
+    model = Shared(Block(_f32(1, 1)), Block(_f32(1, 1), ep.Intermediate(name="mine")))
+    (returned, out), values = ep.intermediates(lambda m, x: (m, m(x)))(
+        model, _f32(1, 1)
+    )
+    assert list(values) == ["encoder.hidden", "mine"]
+    assert returned.encoder.hidden.name is None
+    assert returned.decoder.hidden.name == "mine"
+    assert eqx.tree_equal(returned, model)
+    # A returned slot the harvest never named is returned as it was.
+    only = Block(_f32(1, 1), ep.Intermediate(name="only"))
+    returned, _ = ep.intermediates(lambda m: m)(only)
+    assert returned.hidden.name == "only"
+
+
+def test_outputs_are_arrays_and_static_parts_are_kept():
+    def f(x):
+        return {"x": x, "zero": jnp.zeros(()), "n": 3, "s": "text"}
+
+    out, values = ep.intermediates(f)(_f32(1, 2))
+    assert values == {}
+    assert out["n"] == 3 and out["s"] == "text"
+    assert isinstance(out["zero"], jax.Array) and out["zero"] == 0.0
+    assert isinstance(out["x"], jax.Array)
+    np.testing.assert_array_equal(out["x"], [1.0, 2.0])

@@ -2,6 +2,8 @@
 opaque primitive, a transposed or dropped computation, some branches of a cond,
 recorded twice) are named, with the way out."""
 
+import re
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -349,3 +351,258 @@ def tapped_in_while_loop(x: jax.Array) -> jax.Array:
 def test_bad_intermediates(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------
+# Refused arguments and slot names: each message whole
+# ----------------------------------------------------------------------------
+
+
+def _whole(message):
+    return "^" + re.escape(message) + "$"
+
+
+NOT_ONE_ARRAY = (
+    "{} takes a single array, but got a {}. To tap a pytree, tap each of its "
+    "arrays with its own name."
+)
+
+
+@pytest.mark.parametrize(
+    "value, what", [((jnp.ones(2),), "tuple"), ({"a": jnp.ones(2)}, "dict")]
+)
+def test_tap_of_a_pytree_message(value, what, unchecked_types):
+    raises_and_keeps(
+        lambda: ep.intermediate(value, name="p"),
+        value,
+        TypeError,
+        match=_whole(NOT_ONE_ARRAY.format("`ep.intermediate`", what)),
+    )
+    raises_and_keeps(
+        lambda: ep.Intermediate(name="s")(value),
+        value,
+        TypeError,
+        match=_whole(NOT_ONE_ARRAY.format("An `ep.Intermediate` slot", what)),
+    )
+
+
+@pytest.mark.parametrize("name", ["", 3, None])
+def test_tap_name_message(name, unchecked_types):
+    raises_and_keeps(
+        lambda: ep.intermediate(jnp.ones(2), name=name),
+        None,
+        TypeError,
+        match=_whole(f"`name` must be a non-empty string, got {name!r}."),
+    )
+
+
+@pytest.mark.parametrize("name", ["", 3])
+def test_slot_name_message(name, unchecked_types):
+    raises_and_keeps(
+        lambda: ep.Intermediate(name=name),
+        None,
+        TypeError,
+        match=_whole(f"`name` must be a non-empty string or None, got {name!r}."),
+    )
+
+
+def test_intermediates_argument_messages(unchecked_types):
+    def f(x):
+        return x
+
+    raises_and_keeps(
+        lambda: ep.intermediates(3),
+        None,
+        TypeError,
+        match=_whole("`fn` must be callable, got int."),
+    )
+    raises_and_keeps(
+        lambda: ep.intermediates(f, names="ab"),
+        None,
+        TypeError,
+        match=_whole(
+            "`names` must be a sequence of names, not a single string; write "
+            "`names=['ab']`."
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.intermediates(f, names=["a", 3]),
+        None,
+        TypeError,
+        match=_whole("`names` must contain strings, got 3."),
+    )
+    raises_and_keeps(
+        lambda: ep.intermediates(f, names=("a", "b", "a")),
+        None,
+        ValueError,
+        match=_whole("`names` contains a name twice: ['a', 'b', 'a']."),
+    )
+
+
+def _two_taps(x):
+    # Recorded `b` first, then `a`.
+    return ep.intermediate(2 * x, name="b") + ep.intermediate(x, name="a")
+
+
+@pytest.mark.parametrize("names", [["zz"], ["a", "zz", "yy"], ["yy", "zz"]])
+def test_unknown_names_message(names):
+    first = next(n for n in names if n not in ("a", "b"))
+    raises_and_keeps(
+        lambda: ep.intermediates(_two_taps, names=names)(jnp.ones(2)),
+        None,
+        ValueError,
+        match=_whole(
+            f"`names` contains `{first}`, which no tap or slot records in this "
+            "call. Recorded names: ['a', 'b']."
+        ),
+    )
+
+
+class _Slotted(eqx.Module):
+    hidden: ep.Intermediate
+
+    def __call__(self, x):
+        return ep.intermediate(self.hidden(x), name="t")
+
+
+def test_unknown_names_message_with_unnamed_slots():
+    model = _Slotted(ep.Intermediate())
+    hint = (
+        " Some `ep.Intermediate` slots have no name: pass the model to "
+        "`ep.intermediates` itself or as an argument so that they are named by "
+        "their path."
+    )
+    raises_and_keeps(
+        lambda: ep.intermediates(lambda x: model(x), names=["hidden"])(jnp.ones(2)),
+        model,
+        ValueError,
+        match=_whole(
+            "`names` contains `hidden`, which no tap or slot records in this call. "
+            f"Recorded names: ['t'].{hint}"
+        ),
+    )
+    # Named by its path, it is found.
+    _, values = ep.intermediates(model, names=["hidden"])(jnp.ones(2))
+    assert list(values) == ["hidden"]
+
+
+@pytest.mark.parametrize(
+    "call, root",
+    [
+        (lambda s, x: ep.intermediates(s)(x), "`fn`"),
+        (lambda s, x: ep.intermediates(lambda s, x: s(x))(s, x), "argument 0"),
+        (lambda s, x: ep.intermediates(lambda x, s: s(x))(x, s), "argument 1"),
+        (lambda s, x: ep.intermediates(lambda x, *, s: s(x))(x, s=s), "argument `s`"),
+    ],
+    ids=["fn", "argument-0", "argument-1", "keyword"],
+)
+def test_slot_passed_directly_message(call, root):
+    slot = ep.Intermediate()
+    raises_and_keeps(
+        lambda: call(slot, jnp.ones(2)),
+        slot,
+        ValueError,
+        match=_whole(
+            f"An `ep.Intermediate` slot is passed directly as {root}, so it has no "
+            "path to be named by; give it a `name=`."
+        ),
+    )
+    # With a name, it records.
+    _, values = call(ep.Intermediate(name="s"), jnp.ones(2))
+    assert list(values) == ["s"]
+
+
+def test_slots_named_alike_in_two_arguments_message():
+    one, two = _Slotted(ep.Intermediate()), _Slotted(ep.Intermediate())
+    raises_and_keeps(
+        lambda: ep.intermediates(lambda p, q, x: q.hidden(p.hidden(x)))(
+            one, two, jnp.ones(2)
+        ),
+        (one, two),
+        ValueError,
+        match=_whole(
+            "Two `ep.Intermediate` slots would both be named `hidden` (one in "
+            "argument 0, one in argument 1); give one of them an explicit `name=`."
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.intermediates(lambda x, *, q: q.hidden(x))(one, q=two),
+        (one, two),
+        ValueError,
+        match=_whole(
+            "Two `ep.Intermediate` slots would both be named `hidden` (one in "
+            "argument 0, one in argument `q`); give one of them an explicit "
+            "`name=`."
+        ),
+    )
+
+
+class _Four(eqx.Module):
+    p: ep.Intermediate
+    q: ep.Intermediate
+    r: ep.Intermediate
+    s: ep.Intermediate
+
+    def __call__(self, x):
+        return self.s(self.r(self.q(self.p(x))))
+
+
+@pytest.mark.parametrize("as_argument", [False, True])
+def test_path_name_taken_by_an_explicit_name_message(as_argument):
+    # `q` and `s` are each a path and another slot's explicit name: the first
+    # in sorted order is named.
+    model = _Four(
+        ep.Intermediate(name="s"),
+        ep.Intermediate(),
+        ep.Intermediate(name="q"),
+        ep.Intermediate(),
+    )
+    root = "argument 0" if as_argument else "`fn`"
+    call = (
+        (lambda: ep.intermediates(lambda m, x: m(x))(model, jnp.ones(2)))
+        if as_argument
+        else (lambda: ep.intermediates(model)(jnp.ones(2)))
+    )
+    raises_and_keeps(
+        call,
+        model,
+        ValueError,
+        match=_whole(
+            f"The `ep.Intermediate` slot at path `q` in {root} would be named "
+            "`q`, which another slot already has as its explicit `name`; rename "
+            "that slot."
+        ),
+    )
+    # Without the clash, each slot records under its name.
+    fine = _Four(
+        ep.Intermediate(name="one"),
+        ep.Intermediate(),
+        ep.Intermediate(name="two"),
+        ep.Intermediate(),
+    )
+    _, values = ep.intermediates(fine)(jnp.ones(2))
+    assert list(values) == ["one", "q", "two", "s"]
+
+
+def test_cond_branches_recording_a_name_as_tap_and_slot_message():
+    def f(x):
+        return lax.cond(
+            x.sum() > 0,
+            lambda y: ep.intermediate(y, name="b"),
+            lambda y: ep.Intermediate(name="b")(y),
+            x,
+        )
+
+    x = jnp.ones(2)
+    aval = f"((2,), dtype('{x.dtype}'))"
+    raises_and_keeps(
+        lambda: ep.intermediates(f)(x),
+        None,
+        ValueError,
+        match=_whole(
+            "Cannot harvest `b`: the branches of a `lax.cond`/`lax.switch` record "
+            "it with different shapes, dtypes or kinds "
+            f"(slot of {aval} in branch 0, tap of {aval} in branch 1). Record "
+            "values of one shape and dtype, the same way, in every branch."
+        ),
+    )

@@ -353,3 +353,33 @@ def test_tap_in_custom_vjp_fwd_under_grad():
         match=r"Cannot harvest `fwd_cos`.*ep\.intermediates\(jax\.grad\(f\)\)",
     ):
         jax.grad(ep.intermediates(_sin), has_aux=True)(x)
+
+
+F = "[0].smoother.field"
+
+
+@pytest.mark.parametrize(
+    "wrapped, x, field, names",
+    [
+        # A plain bound method, which is no pytree.
+        (MODEL.__call__, T, F, [F, "out"]),
+        (eqx.filter_jit(MODEL), T, F, [F, "out"]),
+        (eqx.filter_vmap(MODEL), XS, F, [F, "out"]),
+        # An Equinox bound method (a wrapper).
+        (MODEL.smoother.doubled, T, "[0].field", ["[0].field"]),
+    ],
+    ids=["method", "filter_jit", "filter_vmap", "equinox-method"],
+)
+def test_slots_inside_wrappers_held_in_a_list(wrapped, x, field, names):
+    # Named by their paths in the list, without the wrapper's own fields.
+    _, values = ep.intermediates(lambda fs, t: fs[0](t))([wrapped], x)
+    assert sorted(values) == names
+    np.testing.assert_allclose(values[field], np.sin(2 * x), rtol=1e-6)
+
+
+def test_jitted_submodule_is_named_by_its_path():
+    model = Model(eqx.filter_jit(Smoother(jnp.float32(2.0))))
+    out, values = ep.intermediates(model)(T)
+    assert sorted(values) == ["out", "smoother.field"]
+    np.testing.assert_allclose(values["smoother.field"], np.sin(2 * T), rtol=1e-6)
+    np.testing.assert_allclose(out, 3 * np.sin(2 * T), rtol=1e-6)
