@@ -194,7 +194,8 @@ def select(nodes: Nodes, where: Where, caller: str) -> list[int]:
         path = normalise_path(raw, caller)
         hits = [i for i, p in enumerate(nodes.paths) if _is_under(p, path)]
         if not hits:
-            leaves = [p for p in nodes.paths if p != ROOT]
+            # (A model that is one Param or Fixed has the one path `<model>`.)
+            leaves = list(nodes.paths)
             candidates = sorted(set(leaves) | {q for p in leaves for q in _prefixes(p)})
             raise ValueError(
                 f"`{caller}`: the model has no node at `{path}`. "
