@@ -215,6 +215,8 @@ def test_exponential_rate_whose_median_overflows():
     fine = ep.Exponential(F32(1.2e-38))  # normal: float32's tiny is 1.18e-38
     assert float(fine.rate.value) == F32(1.2e-38)
     assert np.isfinite(np.asarray(fine.forward(jnp.zeros(3, jnp.float32)))).all()
+    tiny = np.finfo(np.float32).tiny  # the smallest normal rate: accepted
+    assert np.isfinite(np.asarray(ep.Exponential(tiny).forward(jnp.zeros(2)))).all()
     rates = np.array([1.0, 1e-40], F32)
     raises_and_keeps(
         lambda: ep.Exponential(rates),
@@ -484,3 +486,17 @@ def test_gradient_of_forward_at_the_median(name):
     # dx/dz = phi(0) / p(median).
     want = stats.norm.pdf(0.0) / _scipy(name, h).pdf(_median(name, h))
     np.testing.assert_allclose(slope, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_latents_compute_in_float32_under_x64(name):
+    # The priors' constants take the latents' compute dtype: with x64 on, a
+    # float32 latent is not promoted to float64 (an error under strict promotion).
+    with jax.enable_x64(True):
+        prior = _prior(name)
+        z = jnp.asarray([-1.0, 0.0, 2.0], jnp.float32)
+        x = prior.forward(z)
+        assert x.dtype == jnp.float32
+        back = prior.inverse(x)
+        assert back.dtype == jnp.float32
+        np.testing.assert_allclose(back, z, rtol=1e-5, atol=1e-5)
