@@ -84,6 +84,17 @@ class Fixed(AbstractWrapper):
                 "`ep.Fixed(prior=...)` must be an `ep.AbstractPrior` or None, got "
                 f"{type(prior).__name__}."
             )
+        if any(
+            getattr(x, "_trains", False)
+            for x in jax.tree.leaves(prior, is_leaf=is_wrapper)
+        ):
+            raise TypeError(
+                "`ep.Fixed(prior=...)` got a prior that holds an `ep.Param`: a Fixed "
+                "only remembers its prior (for `ep.unfreeze`) and trains nothing, "
+                "so that Param would be trained by `ep.partition` yet belong to no "
+                "parameter. Freeze the prior's Params first: "
+                "`ep.Fixed(value, prior=ep.freeze(prior, lambda p: p))`."
+            )
         self.prior = prior
         if shape is not None:
             shape = static_shape(shape, "ep.Fixed")

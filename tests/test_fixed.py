@@ -436,3 +436,21 @@ def test_is_fixed():
     assert not ep.is_fixed(ep.Param(np.float32(1.0)))
     assert not ep.is_fixed(jnp.ones(2))
     assert not ep.is_fixed(None)
+
+
+def test_fixed_prior_holding_a_param_is_refused():
+    # A Fixed trains nothing: a Param in its remembered prior would be trained by
+    # `ep.partition` yet belong to no parameter.
+    prior = ep.Normal(ep.Param(0.5), 1.0)
+    raises_and_keeps(
+        lambda: ep.Fixed(1.0, prior=prior),
+        prior,
+        TypeError,
+        "`ep.Fixed(prior=...)` got a prior that holds an `ep.Param`",
+        "`ep.Fixed(value, prior=ep.freeze(prior, lambda p: p))`.",
+    )
+    fixed = ep.Fixed(1.0, prior=ep.freeze(prior, lambda p: p))
+    assert ep.partition({"t": fixed})[0] == {}
+    back = ep.unfreeze({"t": fixed}, "['t']")["t"]
+    assert isinstance(back.prior.mean, ep.Param)
+    assert float(back.prior.mean.value) == 0.5 and float(back.value) == 1.0

@@ -605,3 +605,12 @@ def test_is_wrapper_type():
     assert is_wrapper_type(ep.Param) and is_wrapper_type(ep.Fixed)
     assert not is_wrapper_type(int) and not is_wrapper_type(type(jnp.ones(1)))
     assert not is_wrapper_type(eqx.Module)
+
+
+def test_param_after_a_constant_in_a_prior_is_an_entry():
+    # The prior's first hyperparameter is a constant, its second a Param: the walk
+    # goes on past the constant.
+    sigma = ep.Param(2.0, prior=ep.HalfNormal(1.0))
+    model = {"a": ep.Param(1.0, prior=ep.Normal(0.0, sigma)), "b": ep.Param(3.0)}
+    assert list(ep.named_params(model)) == ["['a']", "['a'].prior.sigma", "['b']"]
+    assert ep.named_params(model)["['a'].prior.sigma"] is sigma
