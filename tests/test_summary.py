@@ -473,3 +473,15 @@ def test_summary_errors(unchecked_types):
     assert summary(Holder(None)).splitlines()[-1] == (  # pyright: ignore[reportArgumentType]
         "Total: 0 Params (0 elements), 0 Fixed (0 elements)"
     )
+
+
+def test_summary_of_a_prior_of_another_shape_names_the_path():
+    model = {"p": ep.Param(jnp.ones(2))}
+    bad = eqx.tree_at(lambda m: m["p"].prior, model, ep.Normal(jnp.zeros((3, 2)), 1.0))
+    raises_and_keeps(
+        lambda: summary(bad),
+        bad,
+        ValueError,
+        "`ep.summary`: the Param at `['p']`: The prior `Normal` makes the value of "
+        "shape (3, 2) from a latent of shape (2,)",
+    )
