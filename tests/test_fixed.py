@@ -1,6 +1,8 @@
 """`ep.Fixed`: it keeps the dtype of its value, and refuses a value that overflows
 the dtype asked for."""
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -446,11 +448,45 @@ def test_fixed_prior_holding_a_param_is_refused():
         lambda: ep.Fixed(1.0, prior=prior),
         prior,
         TypeError,
-        "`ep.Fixed(prior=...)` got a prior that holds an `ep.Param`",
-        "`ep.Fixed(value, prior=ep.freeze(prior, lambda p: p))`.",
+        match=(
+            r"^`ep\.Fixed\(prior=\.\.\.\)` got a prior that holds an `ep\.Param`: a "
+            r"Fixed only remembers its prior \(for `ep\.unfreeze`\) and trains "
+            r"nothing, so that Param would be trained by `ep\.partition` yet belong "
+            r"to no parameter\. Freeze the prior's Params first: `ep\.Fixed\(value, "
+            r"prior=ep\.freeze\(prior, lambda p: p\)\)`\.$"
+        ),
     )
     fixed = ep.Fixed(1.0, prior=ep.freeze(prior, lambda p: p))
     assert ep.partition({"t": fixed})[0] == {}
     back = ep.unfreeze({"t": fixed}, "['t']")["t"]
     assert isinstance(back.prior.mean, ep.Param)
     assert float(back.prior.mean.value) == 0.5 and float(back.value) == 1.0
+
+
+class _Scaled(ep.AbstractPrior):
+    """A custom prior holding a Python function beside a constant."""
+
+    fn: Any
+    scale: ep.Fixed
+
+    def __init__(self, fn, scale):
+        self.fn, self.scale = fn, ep.Fixed(scale)
+
+    @ep.unwrapped
+    def forward(self, z):
+        return self.fn(z) * self.scale
+
+    @ep.unwrapped
+    def inverse(self, x):
+        return x / self.scale
+
+    @ep.unwrapped
+    def log_prob(self, x):
+        return -jnp.abs(x)
+
+
+def test_fixed_prior_with_other_leaves_is_remembered():
+    # A function in a custom prior is a leaf but no Param: nothing to refuse.
+    prior = _Scaled(jnp.sinh, 2.0)
+    fixed = ep.Fixed(1.0, prior=prior)
+    assert fixed.prior is prior and ep.partition({"t": fixed})[0] == {}
