@@ -586,3 +586,120 @@ def test_setting_a_hyperparameter_of_an_abstract_param():
     assert out["theta"].is_abstract and out["theta"].shape == (2,)
     assert float(out["theta"].prior.mean.value) == 1.5
     assert out["other"] is model["other"]
+
+
+# --- each function names itself in the errors of the model's walk -----------------
+
+
+@pytest.mark.parametrize(
+    "caller, call",
+    [
+        ("ep.values", lambda m: ep.values(m)),
+        ("ep.named_params", lambda m: ep.named_params(m)),
+        ("ep.load_values", lambda m: ep.load_values(m, {})),
+        ("ep.set_value", lambda m: ep.set_value(m, "['a']", 2.0)),
+    ],
+    ids=["values", "named_params", "load_values", "set_value"],
+)
+def test_walk_errors_name_the_function(caller, call):
+    p = ep.Param(1.0)
+    model = {"a": p, "b": p}  # one unnamed Param object in two places
+    raises_and_keeps(
+        lambda: call(model),
+        model,
+        ValueError,
+        f"`{caller}`: the Param at `['b']` is the same object as the one at `['a']`.",
+    )
+
+
+def test_values_of_a_prior_of_another_shape_names_the_path():
+    model = {"p": ep.Param(jnp.ones(2))}
+    bad = eqx.tree_at(lambda m: m["p"].prior, model, ep.Normal(jnp.zeros((3, 2)), 1.0))
+    raises_and_keeps(
+        lambda: ep.values(bad),
+        bad,
+        ValueError,
+        "`ep.values`: the Param at `['p']`: The prior `Normal` makes the value",
+    )
+
+
+def _chain():
+    # a ~ Normal(0, sigma), sigma ~ HalfNormal(tau), tau ~ HalfNormal(1)
+    tau = ep.Param(1.5, prior=ep.HalfNormal(1.0))
+    sigma = ep.Param(2.0, prior=ep.HalfNormal(tau))
+    return {"a": ep.Param(3.0, prior=ep.Normal(0.0, sigma))}
+
+
+def test_load_values_refusals_whole(unchecked_types):
+    model = _chain()
+    raises_and_keeps(
+        lambda: ep.load_values(model, [1.0]),
+        model,
+        TypeError,
+        match=(
+            r"^`ep\.load_values\(model, values\)`: `values` must be a mapping from "
+            r"path to value, as `ep\.values\(model\)` returns it \(e\.g\. "
+            r'`\{"alpha": 2\.5\}`\); got list\. For a vector of latents use '
+            r"`flat, unravel = ep\.ravel\(model\)` and `unravel\(vector\)`\.$"
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.load_values(model, {1: 2.0}),
+        model,
+        TypeError,
+        match=(
+            r"^`ep\.load_values`: the keys of `values` must be path strings, as "
+            r"`ep\.values` gives them \(e\.g\. `\"encoder\.weight\"`\); got the key 1 "
+            r"of type int\.$"
+        ),
+    )
+    raises_and_keeps(
+        lambda: ep.load_values(model, {"": 1.0}),
+        model,
+        ValueError,
+        match=r"^`ep\.load_values`: `where` is an empty path\.",
+    )
+    # Every unknown path, one per line.
+    info = raises_and_keeps(
+        lambda: ep.load_values(model, {"x": 1.0, "y": 2.0}),
+        model,
+        ValueError,
+    )
+    lines = str(info.value).split("\n")
+    assert len(lines) == 2
+    assert lines[0].startswith("`ep.load_values`: the model has no `ep.Param` or ")
+    assert lines[1].startswith("`ep.load_values`: the model has no `ep.Param` or ")
+    assert "at `x`." in lines[0] and "at `y`." in lines[1]
+
+
+def test_load_values_keeps_a_grand_holder_when_its_holder_is_set():
+    # Setting sigma and tau: sigma is given its value, and `a`, which holds sigma
+    # (and through it tau), keeps its physical value.
+    model = ep.load_values(
+        _chain(),
+        {"['a'].prior.sigma": 4.0, "['a'].prior.sigma.prior.sigma": 0.5},
+        strict=False,
+    )
+    got = {k: float(v) for k, v in ep.values(model).items()}
+    assert got == pytest.approx(
+        {"['a']": 3.0, "['a'].prior.sigma": 4.0, "['a'].prior.sigma.prior.sigma": 0.5},
+        rel=1e-5,
+    )
+
+
+def test_load_values_does_not_reshape_a_fixed():
+    model = {"t": ep.Fixed(jnp.zeros(3)), "w": ep.Param(1.0)}
+    raises_and_keeps(
+        lambda: ep.load_values(model, {"['t']": jnp.ones(4)}, strict=False),
+        model,
+        ValueError,
+        "`ep.load_values`",
+        "(4,)",
+    )
+
+
+def test_set_value_reshapes_a_fixed_when_asked():
+    model = {"t": ep.Fixed(jnp.zeros(3)), "w": ep.Param(1.0)}
+    new = ep.set_value(model, "['t']", jnp.arange(4.0), reshape=True)
+    np.testing.assert_array_equal(new["t"].value, np.arange(4.0))
+    assert new["t"].shape == (4,)
