@@ -604,10 +604,15 @@ print(json.dumps({
 def test_load_keeps_template_shardings(tmp_path):
     """Loaded arrays (PRNG keys included) get the shardings of the template's arrays,
     on 4 simulated CPU devices (a fresh process: the device count is fixed at
-    start)."""
+    start). The same calls run here first, on one device, so that a mutation
+    run, which picks the tests that call a function in its own process, runs
+    this one for the placement code too."""
     import subprocess
     import sys
 
+    one = {"w": ep.Param(jnp.arange(2.0)), "keys": jax.random.split(jax.random.key(0))}
+    save(tmp_path / "one.ckpt", one)
+    assert_bit_equal(load(tmp_path / "one.ckpt", one), one)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     env["JAX_PLATFORMS"] = "cpu"
     result = subprocess.run(
