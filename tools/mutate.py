@@ -141,15 +141,20 @@ def module_key(path: str) -> str:
     return path.removeprefix("eqxpurify/").removesuffix(".py")
 
 
-def copy_repo(dest: Path, worktree: bool) -> None:
-    """Copy the committed tree (or the working tree) of the repository to `dest`."""
-    dest.mkdir(parents=True, exist_ok=True)
-    head = subprocess.run(
+def head_commit() -> str:
+    """The short hash of the checkout's HEAD."""
+    return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         cwd=REPO,
         capture_output=True,
         text=True,
     ).stdout.strip()
+
+
+def copy_repo(dest: Path, worktree: bool) -> None:
+    """Copy the committed tree (or the working tree) of the repository to `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    head = head_commit()
     what = "the working tree on commit" if worktree else "commit"
     (dest / SOURCE_FILE).write_text(f"{what} {head}\n")
     if not worktree:
@@ -348,13 +353,7 @@ def note_run(dest: Path, made_from: str, only: list[str], elapsed: float) -> Non
     """
     runs = kept_runs(dest)
     if only:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        what = f"survivors re-run with the tests of commit {head}"
+        what = f"survivors re-run with the tests of commit {head_commit()}"
     else:
         what = f"full run on {made_from}"
     runs[what] = round(runs.get(what, 0.0) + elapsed / 60, 1)
