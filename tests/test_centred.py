@@ -118,6 +118,7 @@ def test_normal_draws_follow_the_prior(getkey):
     )
 
 
+@pytest.mark.slow
 def test_normal_is_deterministic_and_jits(getkey):
     model = {"x": ep.Param(shape=(3,), prior=ep.HalfCauchy(1.0), whiten=False)}
     key = getkey()
@@ -161,6 +162,7 @@ def test_freeze_unfreeze_keep_whiten_false():
     np.testing.assert_allclose(back["a"].latent, model["a"].latent, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_ravel_unravel_and_draws():
     model = {
         "a": ep.Param(2.0, prior=ep.LogNormal(3.0, 1.0), whiten=False),
@@ -197,6 +199,7 @@ def test_save_load_round_trip(tmp_path):
         ep.load(path, whitened_like)
 
 
+@pytest.mark.slow
 def test_hierarchy_both_ways(getkey):
     # A centred hyperparameter inside a whitened prior, and a whitened one inside
     # a centred prior.

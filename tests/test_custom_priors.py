@@ -98,6 +98,7 @@ def test_custom_prior_with_function_fields(shape):
     check_custom_prior(FnPrior(jnp.sinh, jnp.arcsinh, 2.0), shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "shape",
     [

@@ -91,6 +91,7 @@ def test_latents_have_the_transforms_size_and_values_their_shape(name, getkey):
     assert ep.log_prob(drawn).shape == ep.log_prior(drawn).shape == ()
 
 
+@pytest.mark.slow
 def test_a_given_shape_batches_events():
     p = ep.Param(shape=(5, 4, 4), prior=ep.LKJCholesky(4))
     assert p.latent.shape == (5, 6)
@@ -118,6 +119,7 @@ def test_values_lie_on_the_support(name, getkey, float_dtype):
         np.testing.assert_allclose(zero, np.eye(value_shape[-1]), atol=atol)
 
 
+@pytest.mark.slow
 def test_float32_simplex_of_many_categories_keeps_a_finite_density(getkey):
     """numpyro's own simplex check asks for a sum within 1e-6 of 1, which a
     float32 stick-breaking of thousands of categories misses now and then."""
@@ -194,6 +196,7 @@ def test_lkj_density_is_uniform_over_correlations_at_concentration_one(getkey):
     np.testing.assert_allclose(diffs, diffs[0], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_normal_draws_the_dirichlet_moments(getkey):
     """The mean and variance of each category over N draws, within 5 standard
     errors of the Monte Carlo estimate (sample sd / sqrt(N))."""
@@ -214,6 +217,7 @@ def test_normal_draws_the_dirichlet_moments(getkey):
     assert not np.allclose(two["a"].value, two["b"].value[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eta", [1.0, 3.0])
 def test_normal_draws_the_lkj_marginals(getkey, eta):
     """An off-diagonal correlation r of LKJ(d, eta) has (r + 1) / 2 ~ Beta(a, a),
@@ -319,6 +323,7 @@ def test_set_value_refuses_a_wrong_shape_or_a_value_off_the_support():
         ep.Param(shape=(4,), prior=ep.Dirichlet(jnp.ones(3)))
 
 
+@pytest.mark.slow
 def test_log_prob_is_minus_infinity_off_the_support():
     dirichlet = ep.Dirichlet(jnp.ones(3))
     x = jnp.array([[0.2, 0.3, 0.5], [0.5, 0.5, 0.5], [1.2, -0.2, 0.0]], DEFAULT_FLOAT)

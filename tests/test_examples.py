@@ -20,6 +20,7 @@ from .conftest import load_example
 # --- lstm_lm.py ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lstm_cell_is_pytorch_lstm(getkey):
     lstm = load_example("lstm_lm")
     cell = lstm.LSTMCell(5, 7, key=getkey())
@@ -36,6 +37,7 @@ def test_lstm_cell_is_pytorch_lstm(getkey):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_lstm_quick():
     lstm = load_example("lstm_lm")
     result = lstm.main(quick=True)
@@ -219,6 +221,7 @@ class _Probe(eqx.Module):
 _PROBE_CALLS: list[int] = []
 
 
+@pytest.mark.slow
 def test_combinators_shapes_without_flops():
     example = load_example("combinators")
     in_dim, hidden, out_dim = 5, 8, 2

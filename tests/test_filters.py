@@ -214,6 +214,7 @@ def test_partition_under_jit_grad_vmap(getkey):
         )
 
 
+@pytest.mark.slow
 def test_adamw_training_leaves_fixed_and_hyperparameters_untouched(
     getkey, standard_promotion
 ):

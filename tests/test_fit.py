@@ -69,6 +69,7 @@ def test_combine_mismatch_messages():
     )
 
 
+@pytest.mark.slow
 def test_combine_type_messages_without_the_hook():
     params, rest = ep.partition(two_params())
     ep.combine(params, rest)  # (in this process too, for mutmut)

@@ -202,7 +202,8 @@ def test_short_dtype_and_text_of_keys():
 
 
 def test_spec_and_dtype_note():
-    assert spec((100, 3), jnp.float32) == "f32[100,3]" and spec((), jnp.int32) == "i32[]"
+    assert spec((100, 3), jnp.float32) == "f32[100,3]"
+    assert spec((), jnp.int32) == "i32[]"
     assert dtype_note(jnp.float32) == "" and dtype_note(jnp.float16) == ", dtype=f16"
 
 

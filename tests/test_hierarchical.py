@@ -177,6 +177,7 @@ def test_values_and_summary_name_nested_params():
     assert ep.named_params(model).keys() == values.keys()
 
 
+@pytest.mark.slow
 def test_freeze_theta_then_unfreeze_round_trips():
     with jax.enable_x64(True):
         model = ep.normal(make_model(dtype=jnp.float64), key=jax.random.key(4))

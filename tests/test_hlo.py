@@ -60,6 +60,7 @@ def test_readme_loop_is_the_hand_written_step_regression(standard_promotion):
     _assert_same_results(ref, ours)
 
 
+@pytest.mark.slow
 def test_readme_loop_is_the_hand_written_step_mlp(standard_promotion):
     """An 8-64-64-1 MLP of Params under Normal priors: the same, for an adam step."""
     key, d = jax.random.key(1), _mlp.data()
@@ -129,6 +130,7 @@ def _gradient_program(params: int) -> tuple[collections.Counter, collections.Cou
     return ours, twin
 
 
+@pytest.mark.slow
 def test_gradient_through_unravel_is_linear_in_params():
     """No `pad` of the whole vector per Param (which made the gradient
     O(Params x size)): the op count and the elements computed match

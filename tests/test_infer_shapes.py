@@ -45,6 +45,7 @@ class Parallel(eqx.Module):
         return jnp.concatenate([branch(x) for branch in self.branches])
 
 
+@pytest.mark.slow
 def test_a_composite_model_is_written_without_sizes(getkey):
     shared = ep.share(Dense(5), "shared")
     model = Serial(

@@ -153,6 +153,7 @@ def test_normal_same_under_jit():
     assert tree_allclose(eager, jitted, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_normal_ensemble_member_equals_single_call():
     keys = jax.random.split(jax.random.key(4), 5)
     template = make_net()
@@ -208,6 +209,7 @@ def test_normal_grad_flows_through_nothing(getkey):
     assert ep.shapes(model).layers[0]["b"].latent.shape == (2,)
 
 
+@pytest.mark.slow
 def test_log_prior(getkey):
     model = ep.normal(make_net(), key=getkey())
     latents = jnp.concatenate(

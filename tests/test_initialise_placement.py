@@ -117,6 +117,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_draw_one_makes_the_same_numbers():
     # A latent spanning several devices is drawn in its shards (the sharded route):
     # the same numbers as latent j's one-device draw, normal(fold_in(key, j)).

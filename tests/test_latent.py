@@ -20,6 +20,7 @@ from .conftest import X64, close, raises_and_keeps
 from .models import Holder
 
 
+@pytest.mark.slow
 def test_latent_checked_after_the_cast():
     # z = 1 / 1e-5 = 1e5 is finite in float32 but inf in float16.
     raises_and_keeps(
@@ -105,6 +106,7 @@ def test_round_trips_in_the_tails(name, dtype):
         check_round_trips(PRIORS[name](), jnp.dtype(dtype), TAIL_Z)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_uniform_saturates_onto_its_bounds(dtype):
     # The case: values that rounded onto a bound come back finite (float64
@@ -159,6 +161,7 @@ def test_hierarchical_round_trips():
     assert list(ep.values(thawed)) == list(ep.values(model))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "prior, dtype",
     [

@@ -38,6 +38,7 @@ def matrix(k):
     return np.asarray(k(), dtype=np.float64)
 
 
+@pytest.mark.slow
 def test_forward_inverse_and_density_match_scipy():
     k = kernel()
     prior = ep.MultivariateNormal(jnp.arange(5.0), k)

@@ -102,6 +102,7 @@ def test_centred_draws_follow_the_distribution(getkey):
     assert scipy.stats.kstest(y, scipy.stats.cauchy(0.5, 2.0).cdf).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_hierarchical_dist(getkey):
     tau = ep.Param(1.0, prior=ep.HalfNormal(2.0))
     mu = ep.Param(0.5, prior=dist.Normal(0.0, 5.0))
@@ -182,6 +183,7 @@ def test_refused_distributions():
         ep.Dist(dist.Gamma, shape=2.0)
 
 
+@pytest.mark.slow
 def test_numpyro_is_optional(monkeypatch):
     out = subprocess.run(
         [

@@ -306,6 +306,7 @@ def test_log_prob_of_model_is_log_prior_minus_log_jacobian():
         np.testing.assert_allclose(ep.log_prob(model), by_hand, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_priors_keep_bfloat16():
     z = jnp.linspace(-2, 2, 5, dtype=jnp.bfloat16)
     for prior in all_priors():
@@ -446,6 +447,7 @@ class Logistic(ep.AbstractPrior):
         return -y - 2 * jax.nn.softplus(-y) - jnp.log(self.scale)
 
 
+@pytest.mark.slow
 def test_user_defined_prior():
     with jax.enable_x64(True):
         prior = Logistic(1.0, 0.5)

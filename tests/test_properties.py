@@ -306,6 +306,7 @@ def is_concrete(model: Any) -> bool:
 # --- Properties -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @property_settings
 @given(models(abstract=False))
 def test_combine_partition_round_trip(model):
@@ -326,6 +327,7 @@ def test_combine_partition_round_trip(model):
     assert set(ep.named_params(model)) <= names
 
 
+@pytest.mark.slow
 @property_settings
 @given(models())
 def test_partition_of_abstract_model_names_the_path(model):
@@ -341,6 +343,7 @@ def test_partition_of_abstract_model_names_the_path(model):
         raise AssertionError("partition accepted an abstract model")
 
 
+@pytest.mark.slow
 @property_settings
 @given(models(abstract=False))
 def test_unravel_ravel_round_trip_keeps_dtypes(model):
@@ -482,6 +485,7 @@ def scrambled(model: Any) -> Any:
     return jax.tree.map(scramble, ep.zeros(model))
 
 
+@pytest.mark.slow
 @property_settings
 @given(models(abstract=False, keys=False))
 def test_serialise_round_trip_is_exact(model):
@@ -500,6 +504,7 @@ def test_serialise_round_trip_is_exact(model):
         assert_identical(eqx.tree_deserialise_leaves(buffer, template), model)
 
 
+@pytest.mark.slow
 @property_settings
 @given(models(abstract=False))
 def test_serialise_round_trip_with_typed_keys(model):

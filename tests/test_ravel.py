@@ -92,6 +92,7 @@ def test_unravel_under_jit_grad_vmap_hessian(getkey):
     np.testing.assert_allclose(h, h.T, rtol=1e-2, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_hessian_of_quadratic_is_exact():
     with jax.enable_x64(True):
         model = ep.normal(

@@ -137,6 +137,7 @@ def test_unravel_length_message():
     )
 
 
+@pytest.mark.slow
 def test_unflatten_and_unravel_messages_without_the_hook():
     latents, unflatten = ep.flatten(two_params())
     flat, unravel = ep.ravel(two_params())

@@ -3,6 +3,7 @@ arrays on several devices, nothing recorded on one device."""
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 import eqxpurify as ep
 
@@ -37,6 +38,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_unravel_restores_shardings_on_several_devices():
     flat, unravel = ep.ravel(two_params())
     unravel(flat)  # (in this process too, for mutmut)

@@ -178,6 +178,7 @@ def test_optimistix_on_params(kind):
     assert loss_fn(trained, data) < 1e-5
 
 
+@pytest.mark.slow
 def test_numpyro_random_eqx_module(standard_promotion):
     numpyro = pytest.importorskip("numpyro")
     import numpyro.distributions as dist
@@ -215,6 +216,7 @@ def test_numpyro_random_eqx_module(standard_promotion):
         assert a.tobytes() == np.asarray(b).tobytes()
 
 
+@pytest.mark.slow
 def test_hybrid_model_trains_plain_mlp_with_the_recommended_loop(
     standard_promotion, getkey
 ):

@@ -267,6 +267,7 @@ def test_wrap_default_prior_is_lecun(case, abstract):
     assert float(bias.mean.value) == 0.0 and float(bias.sigma.value) == 1.0
 
 
+@pytest.mark.slow
 def test_wrap_lecun_scale_sets_the_spread_of_a_redraw():
     # The spread of `ep.normal(ep.wrap(conv))` is 1 / sqrt(in * kernel).
     conv = eqx.nn.Conv2d(16, 64, (3, 3), key=_key())
