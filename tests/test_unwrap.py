@@ -6,7 +6,7 @@ import pytest
 
 import eqxpurify as ep
 
-from .conftest import ERROR_OF, error_has, outside, raises_and_keeps
+from .conftest import DEFAULT_FLOAT, ERROR_OF, error_has, outside, raises_and_keeps
 from .models import fitted, template
 
 
@@ -237,7 +237,8 @@ def test_converted_fixed_storage_is_named_by_path():
         lambda: ep.unwrap(model),
         model,
         ValueError,
-        "The Fixed at `['t']` stores float32 data as uint32",
+        f"The Fixed at `['t']` stores {jnp.dtype(DEFAULT_FLOAT).name} data as "
+        f"uint{8 * jnp.dtype(DEFAULT_FLOAT).itemsize}",
     )
 
 
