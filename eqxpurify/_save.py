@@ -29,10 +29,8 @@ from ._save_header import (
     Leaf,
     array_leaves,
     check_saved_storage,
-    concrete_fixed,
     describe,
     dtype_name,
-    is_fixed_node,
     portable,
 )
 from ._save_match import X64_HINT, match, needs_x64
@@ -238,8 +236,7 @@ def load(path: str | os.PathLike, like: _T) -> _T:
         >>> shutil.rmtree(directory)
     """
     name = os.fspath(path)
-    like_filled = jtu.tree_map(concrete_fixed, like, is_leaf=is_fixed_node)
-    current, all_leaves, treedef = array_leaves(like_filled)
+    current, all_leaves, treedef = array_leaves(like)
     with open(name, "rb") as f:
         records, payload_start, payload_size = read_header(f, name)
         match(name, records, current)

@@ -26,10 +26,8 @@ __all__ = [
     "Leaf",
     "array_leaves",
     "check_saved_storage",
-    "concrete_fixed",
     "describe",
     "dtype_name",
-    "is_fixed_node",
     "path_text",
     "portable",
 ]
@@ -262,31 +260,3 @@ def describe(leaf: Leaf, saving: bool) -> dict[str, Any]:
         dtype = portable(dtype)
     record["stored_shape"], record["stored_dtype"] = list(shape), dtype.str
     return record
-
-
-def concrete_fixed(node: Any) -> Any:
-    """An abstract `ep.Fixed` as the concrete one it loads into.
-
-    The same class, shape, dtype and prior, with its storage still abstract
-    (nothing allocated).
-    """
-    if not isinstance(node, Fixed):
-        return node
-    prior = node.prior
-    if prior is not None:
-        prior = jtu.tree_map(concrete_fixed, prior, is_leaf=is_fixed_node)
-    if node.is_abstract:
-        try:
-            spec = jax.ShapeDtypeStruct(node.shape, node.dtype)
-        except Exception:  # a Fixed that cannot say: load into it as it is
-            return node
-        shell = jax.eval_shape(lambda a: Fixed(a), spec)
-    elif prior is node.prior:
-        return node
-    else:
-        shell = node
-    return eqx.tree_at(lambda f: f.prior, shell, prior, is_leaf=lambda x: x is None)
-
-
-def is_fixed_node(node: Any) -> bool:
-    return isinstance(node, Fixed)

@@ -1254,6 +1254,33 @@ def test_abstract_fixed_with_abstract_prior(path):
         assert not loaded["a"].prior.mean.is_abstract
 
 
+def test_abstract_fixed_keeps_its_name(path):
+    """A named abstract Fixed in `like`, at the top and inside a prior, loads as
+    the named Fixed that was saved: the loaded model has the saved model's
+    structure, names included."""
+    mean = ep.Fixed(jnp.asarray(0.25, jnp.float32), name="mu")
+    model = {
+        "grid": ep.Fixed(jnp.arange(3.0, dtype=jnp.float32), name="grid"),
+        "a": ep.Param(1.5, prior=ep.Normal(mean, 1.0), dtype=jnp.float32),
+    }
+    save(path, model)
+    like = {
+        "grid": ep.Fixed(shape=(3,), dtype=jnp.float32, name="grid"),
+        "a": ep.Param(
+            prior=ep.Normal(ep.Fixed(shape=(), dtype=jnp.float32, name="mu"), 1.0),
+            dtype=jnp.float32,
+        ),
+    }
+    loaded = load(path, like)
+    assert loaded["grid"].name == "grid"
+    assert loaded["a"].prior.mean.name == "mu"
+    assert jax.tree.structure(loaded) == jax.tree.structure(model)
+    assert_bit_equal(loaded, model)
+    # The same with an `eqx.filter_eval_shape` template of the model itself.
+    loaded = load(path, eqx.filter_eval_shape(lambda: model))
+    assert jax.tree.structure(loaded) == jax.tree.structure(model)
+
+
 def test_user_field_named_stored(path):
     """A field called `stored` outside an `ep.Fixed` is plain data, not a Fixed's
     storage: it saves and loads at any dtype."""
