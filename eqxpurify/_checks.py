@@ -229,9 +229,17 @@ def field_error(model: Any, problem: tuple[Any, str], caller: str | None) -> Typ
     path = name if owner_path == ROOT else f"{owner_path}.{name}"
     declared = " | ".join(t.__name__ for t in dict(wrapper_fields(type(owner)))[name])
     lead = f"`{caller}`: the" if caller else "The"
+    held = f"{lead} field `{path}` is declared `{declared}` but holds a "
+    held += type(value).__name__
+    if Param not in dict(wrapper_fields(type(owner)))[name]:  # data only
+        return TypeError(
+            f"{held}, so it is no data of a fixed dtype: `eqx.filter_jit` takes it "
+            "for a static constant (one compilation per value) and eqxpurify does "
+            "not see it. Set a value with `ep.set_value(model, where, value)`, or "
+            "replace the node: `eqx.tree_at(where, model, ep.Fixed(value))`."
+        )
     return TypeError(
-        f"{lead} field `{path}` is declared `{declared}` but holds a "
-        f"{type(value).__name__}, so it would silently drop out of training. Set "
+        f"{held}, so it would silently drop out of training. Set "
         "a physical value with `ep.set_value(model, where, value)`, or replace the "
         "node with a wrapper: `eqx.tree_at(where, model, ep.Param(value, "
         "prior=...))` (or `ep.Fixed(value)` for data)."

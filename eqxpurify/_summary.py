@@ -17,6 +17,7 @@ from ._param import Param
 from ._param_value import value_at
 from ._path_names import ROOT, join
 from ._plumbing import is_traced
+from ._ties import identity_error, unnamed_twice
 from ._wrapper_base import AbstractWrapper, has_data, is_complete, is_wrapper
 
 __all__ = ["summary"]
@@ -141,6 +142,10 @@ def summary(model: Any) -> str:
     Returns:
         The table, as a string.
 
+    Raises:
+        ValueError: one unnamed Param object stands in two places (it would be two
+            parameters after any rebuild; name it, as every other function asks).
+
     Examples:
         >>> import equinox as eqx, jax.numpy as jnp, eqxpurify as ep
         >>> class Model(eqx.Module):
@@ -164,6 +169,9 @@ def summary(model: Any) -> str:
     named = [
         r for keypath, node in with_paths for r in _rows(keypath, node, ROOT, names)
     ]
+    twice = unnamed_twice([node for _, node in named])
+    if twice is not None:  # listed twice, it would read as two parameters
+        raise identity_error(named[twice[0]][0], named[twice[1]][0], "ep.summary")
     for path, node in named:
         row = _row(path, node)
         if row is None:

@@ -60,7 +60,7 @@ def unwrap(model: _M) -> _M:
         >>> ep.unwrap({"w": ep.Param(shape=(3,))})
         Traceback (most recent call last):
         ...
-        ValueError: The Param at `['w']` is abstract (shape (3,), no value yet). ...
+        ValueError: `ep.unwrap`: the Param at `['w']` is abstract (shape (3,), ...
     """
     check_model(model)
     problems: list[tuple[Any, str]] = []
@@ -102,7 +102,7 @@ def _plain_array(
 ) -> Any:
     """What `ep.unwrap` puts in place of a wrapper: its value, checked."""
     if node.is_abstract:
-        raise abstract_error(node, path)
+        raise abstract_error(node, path, "ep.unwrap")
     if isinstance(node, Fixed):
         check_storage(node, path)
     return value_at(node, path or "", "ep.unwrap", priors)
@@ -138,7 +138,7 @@ def unwrapped(
         >>> Line(ep.Param(shape=()), ep.Fixed(jnp.zeros(3)))()
         Traceback (most recent call last):
         ...
-        ValueError: The Param at `slope` is abstract (shape (), no value yet). ...
+        ValueError: `ep.unwrap`: the Param at `slope` is abstract (shape (), ...
     """
 
     @functools.wraps(method)

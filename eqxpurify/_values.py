@@ -85,7 +85,7 @@ def values(
         if not is_wrapper(node) or not filter_spec(node):
             continue
         if node.is_abstract:
-            raise abstract_error(node, path)
+            raise abstract_error(node, path, "ep.values")
         out[path] = value_at(node, path, "ep.values")
     return out
 

@@ -103,6 +103,14 @@ _NUMBER_IN_FIELD_PHRASES = (
     "(or `ep.Fixed(value)` for data).",
 )
 
+# The same in a field declared `ep.Fixed` only: data, so no word of training.
+_NUMBER_IN_FIXED_FIELD = (
+    "but holds a float, so it is no data of a fixed dtype: `eqx.filter_jit` takes "
+    "it for a static constant (one compilation per value) and eqxpurify does not "
+    "see it. Set a value with `ep.set_value(model, where, value)`, or replace the "
+    "node: `eqx.tree_at(where, model, ep.Fixed(value))`."
+)
+
 _INIT_CALLS = {
     "ep.shapes": ep.shapes,
     "ep.zeros": ep.zeros,
@@ -116,12 +124,20 @@ _INIT_CALLS = {
 def test_init_errors_name_their_caller(caller):
     call = _INIT_CALLS[caller]
     number = eqx.tree_at(lambda m: m.t, _declared(), 5.0)
+    info = raises_and_keeps(
+        lambda: call(number),
+        number,
+        TypeError,
+        f"`{caller}`: the field `t` is declared `Fixed` {_NUMBER_IN_FIXED_FIELD}",
+    )
+    assert "training" not in str(info.value)
+    number = eqx.tree_at(lambda m: m.either, _declared(), 5.0)
     raises_and_keeps(
         lambda: call(number),
         number,
         TypeError,
         *_NUMBER_IN_FIELD_PHRASES,
-        f"`{caller}`: the field `t` is declared `Fixed` but holds a float",
+        f"`{caller}`: the field `either` is declared `Param | Fixed` but holds a float",
     )
     latent = eqx.tree_at(lambda m: m.w.latent, _declared(), 3.0)
     raises_and_keeps(
@@ -176,8 +192,7 @@ def test_partition_names_itself_for_a_number_in_a_declared_field():
         lambda: ep.partition(number),
         number,
         TypeError,
-        "`ep.partition`: the field `t` is declared `Fixed` but holds a float",
-        *_NUMBER_IN_FIELD_PHRASES,
+        f"`ep.partition`: the field `t` is declared `Fixed` {_NUMBER_IN_FIXED_FIELD}",
     )
 
 

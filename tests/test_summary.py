@@ -390,6 +390,33 @@ def test_shared_param_is_one_row():
     )
 
 
+def test_one_unnamed_param_in_two_places_is_refused():
+    """As by every other function: listed twice, it would read as two
+    parameters, and it is two after any rebuild. Named, it is one row."""
+    theta = ep.Param(jnp.asarray(1.0, jnp.float32), prior=ep.LogNormal(1.0, 1.0))
+    fix = '`ep.Param(..., name="...")`, or `ep.share(module, "name")`'
+    for model, first, later in [
+        ({"a": theta, "b": theta}, "['a']", "['b']"),
+        (
+            {"a": ep.Param(jnp.zeros(2), prior=ep.Normal(theta, 1.0)), "b": theta},
+            "['a'].prior.mean",
+            "['b']",
+        ),
+    ]:
+        raises_and_keeps(
+            lambda: summary(model),
+            model,
+            ValueError,
+            f"`ep.summary`: the Param at `{later}` is the same object as the one "
+            f"at `{first}`.",
+            fix,
+        )
+    named = ep.Param(jnp.asarray(1.0, jnp.float32), name="theta")
+    assert [row[0] for row in _rows(summary({"a": named, "b": named}))[2:-1]] == [
+        "['a']"
+    ]
+
+
 def test_gradient_of_a_hierarchical_model():
     f32 = jnp.float32
     mu = ep.Param(jnp.asarray(0.5, f32), prior=ep.Normal(0.0, 5.0))

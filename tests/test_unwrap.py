@@ -98,7 +98,7 @@ def test_gradient_reaches_latents_not_fixed(getkey):
 def test_calling_abstract_model_names_the_path():
     model = make_outer()
     with pytest.raises(
-        ValueError, match=r"The Param at `inner\.w` is abstract"
+        ValueError, match=r"^`ep\.unwrap`: the Param at `inner\.w` is abstract"
     ) as info:
         model(jnp.ones(2))
     assert "ep.normal(model, key=key)" in str(info.value)
@@ -116,7 +116,8 @@ def test_abstract_fixed_error_names_path():
     model = ep.zeros(make_outer())
     model = eqx.tree_at(lambda m: m.inner.grid, model, ep.Fixed(shape=(2,)))
     with pytest.raises(
-        ValueError, match=r"The Fixed at `inner\.grid` is abstract.*Fill it"
+        ValueError,
+        match=r"^`ep\.unwrap`: the Fixed at `inner\.grid` is abstract.*Fill it",
     ):
         model(jnp.ones(2))
 
@@ -274,7 +275,7 @@ def test_pending_shape_outside_infer_shapes_is_an_error():
         lambda: ep.unwrap(model),
         model,
         ValueError,
-        "The Param at `['w']` has a shape that waits for an input",
+        "`ep.unwrap`: the Param at `['w']` has a shape that waits for an input",
         "`model = ep.infer_shapes(model, x)`",
     )
 

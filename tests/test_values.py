@@ -384,7 +384,7 @@ def test_values_of_an_abstract_wrapper_names_the_path():
         lambda: ep.values(model),
         model,
         ValueError,
-        "The Param at `['d']` is abstract (shape (3,), no value yet)",
+        "`ep.values`: the Param at `['d']` is abstract (shape (3,), no value yet)",
         "Initialise it first: `model = ep.normal(model, key=key)`",
     )
     # Not selected: no error.
@@ -394,7 +394,7 @@ def test_values_of_an_abstract_wrapper_names_the_path():
         lambda: ep.values(empty, ep.is_wrapper),
         empty,
         ValueError,
-        "The Fixed at `['t']` is abstract (shape (2,), no value yet)",
+        "`ep.values`: the Fixed at `['t']` is abstract (shape (2,), no value yet)",
         "`ep.set_value(model, where, array)`",
     )
 
