@@ -796,3 +796,105 @@ def test_freeze_unfreeze_under_jit_and_vmap(float_dtype):
     assert latent.tolist() == [0.0, 0.5, -1.0]
     assert other.tolist() == [2.0, 4.0, -2.0]  # value / 0.5
     assert value.dtype == latent.dtype == jnp.dtype(float_dtype)
+
+
+# --- whole messages and the paths less taken ---------------------------------------
+
+
+class _Tanh(ep.AbstractPrior):
+    """A custom prior whose values reach the bound 1 in float32 (tanh(10) rounds
+    to 1.0), where its inverse is inf: a finite value with an overflowing latent."""
+
+    def forward(self, z):
+        return jnp.tanh(z)
+
+    def inverse(self, x):
+        return jnp.arctanh(x)
+
+    def log_prob(self, x):
+        return jnp.zeros_like(x)
+
+
+_NOT_FINITE = (
+    "`ep.freeze`: the Param at `['a']` has a value that is not finite (NaN or inf) "
+    "or not in its prior's support, so `ep.unfreeze` could not give the Param back. "
+    'Find where it became so (a diverged optimisation? `jax.config.update("jax_'
+    'debug_nans", True)`), or give it a value first: '
+    "`ep.set_value(model, where, value)`."
+)
+
+
+def test_freeze_refuses_a_finite_value_whose_latent_overflows():
+    z = jnp.array([0.5, 10.0], jnp.float32)
+    model = {"a": ep.Param.from_latent(z, prior=_Tanh())}
+    assert model["a"].value.tolist()[1] == 1.0  # finite, on the bound
+    info = raises_and_keeps(lambda: freeze(model, "['a']"), model, ValueError)
+    assert str(info.value) == _NOT_FINITE
+    # A NaN value: the same message, whole.
+    nan = eqx.tree_at(lambda m: m["a"].latent, model, jnp.array([0.0, jnp.nan]))
+    info = raises_and_keeps(lambda: freeze(nan, "['a']"), nan, ValueError)
+    assert str(info.value) == _NOT_FINITE
+    # Inside the bound: frozen and given back.
+    inside = {"a": ep.Param.from_latent(z[:1], prior=_Tanh())}
+    back = unfreeze(freeze(inside, "['a']"), "['a']")
+    np.testing.assert_allclose(back["a"].latent, z[:1], rtol=1e-6)
+
+
+def test_freeze_names_itself_for_an_integer_latent():
+    model = {"a": ep.Param(1.0)}
+    bad = eqx.tree_at(lambda m: m["a"].latent, model, jnp.asarray(1, jnp.int32))
+    info = raises_and_keeps(lambda: freeze(bad, "['a']"), bad, TypeError)
+    assert str(info.value).startswith(
+        "`ep.freeze`: the Param at `['a']` has a latent of dtype int32, not a "
+        "floating array"
+    )
+
+
+@pytest.mark.parametrize("call", [freeze, unfreeze])
+def test_one_unnamed_param_in_two_places_names_the_caller(call):
+    theta = ep.Param(1.0)
+    model = {"a": theta, "b": theta}
+    info = raises_and_keeps(lambda: call(model, "['a']"), model, ValueError)
+    assert str(info.value).startswith(
+        f"`ep.{call.__name__}`: the Param at `['b']` is the same object as the one "
+        "at `['a']`."
+    )
+
+
+def test_where_selecting_no_wrapper_whole_messages():
+    plain = {"a": jnp.ones(2), "b": 1}
+    info = raises_and_keeps(lambda: freeze(plain, "['a']"), plain, ValueError)
+    assert str(info.value) == (
+        "`ep.freeze`: `where` selects no `ep.Param` or `ep.Fixed` (it selects "
+        "`['a']`). Select a Param, a Fixed or a submodule holding them. They are "
+        "plain arrays (an Equinox module not converted): convert them with "
+        "`ep.wrap` first, e.g. `eqx.tree_at(lambda m: m.net, model, "
+        "ep.wrap(model.net))` makes them Params, and `ep.wrap(model.net, "
+        "fixed=lambda n: n)` makes them `ep.Fixed` (frozen) at once."
+    )
+    other = {"a": ep.Param(1.0), "b": 1}
+    info = raises_and_keeps(lambda: unfreeze(other, "['b']"), other, ValueError)
+    assert str(info.value) == (
+        "`ep.unfreeze`: `where` selects no `ep.Param` or `ep.Fixed` (it selects "
+        "`['b']`). Select a Param, a Fixed or a submodule holding them."
+    )
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, *FLOAT_DTYPES])
+def test_unfreeze_of_an_abstract_fixed_keeps_its_dtype(dtype):
+    model = {"a": ep.Fixed(shape=(2,), dtype=dtype, prior=ep.Normal(0.0, 2.0))}
+    out = unfreeze(model, "['a']")
+    assert isinstance(out["a"], ep.Param) and out["a"].is_abstract
+    assert out["a"].shape == (2,) and out["a"].dtype == jnp.dtype(dtype)
+    filled = ep.zeros(out)
+    assert filled["a"].latent.dtype == jnp.dtype(dtype)
+
+
+def test_unfreeze_names_itself_for_a_value_outside_the_support():
+    model = {"a": ep.Fixed(-1.0, prior=ep.LogNormal(1.0, 1.0))}
+    info = raises_and_keeps(lambda: unfreeze(model, "['a']"), model, ValueError)
+    assert str(info.value) == (
+        "`ep.unfreeze`: the value for the Param at `['a']` is outside the support "
+        "of its prior `LogNormal(mean=1, sd=1)` (`prior.inverse(value)` is not "
+        "finite). Pass a value inside the prior's support."
+    )
