@@ -20,6 +20,7 @@ from ._wrapper_base import (
     check_name,
     deleted_error,
     has_data,
+    has_params,
     is_wrapper,
     shape_str,
 )
@@ -84,10 +85,7 @@ class Fixed(AbstractWrapper):
                 "`ep.Fixed(prior=...)` must be an `ep.AbstractPrior` or None, got "
                 f"{type(prior).__name__}."
             )
-        if any(
-            getattr(x, "_trains", False)
-            for x in jax.tree.leaves(prior, is_leaf=is_wrapper)
-        ):
+        if has_params(prior):
             raise TypeError(
                 "`ep.Fixed(prior=...)` got a prior that holds an `ep.Param`: a Fixed "
                 "only remembers its prior (for `ep.unfreeze`) and trains nothing, "

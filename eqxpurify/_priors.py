@@ -31,7 +31,6 @@ from ._hyper import (
 from ._hyper_checks import check_jointly, current, finite, positive
 from ._param import Param
 from ._plumbing import compute_dtype, is_traced
-from ._wrapper_base import is_wrapper
 
 __all__ = [
     "LogNormal",
@@ -334,10 +333,3 @@ class Uniform(AbstractPrior):
         low, high = value_in(self.low, ct), value_in(self.high, ct)
         inside = (xc >= low) & (xc <= high)
         return jnp.where(inside, -jnp.log(high - low), -jnp.inf)
-
-
-def has_params(prior: Any) -> bool:
-    """Whether a prior holds a Param anywhere (a hierarchical prior)."""
-    return any(
-        isinstance(leaf, Param) for leaf in jax.tree.leaves(prior, is_leaf=is_wrapper)
-    )

@@ -16,9 +16,8 @@ from ._nodes import Nodes
 from ._param import Param
 from ._param_value import value_at
 from ._paths import Where, select, select_one
-from ._priors import has_params
 from ._values import set_paths
-from ._wrapper_base import is_wrapper
+from ._wrapper_base import has_params, is_wrapper
 
 __all__ = ["freeze", "set_value", "unfreeze"]
 

@@ -239,6 +239,17 @@ def is_wrapper(node: Any) -> bool:
     return isinstance(node, AbstractWrapper)
 
 
+def has_params(tree: Any) -> bool:
+    """Whether `tree` (a prior, say) holds an `ep.Param` anywhere.
+
+    An `ep.Param` is a wrapper whose array trains; a prior holding one is
+    hierarchical.
+    """
+    return any(
+        getattr(x, "_trains", False) for x in jax.tree.leaves(tree, is_leaf=is_wrapper)
+    )
+
+
 # What a wrapper's array field holds when it holds its array (or its abstract shape).
 HOLDS = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct, PendingShape)
 

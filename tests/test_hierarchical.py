@@ -464,7 +464,7 @@ def test_positive_hyperparameter_takes_positive_priors_and_trusts_the_users():
 
 
 def test_has_params_finds_hierarchical_priors_and_freeze_uses_it():
-    from eqxpurify._priors import has_params
+    from eqxpurify._wrapper_base import has_params
 
     assert has_params(ep.Normal(ep.Param(0.0), 1.0))
     assert has_params(ep.LogNormal(1.0, ep.Param(0.5, prior=ep.LogNormal(0.5, 0.1))))
