@@ -344,11 +344,14 @@ def test_latent_that_is_not_finite():
             "`ep.Param.from_latent` got a latent that is not finite",
         )
     # Finite in float32, inf in float16.
-    raises_and_keeps(
+    info = raises_and_keeps(
         lambda: ep.Param.from_latent(jnp.array(1e5), dtype=jnp.float16),
         None,
         ValueError,
-        "not finite (NaN or inf) in its dtype",
+    )
+    assert str(info.value) == (
+        "`ep.Param.from_latent` got a latent that is not finite (NaN or inf) in its "
+        "dtype. Pass finite latents; the physical value is `prior.forward(latent)`."
     )
 
 
