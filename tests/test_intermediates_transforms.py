@@ -6,6 +6,7 @@ that names the tap: never a silently missing value.
 """
 
 import math
+import types
 
 import equinox as eqx
 import equinox.internal as eqxi
@@ -383,3 +384,33 @@ def test_jitted_submodule_is_named_by_its_path():
     assert sorted(values) == ["out", "smoother.field"]
     np.testing.assert_allclose(values["smoother.field"], np.sin(2 * T), rtol=1e-6)
     np.testing.assert_allclose(out, 3 * np.sin(2 * T), rtol=1e-6)
+
+
+def test_plain_bound_method_other_than_call_runs_that_method():
+    # A plain bound method (no pytree) of a module is walked as its module: the
+    # method itself is the one called, with the module's slots named by path.
+    method = types.MethodType(Smoother.doubled, MODEL.smoother)
+    out, values = ep.intermediates(lambda fs, t: fs[0](t))([method], T)
+    assert sorted(values) == ["[0].field"]
+    np.testing.assert_allclose(out, 2 * np.sin(2 * T), rtol=1e-6)
+    np.testing.assert_allclose(values["[0].field"], np.sin(2 * T), rtol=1e-6)
+
+
+def test_jitted_function_without_slots_comes_back_jitted():
+    # A jitted function holding no slot is left as it is: the model given back
+    # is the model given, its jitted field still a jitted function.
+    jitted = eqx.filter_jit(lambda t: 3 * t)
+
+    class Holder(eqx.Module):
+        fn: object
+        smoother: Smoother
+
+        def __call__(self, t):
+            return self.fn(self.smoother(t))
+
+    model = Holder(jitted, MODEL.smoother)
+    (out, back), values = ep.intermediates(lambda m, t: (m(t), m))(model, T)
+    assert sorted(values) == ["smoother.field"]
+    np.testing.assert_allclose(out, 3 * np.sin(2 * T), rtol=1e-6)
+    assert type(back.fn) is type(jitted)
+    assert eqx.tree_equal(back, model)
