@@ -33,7 +33,11 @@ def param_value(latent: Array, prior: AbstractPrior) -> Array:
     """`prior.forward(latent)`, checked to keep the latent's shape and dtype."""
     if not jnp.issubdtype(latent.dtype, jnp.floating):
         raise latent_dtype_error(None, latent.dtype, None)
-    out = prior.forward(latent)
+    try:
+        out = prior.forward(latent)
+    except (TypeError, ValueError) as e:
+        _check_broadcasts(prior, tuple(latent.shape), e)
+        raise
     if jnp.shape(out) != prior.value_shape(tuple(latent.shape)):
         raise ValueShapeError(
             f"The prior `{type(prior).__name__}` makes the value of shape "
@@ -47,6 +51,26 @@ def param_value(latent: Array, prior: AbstractPrior) -> Array:
     if out.dtype != latent.dtype:  # e.g. float64 hyperparameters
         out = out.astype(latent.dtype)
     return out
+
+
+def _check_broadcasts(prior: AbstractPrior, shape: tuple[int, ...], e: Exception):
+    """Explain `prior.forward`'s error `e` if the latent's shape is the cause.
+
+    That is a latent whose shape does not broadcast with the prior's
+    hyperparameters: a ValueShapeError, which callers give the Param's path.
+    """
+    batch = prior.batch_shape
+    try:
+        jnp.broadcast_shapes(shape, batch)
+    except ValueError:
+        raise ValueShapeError(
+            f"The prior `{type(prior).__name__}` cannot take a latent of shape "
+            f"{shape_str(shape)}: its hyperparameters have shape "
+            f"{shape_str(batch)}, which does not broadcast with it (was the latent "
+            "or the prior replaced with `eqx.tree_at`?). Give the prior "
+            "hyperparameters of a broadcastable shape, or build the Param anew: "
+            "`ep.Param(value, prior=...)`."
+        ) from e
 
 
 class ValueShapeError(ValueError):

@@ -195,6 +195,34 @@ def test_prior_swapped_by_tree_at_changes_the_shape():
     raises_and_keeps(lambda: ep.values(model), model, ValueError, match=r"`p`.*shape")
 
 
+@pytest.mark.parametrize("swap", ["latent", "prior"])
+def test_latent_that_does_not_broadcast_with_the_prior_names_the_path(swap):
+    # JAX's own broadcasting error named neither the Param nor the cause.
+    model = Holder(ep.Param(jnp.zeros(2), prior=ep.Normal(jnp.zeros(2), 1.0)))
+    if swap == "latent":
+        model = eqx.tree_at(lambda m: m.p.latent, model, jnp.zeros(3))
+    else:
+        model = eqx.tree_at(lambda m: m.p.prior, model, ep.Normal(jnp.zeros(3), 1.0))
+    cause = (
+        "the Param at `p`: The prior `Normal` cannot take a latent of shape (3,): "
+        "its hyperparameters have shape (2,), which does not broadcast with it (was "
+        "the latent or the prior replaced with `eqx.tree_at`?). Give the prior "
+        "hyperparameters of a broadcastable shape, or build the Param anew: "
+        "`ep.Param(value, prior=...)`."
+    )
+    if swap == "prior":
+        cause = cause.replace("latent of shape (3,)", "latent of shape (2,)")
+        cause = cause.replace("have shape (2,)", "have shape (3,)")
+    for call, caller in [
+        (ep.unwrap, "ep.unwrap"),
+        (ep.values, "ep.values"),
+        (lambda m: ep.freeze(m, "p"), "ep.freeze"),
+        (eqx.filter_jit(ep.unwrap), "ep.unwrap"),
+    ]:
+        info = raises_and_keeps(lambda: call(model), model, ValueError)
+        assert str(info.value) == f"`{caller}`: {cause}"
+
+
 NAN = math.nan
 
 
