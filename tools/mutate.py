@@ -293,9 +293,11 @@ def status_of(code: int | None) -> str:
     """The mutmut name of an exit code ("killed", "survived", "timeout", ...).
 
     pytest's exit code 2 (mutmut: "check was interrupted by user") is, in these
-    unattended runs, a collection error: the mutant breaks building the test
-    module's cases (e.g. a prior constructed in a `parametrize` list raises), so
-    the tests fail before they start. Reported as "killed at collection".
+    unattended runs, a kill of one of two kinds: a collection error (the mutant
+    breaks building the test module's cases, e.g. a prior constructed in a
+    `parametrize` list raises), or a failing test after which `-x` stops the
+    pytest-xdist workers, which xdist reports as an interruption. Reported as
+    "killed at collection".
     """
     from mutmut.stats import status_by_exit_code
 
