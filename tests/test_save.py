@@ -770,6 +770,31 @@ class _Holder(eqx.Module):
     inner: dict
 
 
+def test_custom_nodes_holding_subtrees(path):
+    """Custom pytree nodes (keys JAX cannot look up by itself) whose children are
+    subtrees, not arrays: the arrays under them save with their whole paths and
+    load back bit for bit."""
+    model = {
+        "p": _Pair(
+            {"x": jnp.arange(3.0, dtype=jnp.float32)},
+            [ep.Param(1.5, prior=ep.LogNormal(1.0, 1.0), dtype=jnp.float32)],
+        ),
+        "k": _Keyed(_Pair(jnp.ones(2, jnp.int32), {"f": ep.Fixed(jnp.zeros(2))})),
+    }
+    save(path, model)
+    assert sorted(_records(path)) == [
+        "['k']['slot'][0]",
+        "['k']['slot'][1]['f'].stored",
+        "['p'][0]['x']",
+        "['p'][1][0].latent",
+        "['p'][1][0].prior.mean.stored",
+        "['p'][1][0].prior.sigma.stored",
+    ]
+    loaded = load(path, model)
+    assert_bit_equal(loaded, model)
+    assert isinstance(loaded["p"].b[0], ep.Param) and loaded["p"].b[0].value == 1.5
+
+
 def test_header_is_compact_json_with_writer(path):
     """The header is compact JSON (no spaces) with the writer's version and one
     record per array leaf, and nothing else."""
