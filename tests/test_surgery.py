@@ -898,3 +898,37 @@ def test_unfreeze_names_itself_for_a_value_outside_the_support():
         "of its prior `LogNormal(mean=1, sd=1)` (`prior.inverse(value)` is not "
         "finite). Pass a value inside the prior's support."
     )
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, *FLOAT_DTYPES])
+def test_unfreeze_gives_back_an_abstract_hyperparameter_in_its_dtype(dtype):
+    inner = ep.Fixed(shape=(), dtype=dtype, prior=ep.Normal(0.0, 1.0))
+    outer = ep.Fixed(shape=(2,), dtype=dtype, prior=ep.Normal(inner, 1.0))
+    out = unfreeze({"a": outer}, "['a']")["a"]
+    assert isinstance(out, ep.Param) and out.is_abstract and out.dtype == dtype
+    mean = out.prior.mean
+    assert isinstance(mean, ep.Param) and mean.is_abstract
+    assert mean.shape == () and mean.dtype == jnp.dtype(dtype)
+
+
+def test_unfreeze_names_itself_for_a_hyperparameter_outside_its_support():
+    sd = ep.Param(1.0, prior=ep.LogNormal(1.0, 1.0))
+    frozen = freeze({"a": ep.Param(jnp.zeros(2), prior=ep.Normal(0.0, sd))}, "['a']")
+    bad = ep.Fixed(-1.0, prior=ep.LogNormal(1.0, 1.0))
+    model = eqx.tree_at(lambda m: m["a"].prior.sigma, frozen, bad)
+    info = raises_and_keeps(lambda: unfreeze(model, "['a']"), model, ValueError)
+    assert str(info.value) == (
+        "`ep.unfreeze`: the value for the Param at `['a']` is outside the support "
+        "of its prior `LogNormal(mean=1, sd=1)` (`prior.inverse(value)` is not "
+        "finite). Pass a value inside the prior's support."
+    )
+
+
+def test_freeze_names_itself_for_a_latent_that_does_not_fit_its_prior():
+    model = {"a": ep.Param(jnp.zeros(2), prior=ep.Normal(jnp.zeros(2), 1.0))}
+    bad = eqx.tree_at(lambda m: m["a"].latent, model, jnp.zeros(3))
+    info = raises_and_keeps(lambda: freeze(bad, "['a']"), bad, ValueError)
+    assert str(info.value).startswith(
+        "`ep.freeze`: the Param at `['a']`: The prior `Normal` cannot take a latent "
+        "of shape (3,)"
+    )
