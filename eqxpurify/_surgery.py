@@ -15,6 +15,7 @@ from ._latent import check_flags, latent_of
 from ._nodes import Nodes
 from ._param import Param
 from ._param_value import value_at
+from ._path_names import join
 from ._paths import Where, select, select_one
 from ._values import set_paths
 from ._wrapper_base import has_params, is_wrapper
@@ -193,20 +194,24 @@ def _unfreeze_all(
 ) -> AbstractPrior:
     """Undo `_freeze_all`: the Fixed hyperparameters frozen from Params.
 
+    `path` is that of the wrapper holding `prior`; errors name each
+    hyperparameter's own path below it.
+
     The restored shared (named) Params are put in `named`, by name.
     """
 
-    def restore(x: Any) -> Any:
+    def restore(keypath: Any, x: Any) -> Any:
         if isinstance(x, Fixed) and x.prior is not None:
-            p = _unfreeze_all(x.prior, path, named)
+            at = join(path + ".prior", keypath)  # for the messages
+            p = _unfreeze_all(x.prior, at, named)
             value = None if x.is_abstract else x.array
-            param = new_param(value, x.shape, x.dtype, p, path, "ep.unfreeze", x.name)
+            param = new_param(value, x.shape, x.dtype, p, at, "ep.unfreeze", x.name)
             if x.name is not None:
                 named.setdefault(x.name, param)
             return param
         return x
 
-    return jax.tree.map(restore, prior, is_leaf=is_wrapper)
+    return jax.tree_util.tree_map_with_path(restore, prior, is_leaf=is_wrapper)
 
 
 def unfreeze(model: _M, where: Where, *, prior: AbstractPrior | None = None) -> _M:

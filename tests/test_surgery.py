@@ -918,9 +918,9 @@ def test_unfreeze_names_itself_for_a_hyperparameter_outside_its_support():
     model = eqx.tree_at(lambda m: m["a"].prior.sigma, frozen, bad)
     info = raises_and_keeps(lambda: unfreeze(model, "['a']"), model, ValueError)
     assert str(info.value) == (
-        "`ep.unfreeze`: the value for the Param at `['a']` is outside the support "
-        "of its prior `LogNormal(mean=1, sd=1)` (`prior.inverse(value)` is not "
-        "finite). Pass a value inside the prior's support."
+        "`ep.unfreeze`: the value for the Param at `['a'].prior.sigma` is outside "
+        "the support of its prior `LogNormal(mean=1, sd=1)` (`prior.inverse(value)` "
+        "is not finite). Pass a value inside the prior's support."
     )
 
 
