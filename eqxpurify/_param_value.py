@@ -14,9 +14,16 @@ from jaxtyping import Array
 
 from ._latent import LatentDtypeError, ValueShapeError, latent_dtype_error, param_value
 from ._param import Param
+from ._path_names import join
 from ._plumbing import is_traced
 from ._storage import is_array
-from ._wrapper_base import AbstractWrapper, DeletedArrayError, deleted_error
+from ._wrapper_base import (
+    AbstractWrapper,
+    DeletedArrayError,
+    abstract_error,
+    deleted_error,
+    is_wrapper,
+)
 
 __all__ = ["value_at", "value_of"]
 
@@ -79,3 +86,18 @@ def value_at(
     except LatentDtypeError as e:
         dtype = node.__dict__["latent"].dtype
         raise latent_dtype_error(path, dtype, caller) from e
+    except ValueError:
+        _check_hyperparameters(node, path, caller)
+        raise
+
+
+def _check_hyperparameters(node: AbstractWrapper, path: str, caller: str) -> None:
+    """Raise the error naming an abstract hyperparameter of `node`, if it has one.
+
+    Checked only once computing the value failed (it costs a walk of the prior).
+    """
+    prior = node.__dict__.get("prior")
+    with_paths = jax.tree_util.tree_flatten_with_path(prior, is_leaf=is_wrapper)[0]
+    for keypath, x in with_paths:
+        if is_wrapper(x) and x.is_abstract:
+            raise abstract_error(x, join(path + ".prior", keypath), caller) from None

@@ -703,3 +703,23 @@ def test_set_value_reshapes_a_fixed_when_asked():
     new = ep.set_value(model, "['t']", jnp.arange(4.0), reshape=True)
     np.testing.assert_array_equal(new["t"].value, np.arange(4.0))
     assert new["t"].shape == (4,)
+
+
+def test_setting_under_an_abstract_holder_of_a_concrete_param_names_the_holder():
+    # The outer Param's value (kept through the change) needs the abstract
+    # hyperparameter's: the error names that one, by its path, and the caller.
+    deep = ep.Param(1.0, prior=ep.LogNormal(1.0, 1.0))
+    holder = ep.Param(shape=(), prior=ep.Normal(deep, 1.0))
+    outer = ep.Param(jnp.zeros(()), prior=ep.Normal(0.0, 1.0))
+    model = {"a": eqx.tree_at(lambda p: p.prior, outer, ep.Normal(holder, 1.0))}
+    message = (
+        "the Param at `['a'].prior.mean` is abstract (shape (), no value yet). "
+        "Initialise it first: `model = ep.normal(model, key=key)` or "
+        "`model = ep.zeros(model)`."
+    )
+    for call, caller in [
+        (lambda: ep.set_value(model, "['a'].prior.mean.prior.mean", 2.0), "set_value"),
+        (lambda: ep.values(model), "values"),
+    ]:
+        info = raises_and_keeps(call, model, ValueError)
+        assert str(info.value) == f"`ep.{caller}`: {message}"
