@@ -227,11 +227,14 @@ def field_error(model: Any, problem: tuple[Any, str], caller: str | None) -> Typ
     if isinstance(owner, AbstractWrapper):
         return storage_error(owner, name, owner_path, caller)
     path = name if owner_path == ROOT else f"{owner_path}.{name}"
-    declared = " | ".join(t.__name__ for t in dict(wrapper_fields(type(owner)))[name])
+    kinds = dict(wrapper_fields(type(owner)))[name]
+    declared = " | ".join(t.__name__ for t in kinds)
     lead = f"`{caller}`: the" if caller else "The"
-    held = f"{lead} field `{path}` is declared `{declared}` but holds a "
-    held += type(value).__name__
-    if Param not in dict(wrapper_fields(type(owner)))[name]:  # data only
+    held = (
+        f"{lead} field `{path}` is declared `{declared}` but holds a "
+        f"{type(value).__name__}"
+    )
+    if Param not in kinds:  # data only
         return TypeError(
             f"{held}, so it is no data of a fixed dtype: `eqx.filter_jit` takes it "
             "for a static constant (one compilation per value) and eqxpurify does "
